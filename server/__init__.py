@@ -1,0 +1,1 @@
+"""videogate: a video conferencing gate that admits peers only after face verification."""

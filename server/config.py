@@ -1,0 +1,150 @@
+"""Typed settings: ``config/default.toml``, then an optional file, then env vars.
+
+Environment variables win so that a Procfile or container can change one value
+without shipping a file: ``VIDEOGATE_<SECTION>_<KEY>``, e.g. ``VIDEOGATE_SERVER_PORT``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_FILE = REPO_ROOT / "config" / "default.toml"
+
+
+class ConfigError(ValueError):
+    """A setting has a value we cannot use; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = ""
+    loopback: bool = False
+    data_dir: str = "data"
+    tls_cert: str = ""
+    tls_key: str = ""
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    sample_fps: float = 4.0
+    attempt_timeout_s: float = 20.0
+    max_attempts: int = 3
+    lockout_failures: int = 5
+    lockout_window_s: float = 180.0
+    lockout_duration_s: float = 1800.0
+    frames_required: int = 3
+    min_motion: float = 0.02
+    rejoin_grace_s: float = 30.0
+    threshold: float = 0.0
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    max_message_bytes: int = 65536
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    gate: GateSettings = field(default_factory=GateSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+
+    @property
+    def data_path(self) -> Path:
+        path = Path(self.server.data_dir)
+        return path if path.is_absolute() else REPO_ROOT / path
+
+    @property
+    def base_url(self) -> str:
+        if self.server.public_url:
+            return self.server.public_url.rstrip("/")
+        scheme = "https" if self.server.tls_cert else "http"
+        return f"{scheme}://{self.server.host}:{self.server.port}"
+
+
+def _coerce(name: str, raw: Any, kind: type) -> Any:
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in {"1", "true", "yes", "on"}:
+            return True
+        if text in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"{name}: expected true/false, got {raw!r}")
+    try:
+        return kind(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name}: expected {kind.__name__}, got {raw!r}") from exc
+
+
+def _section(cls: type, name: str, values: Mapping[str, Any], env: Mapping[str, str]) -> Any:
+    kwargs: dict[str, Any] = {}
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in known:
+            raise ConfigError(f"unknown setting [{name}] {key}")
+    for fname, fdef in known.items():
+        kind = type(fdef.default)
+        env_key = f"VIDEOGATE_{name}_{fname}".upper()
+        if env_key in env:
+            kwargs[fname] = _coerce(env_key, env[env_key], kind)
+        elif fname in values:
+            kwargs[fname] = _coerce(f"[{name}] {fname}", values[fname], kind)
+    return cls(**kwargs)
+
+
+def load_settings(
+    path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Settings:
+    """Merge defaults, the given TOML file and the environment into one frozen object."""
+    env = os.environ if env is None else env
+    data: dict[str, dict[str, Any]] = {}
+    files = [DEFAULT_FILE]
+    extra = path or (Path(env["VIDEOGATE_CONFIG"]) if env.get("VIDEOGATE_CONFIG") else None)
+    if extra is not None:
+        files.append(extra)
+    for file in files:
+        try:
+            loaded = tomllib.loads(file.read_text())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {file}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: {exc}") from exc
+        for section, values in loaded.items():
+            data.setdefault(section, {}).update(values)
+    for section, values in (overrides or {}).items():
+        data.setdefault(section, {}).update(values)
+    sections = {"server": ServerSettings, "gate": GateSettings, "limits": LimitSettings}
+    for section in data:
+        if section not in sections:
+            raise ConfigError(f"unknown config section [{section}]")
+    built = {name: _section(cls, name, data.get(name, {}), env) for name, cls in sections.items()}
+    settings = Settings(**built)
+    _validate(settings)
+    return settings
+
+
+def _validate(settings: Settings) -> None:
+    gate = settings.gate
+    if gate.sample_fps <= 0 or gate.sample_fps > 30:
+        raise ConfigError("[gate] sample_fps must be in (0, 30]")
+    if gate.max_attempts < 1:
+        raise ConfigError("[gate] max_attempts must be at least 1")
+    if gate.frames_required < 1:
+        raise ConfigError("[gate] frames_required must be at least 1")
+    if gate.threshold < 0 or gate.threshold >= 2:
+        raise ConfigError("[gate] threshold must be 0 (engine default) or in (0, 2)")
+    if bool(settings.server.tls_cert) != bool(settings.server.tls_key):
+        raise ConfigError("[server] tls_cert and tls_key must be set together")

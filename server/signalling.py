@@ -1,0 +1,142 @@
+"""The websocket protocol: typed client messages and validation.
+
+Every client message is parsed here into a frozen dataclass or rejected with a
+``ProtocolError`` carrying a stable code; the connection handler turns that into
+an ``error`` event and carries on, so one bad message never crashes anything or
+touches another room. docs/protocol.md documents the same messages.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+MAX_SDP_BYTES = 32_768
+MAX_TOKEN_CHARS = 128
+MAX_NAME_CHARS = 80
+
+
+class ProtocolError(ValueError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Join:
+    room: str
+    invite: str | None
+    name: str | None
+    rejoin: str | None
+
+
+@dataclass(frozen=True)
+class Offer:
+    sdp: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    sdp: str
+
+
+@dataclass(frozen=True)
+class Candidate:
+    candidate: str
+    sdp_mid: str | None
+    sdp_mline_index: int | None
+
+
+@dataclass(frozen=True)
+class Ready:
+    pass
+
+
+@dataclass(frozen=True)
+class Leave:
+    pass
+
+
+@dataclass(frozen=True)
+class MediaState:
+    audio: bool
+    video: bool
+
+
+ClientMessage = Join | Offer | Answer | Candidate | Ready | Leave | MediaState
+
+
+def _string(
+    msg: dict[str, Any], key: str, limit: int, *, required: bool = True, empty_ok: bool = False
+) -> str | None:
+    value = msg.get(key)
+    if value is None:
+        if required:
+            raise ProtocolError("missing_field", f"'{key}' is required")
+        return None
+    if not isinstance(value, str):
+        raise ProtocolError("bad_field", f"'{key}' must be a string")
+    if len(value) > limit:
+        raise ProtocolError("too_large", f"'{key}' is longer than {limit} characters")
+    if not value and not empty_ok:
+        raise ProtocolError("bad_field", f"'{key}' must not be empty")
+    return value
+
+
+def _sdp(msg: dict[str, Any]) -> str:
+    sdp = _string(msg, "sdp", MAX_SDP_BYTES)
+    assert sdp is not None
+    if not sdp.startswith("v=0"):
+        raise ProtocolError("bad_sdp", "'sdp' is not a session description")
+    return sdp
+
+
+def _bool(msg: dict[str, Any], key: str) -> bool:
+    value = msg.get(key)
+    if not isinstance(value, bool):
+        raise ProtocolError("bad_field", f"'{key}' must be true or false")
+    return value
+
+
+def parse_client_message(raw: str | bytes, max_bytes: int) -> ClientMessage:
+    if len(raw) > max_bytes:
+        raise ProtocolError("too_large", f"message larger than {max_bytes} bytes")
+    try:
+        msg = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError("bad_json", "message is not valid JSON") from exc
+    if not isinstance(msg, dict):
+        raise ProtocolError("bad_message", "message must be a JSON object")
+    kind = msg.get("type")
+    if kind == "join":
+        room = _string(msg, "room", 64)
+        assert room is not None
+        name = _string(msg, "name", MAX_NAME_CHARS, required=False, empty_ok=True)
+        return Join(
+            room,
+            _string(msg, "invite", MAX_TOKEN_CHARS, required=False),
+            name.strip() or None if name is not None else None,
+            _string(msg, "rejoin", MAX_TOKEN_CHARS, required=False),
+        )
+    if kind == "offer":
+        return Offer(_sdp(msg))
+    if kind == "answer":
+        return Answer(_sdp(msg))
+    if kind == "candidate":
+        candidate = _string(msg, "candidate", 1024, empty_ok=True)
+        assert candidate is not None
+        index = msg.get("sdpMLineIndex")
+        if index is not None and (not isinstance(index, int) or isinstance(index, bool)):
+            raise ProtocolError("bad_field", "'sdpMLineIndex' must be an integer")
+        return Candidate(candidate, _string(msg, "sdpMid", 64, required=False), index)
+    if kind == "ready":
+        return Ready()
+    if kind == "leave":
+        return Leave()
+    if kind == "media":
+        return MediaState(_bool(msg, "audio"), _bool(msg, "video"))
+    if not isinstance(kind, str):
+        raise ProtocolError("bad_message", "'type' is required")
+    raise ProtocolError("unknown_type", f"unknown message type '{kind[:32]}'")

@@ -1,0 +1,26 @@
+"""Persistence behind one interface: SQLite by default (PostgreSQL can implement it later)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .crypto import Sealer, TemplateKeyError, load_or_create_key
+from .sqlite import AuditRecord, Invite, Person, Room, SqliteStore, StoreError
+
+__all__ = [
+    "AuditRecord",
+    "Invite",
+    "Person",
+    "Room",
+    "SqliteStore",
+    "StoreError",
+    "TemplateKeyError",
+    "open_store",
+]
+
+
+def open_store(data_dir: Path) -> SqliteStore:
+    """The embedded default: ``<data_dir>/videogate.sqlite3`` with a key beside it."""
+    key = load_or_create_key(data_dir, os.environ.get("VIDEOGATE_TEMPLATE_KEY"))
+    return SqliteStore(data_dir / "videogate.sqlite3", Sealer(key))
