@@ -64,6 +64,11 @@ class Settings:
         return path if path.is_absolute() else REPO_ROOT / path
 
     @property
+    def model_cache(self) -> Path:
+        """Converted models (ONNX from the packaged tflite files) live beside the data."""
+        return self.data_path / "models"
+
+    @property
     def base_url(self) -> str:
         if self.server.public_url:
             return self.server.public_url.rstrip("/")

@@ -36,7 +36,9 @@ def load_or_create_key(data_dir: Path, env_value: str | None = None) -> bytes:
     if path.exists():
         key = path.read_bytes()
         if len(key) != KEY_BYTES:
-            raise TemplateKeyError(f"{path} is corrupt: expected {KEY_BYTES} bytes, found {len(key)}")
+            raise TemplateKeyError(
+                f"{path} is corrupt: expected {KEY_BYTES} bytes, found {len(key)}"
+            )
         return key
     data_dir.mkdir(parents=True, exist_ok=True)
     key = AESGCM.generate_key(bit_length=256)

@@ -241,6 +241,37 @@ class SqliteStore:
                 )
         return len(vectors)
 
+    def enrol_person(
+        self,
+        room_id: str,
+        name: str,
+        embeddings: np.ndarray,
+        engine: str,
+        external_id: str | None = None,
+    ) -> Person:
+        """Create a person with their templates in one transaction: all or nothing."""
+        vectors = np.asarray(embeddings, dtype=np.float32).reshape(-1, EMBEDDING_DIM)
+        if len(vectors) == 0:
+            raise StoreError("no_templates", "at least one usable photo is needed to enrol")
+        name = name.strip()
+        if not name or len(name) > 120:
+            raise StoreError("bad_name", "person name must be 1-120 characters")
+        person = Person(uuid.uuid4().hex, room_id, name, external_id)
+        now = time.time()
+        with self._tx() as db:
+            if not db.execute("SELECT 1 FROM rooms WHERE id=?", (room_id,)).fetchone():
+                raise StoreError("unknown_room", "no such room")
+            db.execute(
+                "INSERT INTO persons VALUES (?,?,?,?,?)",
+                (person.id, room_id, person.name, external_id, now),
+            )
+            for vector in vectors:
+                db.execute(
+                    "INSERT INTO templates (person_id, engine, sealed, created) VALUES (?,?,?,?)",
+                    (person.id, engine, self._sealer.seal(vector.tobytes(), person.id), now),
+                )
+        return person
+
     def templates(self, person_id: str) -> np.ndarray:
         with self._lock:
             rows = self._db.execute(
@@ -262,8 +293,7 @@ class SqliteStore:
 
     def _open_rows(self, person_id: str, rows: list[sqlite3.Row]) -> np.ndarray:
         vectors = [
-            np.frombuffer(self._sealer.open(r["sealed"], person_id), dtype=np.float32)
-            for r in rows
+            np.frombuffer(self._sealer.open(r["sealed"], person_id), dtype=np.float32) for r in rows
         ]
         if not vectors:
             return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
@@ -342,7 +372,11 @@ class SqliteStore:
             ).fetchall()
         return [
             AuditRecord(
-                r["ts"], r["room_id"], r["person_id"], r["participant_id"], r["event"],
+                r["ts"],
+                r["room_id"],
+                r["person_id"],
+                r["participant_id"],
+                r["event"],
                 json.loads(r["details"]),
             )
             for r in rows

@@ -1,0 +1,145 @@
+"""Command line: ``python -m server [serve]`` and ``python -m server enrol``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import ssl
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .config import ConfigError, Settings, load_settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, dict[str, object]] = {"server": {}}
+    for key in ("host", "port", "data_dir"):
+        value = getattr(args, key, None)
+        if value is not None:
+            overrides["server"][key] = value
+    if getattr(args, "loopback", False):
+        overrides["server"]["loopback"] = True
+    return load_settings(args.config, overrides=overrides)
+
+
+def serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from .app import create_app
+
+    settings = _settings(args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    context = None
+    if settings.server.tls_cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(settings.server.tls_cert, settings.server.tls_key)
+    app = create_app(settings)
+
+    async def announce(_app: web.Application) -> None:
+        print(f"videogate is listening on {settings.base_url}/", flush=True)
+
+    app.on_startup.append(announce)
+    web.run_app(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        ssl_context=context,
+        print=None,
+        access_log=None,
+    )
+    return 0
+
+
+def enrol(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .face.engine import FaceEngine
+    from .store import StoreError, open_store
+    from .store.sqlite import slugify
+
+    settings = _settings(args)
+    engine = FaceEngine.load(settings.model_cache)
+    embeddings = []
+    for photo in args.photos:
+        path = Path(photo)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            print(f"  {photo}: cannot read ({exc.strerror})")
+            continue
+        result = engine.enrol_photo(data)
+        if result.embedding is None:
+            print(f"  {photo}: refused - {'; '.join(result.reasons)}")
+        else:
+            print(f"  {photo}: ok")
+            embeddings.append(result.embedding)
+    if not embeddings:
+        print("No usable photo: nothing was enrolled.", file=sys.stderr)
+        return 2
+    store = open_store(settings.data_path)
+    try:
+        slug = slugify(args.room)
+        try:
+            room = store.room_by_slug(slug)
+        except StoreError:
+            room = store.create_room(args.room, mode=args.mode, slug=slug)
+            print(f"Created room '{room.name}' ({room.mode} mode).")
+        person = store.enrol_person(room.id, args.name, np.stack(embeddings), engine.embedder.name)
+        store.audit(
+            "person.enrolled", {"photos": len(embeddings)}, room_id=room.id, person_id=person.id
+        )
+        ttl = args.ttl_days * 86400 if args.ttl_days > 0 else None
+        token = store.create_invite(room.id, person.id, ttl)
+    except StoreError as err:
+        print(f"error: {err.message}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    print(f"Enrolled {person.name} in '{room.name}' from {len(embeddings)} photo(s).")
+    print(f"Invite link: {settings.base_url}/r/{room.slug}?invite={token}")
+    if room.mode == "open":
+        print(f"Open room link: {settings.base_url}/r/{room.slug}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m server", description=__doc__)
+    parser.add_argument("--config", type=Path, help="extra TOML file over config/default.toml")
+    sub = parser.add_subparsers(dest="command")
+
+    p_serve = sub.add_parser("serve", help="start the server (default)")
+    p_serve.add_argument("--host")
+    p_serve.add_argument("--port", type=int)
+    p_serve.add_argument("--data-dir", dest="data_dir")
+    p_serve.add_argument("--loopback", action="store_true", help="offer 127.0.0.1 ICE candidates")
+
+    p_enrol = sub.add_parser("enrol", help="enrol a person from photos and print an invite link")
+    p_enrol.add_argument("room", help="room name (created if missing)")
+    p_enrol.add_argument("name", help="the person's display name")
+    p_enrol.add_argument("photos", nargs="+", help="one or more photos of the person")
+    p_enrol.add_argument(
+        "--mode",
+        choices=("invite", "open"),
+        default="invite",
+        help="for a new room: per-person invites (1:1) or one open link (1:N)",
+    )
+    p_enrol.add_argument("--ttl-days", type=float, default=7.0, help="invite lifetime; 0 = none")
+    p_enrol.add_argument("--data-dir", dest="data_dir")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "enrol":
+            return enrol(args)
+        return serve(args)
+    except ConfigError as err:
+        print(f"configuration error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

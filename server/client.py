@@ -1,0 +1,209 @@
+"""A Python participant: websocket + aiortc peer sending video from a file.
+
+Used by the integration tests and by the load generator: it speaks the same
+protocol as web/static/room.js (docs/protocol.md), answers the server's
+renegotiation offers, and counts the media it receives from the room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import av
+import numpy as np
+from aiortc import MediaStreamTrack, RTCSessionDescription, VideoStreamTrack
+from aiortc.contrib.media import MediaPlayer
+from aiortc.mediastreams import MediaStreamError
+
+from .rtc.peer import create_peer_connection
+
+VIDEO_CLOCK = 90_000
+
+
+class StillTrack(VideoStreamTrack):
+    """Loops a list of RGB frames at ``fps``: a photo held to the camera, or a slideshow."""
+
+    def __init__(self, frames: Sequence[np.ndarray], fps: float = 15.0) -> None:
+        super().__init__()
+        self._frames = [av.VideoFrame.from_ndarray(f, format="rgb24") for f in frames]
+        self._fps = fps
+        self._index = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.VideoFrame:
+        if self._start is None:
+            self._start = time.monotonic()
+        due = self._start + self._index / self._fps
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        frame = self._frames[self._index % len(self._frames)]
+        out = frame.reformat(format="yuv420p")
+        out.pts = int(self._index * VIDEO_CLOCK / self._fps)
+        out.time_base = fractions.Fraction(1, VIDEO_CLOCK)
+        self._index += 1
+        return out
+
+
+@dataclass
+class ReceivedTrack:
+    kind: str
+    mid: str | None
+    frames: int = 0
+    width: int = 0
+    height: int = 0
+
+
+@dataclass
+class ClientResult:
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    received: list[ReceivedTrack] = field(default_factory=list)
+    first_frame_sent: float | None = None
+    verdict_at: float | None = None
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m.get("type") == kind]
+
+    @property
+    def verdict(self) -> dict[str, Any] | None:
+        verdicts = self.of_type("verdict")
+        return verdicts[-1] if verdicts else None
+
+
+class GateClient:
+    def __init__(
+        self,
+        base_url: str,
+        room: str,
+        *,
+        invite: str | None = None,
+        video: str | MediaStreamTrack | None = None,
+        name: str | None = None,
+        loopback: bool = True,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.room = room
+        self.invite = invite
+        self.name = name
+        self.loopback = loopback
+        self._video_source = video
+        self.result = ClientResult()
+        self._session: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._player: MediaPlayer | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._changed = asyncio.Condition()
+        self.pc = create_peer_connection(loopback=loopback)
+
+    async def join(self) -> None:
+        self._session = aiohttp.ClientSession()
+        ws_url = self.base_url.replace("http", "ws", 1) + "/ws"
+        self._ws = await self._session.ws_connect(ws_url, max_msg_size=0)
+        await self.send(
+            {"type": "join", "room": self.room, "invite": self.invite, "name": self.name}
+        )
+        self._spawn(self._read_loop())
+        for track in self._make_tracks():
+            self.pc.addTrack(track)
+
+        @self.pc.on("track")
+        def _on_track(remote: MediaStreamTrack) -> None:
+            mid = next(
+                (t.mid for t in self.pc.getTransceivers() if t.receiver.track is remote), None
+            )
+            record = ReceivedTrack(remote.kind, mid)
+            self.result.received.append(record)
+            self._spawn(self._consume(remote, record))
+
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        await self.send({"type": "offer", "sdp": self.pc.localDescription.sdp})
+
+    def _make_tracks(self) -> list[MediaStreamTrack]:
+        source = self._video_source
+        if source is None:
+            return []
+        if isinstance(source, MediaStreamTrack):
+            return [source]
+        self._player = MediaPlayer(source, loop=True)
+        return [t for t in (self._player.audio, self._player.video) if t is not None]
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        assert self._ws is not None
+        await self._ws.send_str(json.dumps(message))
+
+    async def _read_loop(self) -> None:
+        assert self._ws is not None
+        async for msg in self._ws:
+            if msg.type is not aiohttp.WSMsgType.TEXT:
+                continue
+            data = json.loads(msg.data)
+            if data.get("type") == "offer":
+                await self._answer(data["sdp"])
+            elif data.get("type") == "answer":
+                await self.pc.setRemoteDescription(RTCSessionDescription(data["sdp"], "answer"))
+            if data.get("type") == "verdict" and self.result.verdict_at is None:
+                self.result.verdict_at = time.monotonic()
+            if data.get("type") == "progress" and self.result.first_frame_sent is None:
+                self.result.first_frame_sent = time.monotonic()
+            self.result.messages.append(data)
+            async with self._changed:
+                self._changed.notify_all()
+
+    async def _answer(self, sdp: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        await self.send({"type": "answer", "sdp": self.pc.localDescription.sdp})
+
+    async def _consume(self, track: MediaStreamTrack, record: ReceivedTrack) -> None:
+        with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
+            while True:
+                frame = await track.recv()
+                record.frames += 1
+                if isinstance(frame, av.VideoFrame):
+                    record.width, record.height = frame.width, frame.height
+                async with self._changed:
+                    self._changed.notify_all()
+
+    async def wait_for(self, predicate: Callable[[ClientResult], bool], timeout: float) -> None:
+        async def _wait() -> None:
+            async with self._changed:
+                await self._changed.wait_for(lambda: predicate(self.result))
+
+        await asyncio.wait_for(_wait(), timeout)
+
+    async def wait_verdict(self, timeout: float) -> dict[str, Any]:
+        await self.wait_for(lambda r: r.verdict is not None, timeout)
+        verdict = self.result.verdict
+        assert verdict is not None
+        return verdict
+
+    def video_frames_received(self) -> int:
+        return sum(t.frames for t in self.result.received if t.kind == "video")
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._ws is not None and not self._ws.closed:
+                await self.send({"type": "leave"})
+        for task in list(self._tasks):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await self.pc.close()
+        if self._player is not None:
+            for t in (self._player.audio, self._player.video):
+                if t is not None:
+                    t.stop()
+        if self._ws is not None:
+            await self._ws.close()
+        if self._session is not None:
+            await self._session.close()

@@ -1,0 +1,188 @@
+"""Live server state: the rooms in use, their participants and shared services.
+
+``Hub`` owns what every participant shares (settings, store, face engine,
+executor, lockout tracker, rejoin grace entries); ``RoomRuntime`` owns one
+room's participants and its SFU. Only admitted participants are ever handed to
+the SFU, so nobody unverified receives room media.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from .config import Settings
+from .face.engine import FaceEngine
+from .face.matcher import DEFAULT_THRESHOLD
+from .gate import GatePolicy, LockoutTracker
+from .participant import Participant
+from .rtc.room import SfuRoom
+from .store import Room, SqliteStore, StoreError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GraceEntry:
+    room_id: str
+    ip: str
+    name: str
+    person_id: str | None
+    distance: float
+    expires: float
+
+
+class RoomRuntime:
+    def __init__(self, hub: Hub, room: Room) -> None:
+        self.hub = hub
+        self.room = room
+        self.participants: dict[str, Participant] = {}
+        self.sfu = SfuRoom(self._renegotiate)
+
+    async def _renegotiate(self, participant_id: str) -> None:
+        participant = self.participants.get(participant_id)
+        if participant is not None:
+            await participant.renegotiate()
+        await self.broadcast_peers()
+
+    def add(self, participant: Participant) -> None:
+        self.participants[participant.id] = participant
+
+    async def admit(self, participant: Participant) -> None:
+        assert participant.pc is not None and participant.publisher is not None
+        await self.sfu.admit(participant.id, participant.pc, participant.publisher)
+        await self.broadcast_peers()
+
+    async def remove(self, participant: Participant, *, grace: bool) -> None:
+        if self.participants.pop(participant.id, None) is None:
+            return
+        if grace:
+            self.hub.remember_for_rejoin(participant)
+        with contextlib.suppress(Exception):
+            await self.sfu.remove(participant.id)
+        await self.broadcast_peers()
+        if not self.participants:
+            self.hub.forget_room(self)
+
+    def admitted(self) -> list[Participant]:
+        return [p for p in self.participants.values() if p.admitted]
+
+    async def broadcast_peers(self) -> None:
+        """Tell each admitted participant who else is in, and which media lines are theirs."""
+        admitted = self.admitted()
+        for viewer in admitted:
+            mids: dict[str, list[str]] = {}
+            for leg in self.sfu.legs(viewer_id=viewer.id):
+                if leg.mid is not None:
+                    mids.setdefault(leg.publisher_id, []).append(leg.mid)
+            peers = [
+                {
+                    "id": other.id,
+                    "name": other.name,
+                    "mids": mids.get(other.id, []),
+                    "audio": other.audio_on,
+                    "video": other.video_on,
+                }
+                for other in admitted
+                if other is not viewer
+            ]
+            with contextlib.suppress(Exception):
+                await viewer.send({"type": "peers", "peers": peers})
+        await self.notify_dashboard()
+
+    async def notify_dashboard(self) -> None:
+        """Hook for the owner dashboard's live view (no-op until it subscribes)."""
+        return None
+
+
+class Hub:
+    def __init__(self, settings: Settings, store: SqliteStore, engine: FaceEngine) -> None:
+        self.settings = settings
+        self.store = store
+        self.engine = engine
+        gate = settings.gate
+        self.policy = GatePolicy(
+            attempt_timeout_s=gate.attempt_timeout_s,
+            max_attempts=gate.max_attempts,
+            frames_required=gate.frames_required,
+            min_motion=gate.min_motion,
+        )
+        self.lockout = LockoutTracker(
+            gate.lockout_failures, gate.lockout_window_s, gate.lockout_duration_s
+        )
+        self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="face")
+        self.rooms: dict[str, RoomRuntime] = {}
+        self.grace: dict[str, GraceEntry] = {}
+
+    @property
+    def default_threshold(self) -> float:
+        return self.settings.gate.threshold or DEFAULT_THRESHOLD
+
+    def runtime(self, room: Room) -> RoomRuntime:
+        runtime = self.rooms.get(room.id)
+        if runtime is None:
+            runtime = self.rooms[room.id] = RoomRuntime(self, room)
+        return runtime
+
+    def forget_room(self, runtime: RoomRuntime) -> None:
+        if self.rooms.get(runtime.room.id) is runtime:
+            del self.rooms[runtime.room.id]
+
+    def remember_for_rejoin(self, participant: Participant) -> None:
+        now = time.monotonic()
+        self.grace = {k: v for k, v in self.grace.items() if v.expires > now}
+        self.grace[participant.rejoin_token] = GraceEntry(
+            participant.runtime.room.id,
+            participant.ip,
+            participant.name,
+            participant.gate.person_id,
+            participant.gate.distance or 0.0,
+            now + self.settings.gate.rejoin_grace_s,
+        )
+
+    def claim_rejoin(self, token: str | None, room_id: str, ip: str) -> GraceEntry | None:
+        """A rejoin token is single-use, bound to the room and the client address."""
+        if not token:
+            return None
+        entry = self.grace.pop(token, None)
+        if entry is None or entry.expires < time.monotonic():
+            return None
+        if entry.room_id != room_id or entry.ip != ip:
+            return None
+        return entry
+
+    def person_name(self, person_id: str, fallback: str) -> str:
+        try:
+            return self.store.person(person_id).name
+        except StoreError:
+            return fallback
+
+    def audit(
+        self,
+        participant: Participant,
+        event: str,
+        details: dict[str, Any],
+        person_id: str | None = None,
+    ) -> None:
+        try:
+            self.store.audit(
+                event,
+                {"name": participant.name, "ip": participant.ip, **details},
+                room_id=participant.runtime.room.id,
+                person_id=person_id or participant.gate.person_id or participant.claimed_person,
+                participant_id=participant.id,
+            )
+        except Exception:  # the audit must never take the media path down
+            log.exception("audit write failed for %s", event)
+
+    async def close(self) -> None:
+        for runtime in list(self.rooms.values()):
+            for participant in list(runtime.participants.values()):
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(participant.close(left=False), 5)
+        self.executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,63 @@
+"""Turn one decoded frame into the gate's ``Observation``.
+
+This is the synchronous, CPU-bound step run in the executor: face analysis, then
+comparison with whoever the participant must be (1:1 invite) or anyone enrolled
+in the room (1:N open link). The gate itself never sees embeddings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from .face.engine import Face, FaceEngine
+from .face.matcher import identify, verify
+from .gate import Match, Observation
+
+
+@dataclass(frozen=True)
+class CheckTarget:
+    """Whom a participant is compared with; ``claimed`` is set for per-person invites."""
+
+    claimed: str | None
+    gallery: Mapping[str, np.ndarray]
+    threshold: float
+    margin: float = 0.04
+
+
+class FaceChecker:
+    def __init__(self, engine: FaceEngine, target: CheckTarget) -> None:
+        self.engine = engine
+        self.target = target
+
+    def observe(self, rgb: np.ndarray) -> Observation:
+        analysis = self.engine.analyse(rgb, mesh=True, embed=True)
+        faces = analysis.faces
+        if len(faces) != 1:
+            return Observation(len(faces))
+        face = faces[0]
+        height, width = rgb.shape[:2]
+        x0, y0, x1, y1 = face.box
+        center = ((x0 + x1) / 2 / width, (y0 + y1) / 2 / height)
+        face_width = (x1 - x0) / width
+        quality = tuple(issue.message for issue in face.quality)
+        if quality or face.embedding is None:
+            return Observation(1, None, center, face_width, quality or ("face not measurable",))
+        return Observation(1, self.match(face), center, face_width)
+
+    def match(self, face: Face) -> Match:
+        assert face.embedding is not None
+        probe = face.embedding[None, :]
+        target = self.target
+        if target.claimed is not None:
+            templates = target.gallery.get(target.claimed)
+            if templates is None or len(templates) == 0:
+                return Match(None, float("inf"), False)
+            result = verify(probe, templates, threshold=target.threshold)
+            return Match(target.claimed, result.distance, result.accepted)
+        found = identify(probe, target.gallery, threshold=target.threshold, margin=target.margin)
+        if found.status == "ambiguous":
+            return Match(found.person_id, found.distance, True, ambiguous=True)
+        return Match(found.person_id, found.distance, found.status == "match")

@@ -1,0 +1,126 @@
+"""The gate over real WebRTC: aiortc client peers send the shared face videos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from server.client import GateClient, StillTrack
+from server.face.imageio import decode_image
+
+from .conftest import Gatekeeper, video_frame
+
+VERDICT_TIMEOUT = 40.0
+
+
+def lestari_stills(faces_dir: Path) -> list[Path]:
+    return sorted((faces_dir / "videos" / "stills" / "lestari15_subject").glob("*.png"))
+
+
+async def test_enrolled_person_is_admitted(gatekeeper: Gatekeeper, faces_dir: Path) -> None:
+    invite = gatekeeper.enrol_photos("Lestari", lestari_stills(faces_dir))
+    client = GateClient(
+        gatekeeper.base_url,
+        gatekeeper.room_slug,
+        invite=invite,
+        video=str(faces_dir / "videos" / "lestari_real.mp4"),
+    )
+    try:
+        await client.join()
+        verdict = await client.wait_verdict(VERDICT_TIMEOUT)
+        assert verdict["admitted"] is True, verdict
+        welcome = client.result.of_type("welcome")[0]
+        assert welcome["person"] == "Lestari"
+    finally:
+        await client.close()
+    events = [r.event for r in gatekeeper.store.audit_log(gatekeeper.room_id)]
+    assert "participant.admitted" in events
+
+
+async def test_stranger_is_refused_not_recognised(gatekeeper: Gatekeeper, faces_dir: Path) -> None:
+    invite = gatekeeper.enrol_photos("Lestari", lestari_stills(faces_dir))
+    client = GateClient(
+        gatekeeper.base_url,
+        gatekeeper.room_slug,
+        invite=invite,
+        video=str(faces_dir / "videos" / "liveportrait_d10.mp4"),
+    )
+    try:
+        await client.join()
+        verdict = await client.wait_verdict(VERDICT_TIMEOUT)
+        assert verdict["admitted"] is False
+        assert verdict["reason"] == "not_recognised"
+        assert verdict["attempts_left"] == 2
+        # A refusal never leaks how close the face came.
+        assert "distance" not in verdict
+        assert client.video_frames_received() == 0
+    finally:
+        await client.close()
+    denied = [r for r in gatekeeper.store.audit_log(gatekeeper.room_id) if r.event != "x"]
+    assert any(r.event == "attempt.failed" and r.details["distance"] > 0.6 for r in denied)
+
+
+async def test_two_faces_hold_with_reason(gatekeeper: Gatekeeper, faces_dir: Path) -> None:
+    invite = gatekeeper.enrol_photos("Lestari", lestari_stills(faces_dir))
+    group = decode_image((faces_dir / "group" / "two_people.jpg").read_bytes())
+    client = GateClient(
+        gatekeeper.base_url, gatekeeper.room_slug, invite=invite, video=StillTrack([group])
+    )
+    try:
+        await client.join()
+        await client.wait_for(
+            lambda r: any(m.get("hold") == "multiple_faces" for m in r.of_type("progress")),
+            VERDICT_TIMEOUT,
+        )
+        assert client.result.verdict is None
+    finally:
+        await client.close()
+
+
+async def test_only_admitted_peers_receive_media(gatekeeper: Gatekeeper, faces_dir: Path) -> None:
+    videos = faces_dir / "videos"
+    lestari = gatekeeper.enrol_photos("Lestari", lestari_stills(faces_dir))
+    d9 = gatekeeper.enrol_frame("D9", video_frame(videos / "liveportrait_d9.mp4", 0.5))
+    a = GateClient(
+        gatekeeper.base_url,
+        gatekeeper.room_slug,
+        invite=lestari,
+        video=str(videos / "lestari_real.mp4"),
+    )
+    stranger = GateClient(
+        gatekeeper.base_url,
+        gatekeeper.room_slug,
+        invite=d9,
+        video=str(videos / "liveportrait_d3.mp4"),
+    )
+    b = GateClient(
+        gatekeeper.base_url,
+        gatekeeper.room_slug,
+        invite=d9,
+        video=str(videos / "liveportrait_d9.mp4"),
+    )
+    try:
+        await a.join()
+        assert (await a.wait_verdict(VERDICT_TIMEOUT))["admitted"] is True
+        await stranger.join()
+        await b.join()
+        assert (await b.wait_verdict(VERDICT_TIMEOUT))["admitted"] is True
+        # Both admitted peers decode each other's video.
+        for viewer in (a, b):
+            await viewer.wait_for(
+                lambda r: any(t.kind == "video" and t.frames >= 10 for t in r.received), 20
+            )
+            video = next(t for t in viewer.result.received if t.kind == "video")
+            assert video.width > 0 and video.height > 0
+        peers_a = a.result.of_type("peers")[-1]["peers"]
+        assert [p["name"] for p in peers_a] == ["D9"]
+        assert peers_a[0]["mids"]
+        verdict = await stranger.wait_verdict(VERDICT_TIMEOUT)
+        assert verdict["admitted"] is False
+        # The refused peer never got a forwarded track, and nobody got its media.
+        assert stranger.result.received == []
+        assert not stranger.result.of_type("peers")
+        assert len([t for t in a.result.received if t.kind == "video"]) == 1
+    finally:
+        for client in (a, b, stranger):
+            await client.close()
+
