@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp_jinja2
 import jinja2
@@ -32,8 +32,10 @@ CSP = (
 
 
 @web.middleware
-async def security_headers(request: web.Request, handler: web.Handler) -> web.StreamResponse:
-    response = await handler(request)
+async def security_headers(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    response: web.StreamResponse = await handler(request)
     response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
@@ -83,7 +85,9 @@ def client_ip(request: web.Request) -> str:
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     hub = request.app[HUB]
     limit = hub.settings.limits.max_message_bytes
-    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=limit)
+    # Messages over the limit get an error event; far over it (4x) the frame is not
+    # even read and aiohttp closes the socket with 1009 (message too big).
+    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4 * limit)
     await ws.prepare(request)
 
     async def send(message: dict[str, object]) -> None:

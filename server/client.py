@@ -36,12 +36,12 @@ class StillTrack(VideoStreamTrack):
         self._frames = [av.VideoFrame.from_ndarray(f, format="rgb24") for f in frames]
         self._fps = fps
         self._index = 0
-        self._start: float | None = None
+        self._t0: float | None = None
 
     async def recv(self) -> av.VideoFrame:
-        if self._start is None:
-            self._start = time.monotonic()
-        due = self._start + self._index / self._fps
+        if self._t0 is None:
+            self._t0 = time.monotonic()
+        due = self._t0 + self._index / self._fps
         await asyncio.sleep(max(0.0, due - time.monotonic()))
         frame = self._frames[self._index % len(self._frames)]
         out = frame.reformat(format="yuv420p")
@@ -85,12 +85,14 @@ class GateClient:
         invite: str | None = None,
         video: str | MediaStreamTrack | None = None,
         name: str | None = None,
+        rejoin: str | None = None,
         loopback: bool = True,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.room = room
         self.invite = invite
         self.name = name
+        self.rejoin = rejoin
         self.loopback = loopback
         self._video_source = video
         self.result = ClientResult()
@@ -106,7 +108,13 @@ class GateClient:
         ws_url = self.base_url.replace("http", "ws", 1) + "/ws"
         self._ws = await self._session.ws_connect(ws_url, max_msg_size=0)
         await self.send(
-            {"type": "join", "room": self.room, "invite": self.invite, "name": self.name}
+            {
+                "type": "join",
+                "room": self.room,
+                "invite": self.invite,
+                "name": self.name,
+                "rejoin": self.rejoin,
+            }
         )
         self._spawn(self._read_loop())
         for track in self._make_tracks():
@@ -191,9 +199,15 @@ class GateClient:
     def video_frames_received(self) -> int:
         return sum(t.frames for t in self.result.received if t.kind == "video")
 
-    async def close(self) -> None:
+    @property
+    def rejoin_token(self) -> str | None:
+        welcome = self.result.of_type("welcome")
+        return str(welcome[0]["rejoin"]) if welcome else None
+
+    async def close(self, *, leave: bool = True) -> None:
+        """Leave and free everything; ``leave=False`` drops the line like a network blip."""
         with contextlib.suppress(Exception):
-            if self._ws is not None and not self._ws.closed:
+            if leave and self._ws is not None and not self._ws.closed:
                 await self.send({"type": "leave"})
         for task in list(self._tasks):
             task.cancel()

@@ -10,7 +10,10 @@ import av
 import pytest
 from playwright.async_api import Page
 
-from .conftest import Browsers, ServerProcess, make_y4m
+from server.devserver import ServerProcess
+from server.fakecam import make_y4m
+
+from .conftest import Browsers
 
 pytestmark = pytest.mark.e2e
 
@@ -65,7 +68,10 @@ async def join(page: Page, link: str) -> None:
 
 
 async def test_two_enrolled_see_each_other_and_stranger_is_refused(
-    server_process: ServerProcess, browsers: Browsers, faces_dir: Path, y4m_dir: Path,
+    server_process: ServerProcess,
+    browsers: Browsers,
+    faces_dir: Path,
+    y4m_dir: Path,
     tmp_path: Path,
 ) -> None:
     videos = faces_dir / "videos"

@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from server.app import create_app
@@ -38,6 +39,7 @@ class Gatekeeper:
     engine: FaceEngine
     room_slug: str
     room_id: str
+    app: web.Application
 
     def enrol_photos(self, name: str, photos: list[Path]) -> str:
         embeddings = []
@@ -74,9 +76,12 @@ async def gatekeeper(
         },
     )
     room = store.create_room("Integration Room")
-    server = TestServer(create_app(settings, engine=engine, store=store), host="127.0.0.1")
+    app = create_app(settings, engine=engine, store=store)
+    server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
-        yield Gatekeeper(str(server.make_url("")).rstrip("/"), store, engine, room.slug, room.id)
+        yield Gatekeeper(
+            str(server.make_url("")).rstrip("/"), store, engine, room.slug, room.id, app
+        )
     finally:
         await server.close()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+from server.app import HUB
 from server.client import GateClient, StillTrack
 from server.face.imageio import decode_image
 
@@ -124,3 +126,38 @@ async def test_only_admitted_peers_receive_media(gatekeeper: Gatekeeper, faces_d
         for client in (a, b, stranger):
             await client.close()
 
+
+async def test_rejoin_within_grace_skips_verification_once(
+    gatekeeper: Gatekeeper, faces_dir: Path
+) -> None:
+    invite = gatekeeper.enrol_photos("Lestari", lestari_stills(faces_dir))
+    video = str(faces_dir / "videos" / "lestari_real.mp4")
+    first = GateClient(gatekeeper.base_url, gatekeeper.room_slug, invite=invite, video=video)
+    await first.join()
+    assert (await first.wait_verdict(VERDICT_TIMEOUT))["admitted"] is True
+    token = first.rejoin_token
+    await first.close(leave=False)  # the network drops; no "leave"
+    hub = gatekeeper.app[HUB]
+    for _ in range(100):
+        if hub.grace:
+            break
+        await asyncio.sleep(0.05)
+    again = GateClient(
+        gatekeeper.base_url, gatekeeper.room_slug, invite=invite, video=video, rejoin=token
+    )
+    replay = GateClient(
+        gatekeeper.base_url, gatekeeper.room_slug, invite=invite, video=video, rejoin=token
+    )
+    try:
+        await again.join()
+        assert (await again.wait_verdict(VERDICT_TIMEOUT))["admitted"] is True
+        assert again.result.of_type("welcome")[0]["resumed"] is True
+        assert not again.result.of_type("progress")  # no frame was analysed
+        # The token is single-use: a second rejoin with it is checked like anyone.
+        await replay.join()
+        await replay.wait_verdict(VERDICT_TIMEOUT)
+        assert replay.result.of_type("welcome")[0]["resumed"] is False
+        assert replay.result.of_type("progress")
+    finally:
+        await again.close()
+        await replay.close()

@@ -128,7 +128,17 @@ function enterRoom() {
   renderGrid();
 }
 
+// Milliseconds since navigation start when the gate first saw a frame and decided;
+// read by bench/bench_gate.py.
+window.__vgtimes = {};
+
 function onMessage(msg) {
+  if (msg.type === "state" && msg.state === "checking" && !window.__vgtimes.checking) {
+    window.__vgtimes.checking = performance.now();
+  }
+  if (msg.type === "verdict" && !window.__vgtimes.verdict) {
+    window.__vgtimes.verdict = performance.now();
+  }
   switch (msg.type) {
     case "welcome":
       if (msg.rejoin) sessionStorage.setItem(REJOIN_KEY, msg.rejoin);

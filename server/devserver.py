@@ -1,0 +1,105 @@
+"""Run a real videogate server process on loopback, for tests, benchmarks and demos.
+
+The end-to-end tests and the benchmarks drive the server exactly as a user
+starts it (``python -m server serve``) and enrol people with the real CLI, so
+what they measure is what ships.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    base_url: str
+    data_dir: Path
+    port: int
+    pid: int
+    log_path: Path
+
+    def cli(self, *args: str) -> str:
+        """Run ``python -m server`` against this server's data dir; return stdout."""
+        done = subprocess.run(
+            [sys.executable, "-m", "server", *args, "--data-dir", str(self.data_dir)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+        return done.stdout
+
+    def enrol(self, room: str, name: str, *photos: Path) -> str:
+        """Enrol with the CLI and return the invite link on this server's port."""
+        out = self.cli("enrol", room, name, *map(str, photos))
+        link = next(line for line in out.splitlines() if line.startswith("Invite link: "))
+        path = link.removeprefix("Invite link: ").split("/r/", 1)[1]
+        return f"{self.base_url}/r/{path}"
+
+
+@contextlib.contextmanager
+def run_server(
+    data_dir: Path, env: Mapping[str, str] | None = None, startup_s: float = 60.0
+) -> Iterator[ServerProcess]:
+    """Start ``python -m server serve --loopback`` on a free port; stop it on exit."""
+    port = free_port()
+    log_path = data_dir / "server.log"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "server",
+                "serve",
+                "--loopback",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data_dir),
+            ],
+            cwd=REPO,
+            env={**os.environ, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + startup_s
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"server exited at start-up:\n{log_path.read_text()}")
+                try:
+                    urllib.request.urlopen(f"{base}/healthz", timeout=1).read()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+            yield ServerProcess(base, data_dir, port, proc.pid, log_path)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

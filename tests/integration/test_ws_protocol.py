@@ -1,0 +1,80 @@
+"""The websocket edge: bad messages get typed errors and never break the session."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+
+from .conftest import Gatekeeper
+
+
+async def exchange(ws: aiohttp.ClientWebSocketResponse, payload: Any) -> dict[str, Any]:
+    await ws.send_str(payload if isinstance(payload, str) else json.dumps(payload))
+    msg = await ws.receive(timeout=10)
+    assert msg.type is aiohttp.WSMsgType.TEXT, msg
+    data: dict[str, Any] = json.loads(msg.data)
+    return data
+
+
+async def test_invalid_messages_get_errors_and_the_socket_survives(
+    gatekeeper: Gatekeeper,
+) -> None:
+    invite = gatekeeper.store.create_invite(gatekeeper.room_id, None)
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(gatekeeper.base_url + "/ws") as ws:
+            assert (await exchange(ws, "{not json"))["code"] == "bad_json"
+            assert (await exchange(ws, {"type": "offer", "sdp": "v=0\r\n"}))["code"] == (
+                "join_first"
+            )
+            assert (await exchange(ws, {"type": "nope"}))["code"] == "unknown_type"
+            big = {"type": "join", "room": "x", "name": "y" * 70_000}
+            assert (await exchange(ws, big))["code"] == "too_large"
+            # Still usable: a proper join goes through (nobody is enrolled yet: fatal).
+            reply = await exchange(
+                ws, {"type": "join", "room": gatekeeper.room_slug, "invite": invite}
+            )
+            assert reply == {
+                "type": "error",
+                "code": "not_enrolled",
+                "message": reply["message"],
+                "fatal": True,
+            }
+
+
+async def test_unknown_room_and_bad_invite_are_fatal(gatekeeper: Gatekeeper) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(gatekeeper.base_url + "/ws") as ws:
+            reply = await exchange(ws, {"type": "join", "room": "no-such-room"})
+            assert reply["code"] == "unknown_room" and reply["fatal"] is True
+        async with session.ws_connect(gatekeeper.base_url + "/ws") as ws:
+            reply = await exchange(
+                ws, {"type": "join", "room": gatekeeper.room_slug, "invite": "forged"}
+            )
+            assert reply["code"] == "unknown_invite"
+        async with session.ws_connect(gatekeeper.base_url + "/ws") as ws:
+            reply = await exchange(ws, {"type": "join", "room": gatekeeper.room_slug})
+            assert reply["code"] == "invite_required"
+
+
+async def test_pages_and_headers(gatekeeper: Gatekeeper) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(gatekeeper.base_url + f"/r/{gatekeeper.room_slug}") as resp:
+            assert resp.status == 200
+            assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
+            assert resp.headers["X-Content-Type-Options"] == "nosniff"
+            assert resp.headers["Cache-Control"] == "no-store"
+            assert "Integration Room" in await resp.text()
+        async with session.get(gatekeeper.base_url + "/r/missing") as resp:
+            assert resp.status == 404
+        async with session.get(gatekeeper.base_url + "/healthz") as resp:
+            assert (await resp.json())["ok"] is True
+
+
+async def test_huge_frame_closes_with_1009(gatekeeper: Gatekeeper) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(gatekeeper.base_url + "/ws") as ws:
+            await ws.send_str("x" * 1_000_000)
+            msg = await ws.receive(timeout=10)
+            assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1009
