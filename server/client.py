@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import av
 import numpy as np
-from aiortc import MediaStreamTrack, RTCSessionDescription, VideoStreamTrack
+from aiortc import MediaStreamTrack, RTCRtpSender, RTCSessionDescription, VideoStreamTrack
 from aiortc.contrib.media import MediaPlayer
 from aiortc.mediastreams import MediaStreamError
 
@@ -64,7 +64,8 @@ class ReceivedTrack:
 class ClientResult:
     messages: list[dict[str, Any]] = field(default_factory=list)
     received: list[ReceivedTrack] = field(default_factory=list)
-    first_frame_sent: float | None = None
+    joined_at: float | None = None
+    first_frame_at: float | None = None
     verdict_at: float | None = None
 
     def of_type(self, kind: str) -> list[dict[str, Any]]:
@@ -87,12 +88,14 @@ class GateClient:
         name: str | None = None,
         rejoin: str | None = None,
         loopback: bool = True,
+        video_codec: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.room = room
         self.invite = invite
         self.name = name
         self.rejoin = rejoin
+        self.video_codec = video_codec
         self.loopback = loopback
         self._video_source = video
         self.result = ClientResult()
@@ -104,6 +107,7 @@ class GateClient:
         self.pc = create_peer_connection(loopback=loopback)
 
     async def join(self) -> None:
+        self.result.joined_at = time.monotonic()
         self._session = aiohttp.ClientSession()
         ws_url = self.base_url.replace("http", "ws", 1) + "/ws"
         self._ws = await self._session.ws_connect(ws_url, max_msg_size=0)
@@ -118,7 +122,9 @@ class GateClient:
         )
         self._spawn(self._read_loop())
         for track in self._make_tracks():
-            self.pc.addTrack(track)
+            sender = self.pc.addTrack(track)
+            if self.video_codec and track.kind == "video":
+                self._prefer(sender, self.video_codec)
 
         @self.pc.on("track")
         def _on_track(remote: MediaStreamTrack) -> None:
@@ -131,6 +137,16 @@ class GateClient:
 
         await self.pc.setLocalDescription(await self.pc.createOffer())
         await self.send({"type": "offer", "sdp": self.pc.localDescription.sdp})
+
+    def _prefer(self, sender: RTCRtpSender, mime: str) -> None:
+        """Offer only ``mime`` (+RTX): a pre-encoded track can send nothing else."""
+        wanted = {mime.lower(), "video/rtx"}
+        codecs = [
+            c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType.lower() in wanted
+        ]
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.sender is sender:
+                transceiver.setCodecPreferences(codecs)
 
     def _make_tracks(self) -> list[MediaStreamTrack]:
         source = self._video_source
@@ -162,8 +178,13 @@ class GateClient:
                 await self.pc.setRemoteDescription(RTCSessionDescription(data["sdp"], "answer"))
             if data.get("type") == "verdict" and self.result.verdict_at is None:
                 self.result.verdict_at = time.monotonic()
-            if data.get("type") == "progress" and self.result.first_frame_sent is None:
-                self.result.first_frame_sent = time.monotonic()
+            if (
+                data.get("type") == "state"
+                and data.get("state") == "checking"
+                and self.result.first_frame_at is None
+            ):
+                # The server sends "checking" when its sampler has the first frame.
+                self.result.first_frame_at = time.monotonic()
             self.result.messages.append(data)
             async with self._changed:
                 self._changed.notify_all()

@@ -1,0 +1,36 @@
+"""The load generator joins synthetic participants from a pre-encoded clip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from server.loadgen.__main__ import parse_args, run
+
+from .conftest import Gatekeeper
+
+
+async def test_loadgen_admits_enrolled_and_reports(gatekeeper: Gatekeeper, faces_dir: Path) -> None:
+    stills = sorted((faces_dir / "videos" / "stills" / "lestari15_subject").glob("*.png"))
+    invite = gatekeeper.enrol_photos("Lestari", stills)
+    args = parse_args(
+        [
+            "--url",
+            gatekeeper.base_url,
+            "--room",
+            gatekeeper.room_slug,
+            "--invite",
+            f"{gatekeeper.base_url}/r/{gatekeeper.room_slug}?invite={invite}",
+            "--participants",
+            "3",
+            "--video",
+            str(faces_dir / "videos" / "lestari_real.mp4"),
+            "--loopback",
+            "--timeout",
+            "40",
+            "--quiet",
+        ]
+    )
+    summary = await run(args)
+    assert summary["admitted"] == 3 and summary["errors"] == 0
+    decision = summary["first_frame_to_decision_s"]
+    assert isinstance(decision, dict) and decision["p50"] > 0
