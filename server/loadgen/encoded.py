@@ -14,6 +14,7 @@ import fractions
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import av
 from aiortc import MediaStreamTrack
@@ -94,18 +95,18 @@ class EncodedFileTrack(MediaStreamTrack):
         self._packets = packets
         self._duration = duration
         self._index = 0
-        self._loop = 0
+        self._laps = 0
         self._t0: float | None = None
 
-    async def recv(self) -> av.Packet:
+    async def recv(self) -> av.Packet[Any]:
         if self._t0 is None:
             self._t0 = time.monotonic()
         if self._index >= len(self._packets):
             self._index = 0
-            self._loop += 1
+            self._laps += 1
         data, offset, _key = self._packets[self._index]
         self._index += 1
-        at = self._loop * self._duration + offset
+        at = self._laps * self._duration + offset
         await asyncio.sleep(max(0.0, self._t0 + at - time.monotonic()))
         packet = av.Packet(data)
         packet.pts = int(at / VIDEO_CLOCK)
