@@ -1,0 +1,456 @@
+"""Encoded forwarding: one ``Publisher`` per participant, one ``ForwardedTrack`` per viewer leg.
+
+Why: viewers must see each other without the server decoding and re-encoding per
+viewer. A ``Publisher`` taps the participant's receivers (see ``tap.py``) and fans each
+reassembled encoded frame out, as an ``av.Packet``, to per-viewer ``ForwardedTrack``s.
+aiortc's ``RTCRtpSender`` treats a track that yields ``av.Packet`` as pre-encoded and
+only re-packetises it (``Encoder.pack``), so a viewer costs RTP packetisation, SRTP
+and a socket write, no codec work.
+
+Per-leg behaviour (what a real SFU must get right):
+
+* Codec: a viewer leg is negotiated with exactly the publisher's codec (the room does
+  that with ``codecs.forwarding_preferences``); a frame in another codec is dropped.
+* Keyframes: a viewer leg starts when its sender first reads the track (i.e. once the
+  renegotiation that added it has completed). From then on it drops frames until a
+  keyframe, and the publisher is sent a PLI. Viewers' own PLI/FIR (RTCP addressed to
+  their leg's sender) are forwarded to the publisher as PLI. Requests are throttled
+  (``keyframe_min_interval``) so N viewers do not cause N keyframes; while any viewer
+  still waits, every inter frame re-arms the request, so a lost PLI is retried.
+* Loss: NACK/RTX are per leg. The publisher leg is repaired by aiortc's receiver
+  (NACK) and the publisher's retransmissions; each viewer leg by aiortc's sender,
+  which keeps the RTP history of what it sent and answers that viewer's NACKs (RTX
+  when negotiated).
+* Back-pressure: a viewer queue holds at most ``max_queue`` frames; on overflow a
+  video leg discards its backlog and waits for a keyframe, an audio leg drops the
+  oldest frame.
+
+The decoded picture for the gate: ``Publisher.decoded_video`` is a
+``DecodedVideoTrack`` fed by our own decoder while decoding is on
+(``start_decoding``/``stop_decoding``); aiortc's decoder never runs.
+
+Usage (the lead's signalling)::
+
+    pc = create_peer_connection(loopback=cfg.loopback)
+    publisher = Publisher(participant_id, pc)  # before setRemoteDescription(offer)
+    await pc.setRemoteDescription(offer)
+    restrict_answer_codecs(pc)                  # optional: have the browser send VP8
+    await pc.setLocalDescription(await pc.createAnswer())
+    track = publisher.decoded_video             # sampler: await track.recv()
+    ...
+    publisher.stop_decoding()                   # once admitted
+    await room.admit(participant_id, pc, publisher)
+    ...
+    await room.remove(participant_id); await publisher.close(); await pc.close()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import av
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpTransceiver
+from aiortc.codecs import is_rtx
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from av.packet import Packet
+
+from .decode import DecodedVideoTrack, VideoDecoder
+from .keyframes import is_keyframe
+from .tap import ReceiverTap, schedule
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("audio", "video")
+
+if TYPE_CHECKING:
+    #: a packet not tied to a demuxer stream (PyAV's stubs make Packet generic)
+    EncodedPacket = Packet[Any]
+else:
+    EncodedPacket = Packet
+
+
+class ForwardedTrack(MediaStreamTrack):
+    """One viewer's copy of one publisher's encoded stream; ``recv()`` yields ``av.Packet``.
+
+    States: ``idle`` until the viewer's sender first reads it (nothing is buffered
+    before the leg is negotiated), ``waiting`` (video: held until a keyframe),
+    ``flowing``. Ends when stopped or when the publisher's source ends. Frames in a
+    codec other than the leg's (the publisher switched codecs) are dropped, never sent.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        codec: RTCRtpCodecParameters,
+        publisher: Publisher,
+        *,
+        max_queue: int,
+    ) -> None:
+        super().__init__()
+        self.kind = kind
+        self.codec = codec
+        self.publisher_id = publisher.participant_id
+        self._publisher: Publisher | None = publisher
+        self._queue: asyncio.Queue[tuple[EncodedPacket, bool] | None] = asyncio.Queue()
+        self._max_queue = max_queue
+        self._state = "idle"
+        #: frames handed to the viewer's sender
+        self.delivered = 0
+        #: whether the first frame handed to the sender was a keyframe (None: none yet)
+        self.first_was_keyframe: bool | None = None
+        #: frames dropped on overflow or codec mismatch
+        self.dropped = 0
+
+    @property
+    def state(self) -> str:
+        return "ended" if self.readyState != "live" else self._state
+
+    @property
+    def waiting_for_keyframe(self) -> bool:
+        return self._state == "waiting" and self.readyState == "live"
+
+    def _offer(self, packet: EncodedPacket, codec: RTCRtpCodecParameters, keyframe: bool) -> None:
+        """Called by the publisher for every encoded frame (event loop, synchronous)."""
+        if self._state == "idle" or self.readyState != "live":
+            return
+        if codec.mimeType.lower() != self.codec.mimeType.lower():
+            self.dropped += 1
+            return
+        if self._state == "waiting":
+            if not keyframe:
+                return
+            self._state = "flowing"
+        if self._queue.qsize() >= self._max_queue:
+            if self.kind == "video":
+                self.dropped += self._drain()
+                if not keyframe:
+                    self._state = "waiting"
+                    self._request_keyframe()
+                    return
+            else:
+                self._queue.get_nowait()
+                self.dropped += 1
+        self._queue.put_nowait((packet, keyframe))
+
+    def _drain(self) -> int:
+        count = 0
+        while not self._queue.empty():
+            if self._queue.get_nowait() is not None:
+                count += 1
+        return count
+
+    def _request_keyframe(self) -> None:
+        if self._publisher is not None:
+            self._publisher.request_keyframe()
+
+    async def recv(self) -> EncodedPacket:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._state == "idle":
+            # The leg's sender just started: only now is a keyframe worth asking for.
+            self._state = "waiting" if self.kind == "video" else "flowing"
+            if self.kind == "video":
+                self._request_keyframe()
+        item = await self._queue.get()
+        if item is None:
+            self.stop()
+            raise MediaStreamError
+        packet, keyframe = item
+        if self.first_was_keyframe is None:
+            self.first_was_keyframe = keyframe
+        self.delivered += 1
+        return packet
+
+    def stop(self) -> None:
+        if self.readyState == "live":
+            self._drain()
+            self._queue.put_nowait(None)
+        super().stop()
+        publisher, self._publisher = self._publisher, None
+        if publisher is not None:
+            publisher._unsubscribe(self)
+
+
+@dataclass
+class _Source:
+    """One tapped receiver (the participant's camera or microphone)."""
+
+    kind: str
+    transceiver: RTCRtpTransceiver
+    tap: ReceiverTap | None = None
+    codec: RTCRtpCodecParameters | None = None
+    frames: int = 0
+    subscribers: set[ForwardedTrack] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class PublisherStats:
+    """Counters for tests, the bench and the lead's metrics."""
+
+    video_frames: int
+    audio_frames: int
+    keyframe_requests: int
+    plis_sent: int
+    decoder_frames_fed: int
+    frames_decoded: int
+    decoding: bool
+    subscribers: int
+
+
+class Publisher:
+    """A participant's published camera + microphone, tapped before decoding.
+
+    Build it right after the peer connection, before ``setRemoteDescription`` of the
+    client's offer: it hooks ``pc.on("track")`` (receivers that already have a track
+    are picked up too). Only the first audio and the first video receiver are used.
+
+    :param decode_video: start with decoding on (the gate needs pictures before
+        admission).
+    :param keyframe_min_interval: seconds between two PLIs sent to the publisher.
+    :param decoded_maxsize: decoded frames kept for a slow sampler (newest win).
+    :param max_queue: encoded frames buffered per viewer leg.
+    :param audio_prefetch: frames aiortc's audio jitter buffer holds back before
+        releasing one (aiortc's default 4 adds 80 ms; viewers buffer anyway).
+    """
+
+    def __init__(
+        self,
+        participant_id: str,
+        pc: RTCPeerConnection,
+        *,
+        decode_video: bool = True,
+        keyframe_min_interval: float = 0.5,
+        decoded_maxsize: int = 2,
+        max_queue: int = 60,
+        audio_prefetch: int = 0,
+    ) -> None:
+        self.participant_id = participant_id
+        self._pc = pc
+        self._sources: dict[str, _Source] = {}
+        self._closed = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._keyframe_min_interval = keyframe_min_interval
+        self._last_pli = -math.inf
+        self._decoded_maxsize = decoded_maxsize
+        self._max_queue = max_queue
+        self._audio_prefetch = audio_prefetch
+        self._decoder: VideoDecoder | None = None
+        self._decoded: DecodedVideoTrack | None = (
+            DecodedVideoTrack(decoded_maxsize) if decode_video else None
+        )
+        self._decoder_frames_fed = 0
+        self._frames_decoded = 0
+        self.keyframe_requests = 0
+        self.plis_sent = 0
+        pc.on("track", self._on_track)
+        for transceiver in pc.getTransceivers():
+            if transceiver.receiver.track is not None:
+                self._attach(transceiver)
+
+    # -- attaching -------------------------------------------------------------------
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        for transceiver in self._pc.getTransceivers():
+            if transceiver.receiver.track is track:
+                self._attach(transceiver)
+                return
+
+    def _attach(self, transceiver: RTCRtpTransceiver) -> None:
+        kind = transceiver.kind
+        if self._closed or kind not in KINDS:
+            return
+        if kind in self._sources:
+            if self._sources[kind].transceiver is not transceiver:
+                logger.info("%s: ignoring extra %s track", self.participant_id, kind)
+            return
+        source = _Source(kind=kind, transceiver=transceiver)
+        source.tap = ReceiverTap(
+            transceiver.receiver,
+            on_frame=lambda codec, frame: self._on_frame(source, codec, frame),
+            on_end=lambda: self._on_source_end(source),
+        )
+        self._sources[kind] = source
+        if kind == "audio":
+            source.tap.set_jitter_prefetch(self._audio_prefetch)
+        if kind == "video" and self._decoded is not None:
+            self._start_decoder()
+
+    # -- frames ----------------------------------------------------------------------
+
+    def _on_frame(self, source: _Source, codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
+        if self._closed:
+            return
+        source.codec = codec
+        source.frames += 1
+        keyframe = source.kind == "audio" or is_keyframe(codec.mimeType, frame.data)
+        if source.kind == "video":
+            decoder = self._decoder
+            if decoder is not None and not decoder.stopped:
+                if not decoder.feed(codec, frame, keyframe):
+                    self.request_keyframe()
+        if not source.subscribers:
+            return
+        packet = av.Packet(frame.data)
+        packet.pts = frame.timestamp
+        packet.time_base = fractions.Fraction(1, codec.clockRate)
+        waiting = False
+        # The same packet object goes to every viewer: senders only read it.
+        for track in list(source.subscribers):
+            track._offer(packet, codec, keyframe)
+            waiting = waiting or track.waiting_for_keyframe
+        if waiting and not keyframe:
+            self.request_keyframe()
+
+    def _on_source_end(self, source: _Source) -> None:
+        logger.info("%s: %s source ended", self.participant_id, source.kind)
+        for track in list(source.subscribers):
+            track.stop()
+        if source.kind == "video":
+            self.stop_decoding()
+
+    # -- keyframes -------------------------------------------------------------------
+
+    def request_keyframe(self) -> bool:
+        """Ask the publisher for a keyframe (RTCP PLI), unless one was asked recently.
+
+        Returns True if a request was issued. Safe to call from any event-loop code,
+        including aiortc's RTCP handling (it only schedules the send).
+        """
+        source = self._sources.get("video")
+        if self._closed or source is None or source.tap is None:
+            return False
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if now - self._last_pli < self._keyframe_min_interval:
+            return False
+        self._last_pli = now
+        self.keyframe_requests += 1
+        schedule(self._send_pli(source.tap), self._tasks)
+        return True
+
+    async def _send_pli(self, tap: ReceiverTap) -> None:
+        if await tap.send_pli():
+            self.plis_sent += 1
+        else:
+            self._last_pli = -math.inf  # no SSRC seen yet: retry on the next frame
+
+    # -- decoding for the gate -------------------------------------------------------
+
+    @property
+    def decoded_video(self) -> DecodedVideoTrack | None:
+        """The decoded video while decoding is on, else None. Ends on stop_decoding()."""
+        return self._decoded
+
+    @property
+    def decoding(self) -> bool:
+        return self._decoded is not None
+
+    def start_decoding(self) -> DecodedVideoTrack:
+        """(Re)start decoding (e.g. for a re-verification); returns the new track.
+
+        The decoder starts at the next keyframe, which is requested now.
+        """
+        if self._decoded is None:
+            self._decoded = DecodedVideoTrack(self._decoded_maxsize)
+            if "video" in self._sources:
+                self._start_decoder()
+        return self._decoded
+
+    def stop_decoding(self) -> None:
+        """Stop decoding this participant's video; forwarding continues.
+
+        The decoder thread exits, its pending frames are dropped, and
+        ``decoded_video`` ends (``recv`` raises ``MediaStreamError``).
+        """
+        decoder, self._decoder = self._decoder, None
+        if decoder is not None:
+            self._fold_decoder_counts(decoder)
+            decoder.stop()
+        track, self._decoded = self._decoded, None
+        if track is not None:
+            track.stop()
+
+    def _start_decoder(self) -> None:
+        assert self._decoded is not None
+        if self._decoder is None and not self._closed:
+            self._decoder = VideoDecoder(self._decoded, on_error=self._on_decode_error)
+            self.request_keyframe()
+
+    def _on_decode_error(self) -> None:
+        self.request_keyframe()
+
+    def _fold_decoder_counts(self, decoder: VideoDecoder) -> None:
+        self._decoder_frames_fed += decoder.frames_fed
+        self._frames_decoded += decoder.frames_decoded
+
+    # -- viewers ---------------------------------------------------------------------
+
+    def codec(self, kind: str) -> RTCRtpCodecParameters | None:
+        """The codec this publisher sends ``kind`` in (seen on the wire, else negotiated)."""
+        source = self._sources.get(kind)
+        if source is None:
+            return None
+        if source.codec is not None:
+            return source.codec
+        negotiated: list[RTCRtpCodecParameters] = source.transceiver._codecs
+        return next((c for c in negotiated if not is_rtx(c)), None)
+
+    def subscribe(self, kind: str) -> ForwardedTrack | None:
+        """A new viewer leg of ``kind``; None if this publisher does not send that kind."""
+        source = self._sources.get(kind)
+        codec = self.codec(kind)
+        if self._closed or source is None or codec is None:
+            return None
+        if source.tap is not None and source.tap.ended:
+            return None
+        track = ForwardedTrack(kind, codec, self, max_queue=self._max_queue)
+        source.subscribers.add(track)
+        return track
+
+    def _unsubscribe(self, track: ForwardedTrack) -> None:
+        source = self._sources.get(track.kind)
+        if source is not None:
+            source.subscribers.discard(track)
+
+    @property
+    def subscribers(self) -> int:
+        return sum(len(s.subscribers) for s in self._sources.values())
+
+    def stats(self) -> PublisherStats:
+        decoder = self._decoder
+        return PublisherStats(
+            video_frames=self._sources["video"].frames if "video" in self._sources else 0,
+            audio_frames=self._sources["audio"].frames if "audio" in self._sources else 0,
+            keyframe_requests=self.keyframe_requests,
+            plis_sent=self.plis_sent,
+            decoder_frames_fed=self._decoder_frames_fed + (decoder.frames_fed if decoder else 0),
+            frames_decoded=self._frames_decoded + (decoder.frames_decoded if decoder else 0),
+            decoding=self.decoding,
+            subscribers=self.subscribers,
+        )
+
+    async def close(self) -> None:
+        """End every viewer leg and the decoder. The pc itself is the caller's to close.
+
+        The receiver stays tapped (frames are dropped) so aiortc's decoder never
+        starts consuming an unread track.
+        """
+        if self._closed:
+            return
+        self.stop_decoding()
+        self._closed = True
+        self._pc.remove_listener("track", self._on_track)
+        for source in self._sources.values():
+            for track in list(source.subscribers):
+                track.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
