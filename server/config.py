@@ -48,6 +48,24 @@ class GateSettings:
 
 
 @dataclass(frozen=True)
+class LivenessSettings:
+    """[liveness]: which checks rooms require, and the few tunables (docs/liveness.md)."""
+
+    # off | passive | active | active+passive (a per-room setting can override later)
+    policy: str = "active+passive"
+    # Seconds allowed for each prompted action.
+    step_time_s: float = 6.0
+    # Number of actions per challenge is drawn between these.
+    min_steps: int = 2
+    max_steps: int = 3
+    # Combined passive score above which a face is refused (1.0 = calibrated).
+    passive_threshold: float = 1.0
+    # TEST ONLY: a non-negative value seeds the challenge draw so tests can predict it.
+    # Production leaves it at -1: challenges come from secrets.SystemRandom().
+    test_seed: int = -1
+
+
+@dataclass(frozen=True)
 class LimitSettings:
     max_message_bytes: int = 65536
 
@@ -56,6 +74,7 @@ class LimitSettings:
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     gate: GateSettings = field(default_factory=GateSettings)
+    liveness: LivenessSettings = field(default_factory=LivenessSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
 
     @property
@@ -131,7 +150,12 @@ def load_settings(
             data.setdefault(section, {}).update(values)
     for section, values in (overrides or {}).items():
         data.setdefault(section, {}).update(values)
-    sections = {"server": ServerSettings, "gate": GateSettings, "limits": LimitSettings}
+    sections = {
+        "server": ServerSettings,
+        "gate": GateSettings,
+        "liveness": LivenessSettings,
+        "limits": LimitSettings,
+    }
     for section in data:
         if section not in sections:
             raise ConfigError(f"unknown config section [{section}]")
@@ -151,5 +175,12 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("[gate] frames_required must be at least 1")
     if gate.threshold < 0 or gate.threshold >= 2:
         raise ConfigError("[gate] threshold must be 0 (engine default) or in (0, 2)")
+    live = settings.liveness
+    if live.policy.strip().lower() not in {"off", "passive", "active", "active+passive"}:
+        raise ConfigError("[liveness] policy must be off, passive, active or active+passive")
+    if not 1 <= live.min_steps <= live.max_steps <= 6:
+        raise ConfigError("[liveness] need 1 <= min_steps <= max_steps <= 6")
+    if live.step_time_s <= 0:
+        raise ConfigError("[liveness] step_time_s must be > 0")
     if bool(settings.server.tls_cert) != bool(settings.server.tls_key):
         raise ConfigError("[server] tls_cert and tls_key must be set together")

@@ -7,27 +7,45 @@ a fast, deterministic unit test, and keeps asyncio/aiortc at the edges.
 
 States::
 
-    lobby --start--> checking --enough matching, moving frames--> admitted
+    lobby --start--> checking --enough matching frames--> challenge --all steps--> admitted
                         |  \\--wrong person / timeout--> failed --ready--> checking
+                        |           challenge --wrong/late/lost, passive cue--> failed
                         |                                  \\--no attempts left--> denied
                         \\--lockout reached--> locked
-    admitted --reverify--> reverifying --pass--> admitted
+    admitted --reverify--> reverifying --(challenge)--> admitted
                                         \\--fail--> denied
+
+Liveness follows the room's policy (``GatePolicy.liveness``): ``off`` keeps the old
+stand-in (enough matching frames with some head movement), ``passive`` adds the
+passive cues over a few seconds, ``active`` runs a random challenge of 2-3 actions
+prompted one at a time (``Prompt`` actions, each with a time limit) after identity is
+established, ``active+passive`` (the default) does both. The challenge must be done by
+the same face throughout: the face track must stay continuous and the embedding at
+the end must match the one at the start. Failures are ``Reason.LIVENESS``.
 """
 
 from __future__ import annotations
 
 import enum
 import math
+import random
+import secrets
 import statistics
 from collections import deque
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from .liveness.challenge import PROMPTS, ActiveConfig, Challenge, StepStatus
+from .liveness.passive import PassiveCheck, PassiveConfig
+from .liveness.sample import LivenessPolicy, LivenessSample
+
 
 class State(enum.Enum):
     LOBBY = "lobby"
     CHECKING = "checking"
+    CHALLENGE = "challenge"
     FAILED = "failed"
     ADMITTED = "admitted"
     REVERIFYING = "reverifying"
@@ -81,6 +99,7 @@ class Observation:
 
     ``center`` and ``width`` are fractions of the frame so motion is resolution-free.
     ``quality`` holds human-readable problems (empty = good enough to judge).
+    ``liveness`` is the single face's sample for the liveness checks (when the mesh ran).
     """
 
     faces: int
@@ -88,6 +107,7 @@ class Observation:
     center: tuple[float, float] = (0.5, 0.5)
     width: float = 0.0
     quality: tuple[str, ...] = ()
+    liveness: LivenessSample | None = None
 
 
 # ---- events -----------------------------------------------------------------
@@ -149,12 +169,32 @@ class Admitted:
 
 @dataclass(frozen=True)
 class Refused:
-    """One attempt failed; ``final`` means no further attempt is allowed."""
+    """One attempt failed; ``final`` means no further attempt is allowed.
+
+    ``detail`` says which liveness check failed (for the audit log, not the person).
+    """
 
     reason: Reason
     attempts_left: int
     final: bool
     distance: float | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """Show one challenge instruction; ``text`` empty clears it.
+
+    ``time_limit_s`` is relative (the client's clock is not ours); ``deadline`` is the
+    gate's own time for the step, for the edge's bookkeeping.
+    """
+
+    text: str
+    action: str | None
+    step: int
+    steps: int
+    time_limit_s: float
+    deadline: float
 
 
 @dataclass(frozen=True)
@@ -162,7 +202,7 @@ class LockedOut:
     until: float
 
 
-Action = StateChanged | Progress | Admitted | Refused | LockedOut
+Action = StateChanged | Progress | Admitted | Refused | LockedOut | Prompt
 
 
 # ---- policy and lockout -----------------------------------------------------
@@ -175,6 +215,9 @@ class GatePolicy:
     frames_required: int = 3
     min_motion: float = 0.02
     mismatch_frames: int = 3
+    liveness: LivenessPolicy = LivenessPolicy.ACTIVE_PASSIVE
+    active: ActiveConfig = field(default_factory=ActiveConfig)
+    passive: PassiveConfig = field(default_factory=PassiveConfig)
 
 
 @dataclass
@@ -231,6 +274,12 @@ class _Attempt:
     mismatch_distance: float | None = None
     hold: Reason | None = None
     seen_face: bool = False
+    samples: list[LivenessSample] = field(default_factory=list)
+    passive: PassiveCheck = field(default_factory=PassiveCheck)
+    challenge: Challenge | None = None
+    start_embedding: np.ndarray | None = None
+    confirm_deadline: float | None = None
+    reverify: bool = False
 
 
 class Gate:
@@ -241,8 +290,11 @@ class Gate:
         policy: GatePolicy,
         lockout: LockoutTracker,
         lockout_keys: Sequence[Hashable] = (),
+        rng: random.Random | None = None,
     ) -> None:
         self.policy = policy
+        # Challenges must be unpredictable: a CSPRNG unless a test injects a seeded one.
+        self.rng = rng if rng is not None else secrets.SystemRandom()
         self.lockout = lockout
         self.lockout_keys = tuple(lockout_keys)
         self.state = State.LOBBY
@@ -250,6 +302,18 @@ class Gate:
         self.person_id: str | None = None
         self.distance: float | None = None
         self._attempt: _Attempt | None = None
+
+    @property
+    def wants_embedding(self) -> bool:
+        """Whether the next frame needs an embedding (skipped mid-challenge: ~70 ms)."""
+        attempt = self._attempt
+        if self.state is not State.CHALLENGE or attempt is None:
+            return True
+        return attempt.confirm_deadline is not None
+
+    @property
+    def challenge(self) -> Challenge | None:
+        return self._attempt.challenge if self._attempt is not None else None
 
     @property
     def attempts_left(self) -> int:
@@ -267,6 +331,7 @@ class Gate:
             if self.state is not State.ADMITTED:
                 return []
             self._attempt = self._new_attempt(event.now)
+            self._attempt.reverify = True
             return self._go(State.REVERIFYING)
         if isinstance(event, Tick):
             return self._tick(event.now)
@@ -286,7 +351,11 @@ class Gate:
         return [StateChanged(state)]
 
     def _new_attempt(self, now: float) -> _Attempt:
-        return _Attempt(started=now, deadline=now + self.policy.attempt_timeout_s)
+        return _Attempt(
+            started=now,
+            deadline=now + self.policy.attempt_timeout_s,
+            passive=PassiveCheck(self.policy.passive),
+        )
 
     def _start(self, now: float) -> list[Action]:
         if self.state not in (State.LOBBY, State.FAILED):
@@ -299,6 +368,8 @@ class Gate:
 
     def _tick(self, now: float) -> list[Action]:
         attempt = self._attempt
+        if attempt is not None and self.state is State.CHALLENGE:
+            return self._challenge_tick(now, attempt)
         if attempt is None or self.state not in (State.CHECKING, State.REVERIFYING):
             return []
         if now < attempt.deadline:
@@ -313,6 +384,8 @@ class Gate:
 
     def _frame(self, now: float, obs: Observation) -> list[Action]:
         attempt = self._attempt
+        if attempt is not None and self.state is State.CHALLENGE:
+            return self._challenge_frame(now, obs, attempt)
         if attempt is None or self.state not in (State.CHECKING, State.REVERIFYING):
             return []
         if now >= attempt.deadline:
@@ -338,6 +411,8 @@ class Gate:
             attempt.distances.clear()
             attempt.centers.clear()
             attempt.widths.clear()
+            attempt.samples.clear()
+            attempt.passive.reset()
             attempt.person_id = None
             if attempt.mismatches >= self.policy.mismatch_frames:
                 return self._fail(now, Reason.NOT_RECOGNISED, match.distance)
@@ -347,13 +422,125 @@ class Gate:
         attempt.centers.append(obs.center)
         attempt.widths.append(obs.width)
         attempt.hold = None
+        liveness = self.policy.liveness
+        if obs.liveness is not None:
+            attempt.samples.append(obs.liveness)
+            if liveness.passive:
+                attempt.passive.add(obs.liveness, now)
+        elif liveness is not LivenessPolicy.OFF:
+            # Liveness cannot be judged on this frame: do not count it as evidence.
+            attempt.distances.pop()
+            attempt.centers.pop()
+            attempt.widths.pop()
+            held = len(attempt.distances)
+            return self._hold(attempt, Reason.POOR_QUALITY, held, "face not measurable")
         if len(attempt.distances) < required:
             return [Progress(len(attempt.distances), required)]
+        if liveness.active:
+            return self._start_challenge(now, attempt)
         if _motion(attempt.centers, attempt.widths) < self.policy.min_motion:
             attempt.hold = Reason.NO_MOVEMENT
             # Keep a sliding window of the latest frames so a later movement still counts.
             del attempt.distances[0], attempt.centers[0], attempt.widths[0]
             return [Progress(required - 1, required, Reason.NO_MOVEMENT)]
+        if liveness.passive:
+            verdict = attempt.passive.verdict()
+            if verdict.live is False:
+                return self._fail(now, Reason.LIVENESS, match.distance, f"passive:{verdict.cue}")
+            if verdict.live is None or attempt.passive.span_s < self.policy.passive.static_window_s:
+                # Passive cues need a few seconds of the face; keep the latest frames.
+                del attempt.distances[0], attempt.centers[0], attempt.widths[0]
+                return [Progress(required - 1, required)]
+        return self._admit(attempt)
+
+    # -- the active challenge --
+
+    def _start_challenge(self, now: float, attempt: _Attempt) -> list[Action]:
+        challenge = Challenge.draw(self.rng, self.policy.active)
+        baseline = attempt.samples[-self.policy.active.baseline_frames :]
+        challenge.start(baseline, now)
+        attempt.challenge = challenge
+        attempt.start_embedding = next(
+            (s.embedding for s in attempt.samples if s.embedding is not None), None
+        )
+        steps = len(challenge.actions)
+        return [*self._go(State.CHALLENGE), Progress(0, steps), self._prompt(challenge)]
+
+    def _prompt(self, challenge: Challenge) -> Prompt:
+        action = challenge.current
+        return Prompt(
+            PROMPTS[action],
+            action.value,
+            challenge.step + 1,
+            len(challenge.actions),
+            self.policy.active.step_time_s,
+            challenge.deadline,
+        )
+
+    def _challenge_tick(self, now: float, attempt: _Attempt) -> list[Action]:
+        challenge = attempt.challenge
+        assert challenge is not None
+        if attempt.confirm_deadline is not None:
+            if now >= attempt.confirm_deadline:
+                return self._fail(now, Reason.LIVENESS, None, "no matching face after challenge")
+            return []
+        outcome = challenge.tick(now)
+        if outcome.status is StepStatus.WAITING:
+            return []
+        return self._fail(now, Reason.LIVENESS, None, f"{outcome.status.value}:{outcome.detail}")
+
+    def _challenge_frame(self, now: float, obs: Observation, attempt: _Attempt) -> list[Action]:
+        challenge = attempt.challenge
+        assert challenge is not None
+        steps = len(challenge.actions)
+        timed = self._challenge_tick(now, attempt)
+        if timed:
+            return timed
+        if obs.faces == 0:
+            return [Progress(challenge.step, steps, Reason.NO_FACE)]
+        if obs.faces > 1:
+            return [Progress(challenge.step, steps, Reason.MULTIPLE_FACES)]
+        sample = obs.liveness
+        if sample is None:
+            return [Progress(challenge.step, steps, Reason.POOR_QUALITY, "face not measurable")]
+        if self.policy.liveness.passive:
+            attempt.passive.add(sample, now)
+        if attempt.confirm_deadline is not None:
+            return self._confirm(now, obs, attempt)
+        outcome = challenge.feed(sample, now)
+        if outcome.status is StepStatus.WAITING:
+            return []
+        if outcome.status is StepStatus.PASSED:
+            return [Progress(challenge.step, steps), self._prompt(challenge)]
+        if outcome.status is StepStatus.DONE:
+            attempt.confirm_deadline = now + self.policy.active.step_time_s
+            actions: list[Action] = [
+                Progress(steps, steps),
+                Prompt("Look at the camera", None, steps, steps, 0.0, attempt.confirm_deadline),
+            ]
+            if obs.match is not None:
+                actions += self._confirm(now, obs, attempt)
+            return actions
+        detail = f"{outcome.status.value}:{outcome.detail}"
+        return self._fail(now, Reason.LIVENESS, None, detail)
+
+    def _confirm(self, now: float, obs: Observation, attempt: _Attempt) -> list[Action]:
+        """After the last step: the same, enrolled face must still be there."""
+        match, sample = obs.match, obs.liveness
+        if match is None or sample is None or sample.embedding is None:
+            return []  # e.g. still turned away: wait for a frontal frame
+        if not match.accepted or match.person_id != attempt.person_id:
+            return self._fail(now, Reason.NOT_RECOGNISED, match.distance, "face changed")
+        start = attempt.start_embedding
+        if start is not None:
+            moved = float(np.linalg.norm(sample.embedding - start))
+            if moved > self.policy.active.same_face_distance:
+                return self._fail(now, Reason.LIVENESS, match.distance, "face changed")
+        attempt.distances.append(match.distance)
+        if self.policy.liveness.passive:
+            verdict = attempt.passive.verdict()
+            if verdict.live is False:
+                return self._fail(now, Reason.LIVENESS, match.distance, f"passive:{verdict.cue}")
         return self._admit(attempt)
 
     def _hold(self, attempt: _Attempt, reason: Reason, held: int, detail: str = "") -> list[Action]:
@@ -362,24 +549,26 @@ class Gate:
 
     def _admit(self, attempt: _Attempt) -> list[Action]:
         distance = statistics.median(attempt.distances)
-        reverify = self.state is State.REVERIFYING
+        reverify = attempt.reverify
         self.person_id, self.distance = attempt.person_id, distance
         self._attempt = None
         return [*self._go(State.ADMITTED), Admitted(attempt.person_id, distance, reverify)]
 
-    def _fail(self, now: float, reason: Reason, distance: float | None) -> list[Action]:
-        reverify = self.state is State.REVERIFYING
+    def _fail(
+        self, now: float, reason: Reason, distance: float | None, detail: str = ""
+    ) -> list[Action]:
+        reverify = self._attempt is not None and self._attempt.reverify
         self._attempt = None
         self.failures += 1
         lock_until = self.lockout.record_failure(self.lockout_keys, now)
         if lock_until is not None:
             return [
-                Refused(Reason.LOCKED_OUT, 0, True, distance),
+                Refused(Reason.LOCKED_OUT, 0, True, distance, detail),
                 *self._go(State.LOCKED),
                 LockedOut(lock_until),
             ]
         final = reverify or self.attempts_left == 0
-        refused = Refused(reason, 0 if final else self.attempts_left, final, distance)
+        refused = Refused(reason, 0 if final else self.attempts_left, final, distance, detail)
         return [refused, *self._go(State.DENIED if final else State.FAILED)]
 
 

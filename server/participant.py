@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import random
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -19,6 +21,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 
 from . import gate as g
+from .liveness import ActiveConfig, LivenessPolicy, PassiveConfig
 from .rtc.codecs import restrict_answer_codecs
 from .rtc.forward import Publisher
 from .rtc.peer import create_peer_connection
@@ -58,7 +61,12 @@ class Participant:
         self.name = name
         self.claimed_person = person_id
         self.ip = ip
-        self.gate = g.Gate(hub.policy, hub.lockout, lockout_keys)
+        self.gate = g.Gate(
+            liveness_policy(hub, checker.target.liveness),
+            hub.lockout,
+            lockout_keys,
+            rng=liveness_rng(hub),
+        )
         self.pc: RTCPeerConnection | None = None
         self.publisher: Publisher | None = None
         self.sampler: FrameSampler | None = None
@@ -160,16 +168,17 @@ class Participant:
     async def _on_frame(self, frame: Any, _received_at: float) -> None:
         if self.gate.state is g.State.LOBBY:
             await self._apply(self.gate.handle(g.Start(time.monotonic())))
-        if self.gate.state not in (g.State.CHECKING, g.State.REVERIFYING):
+        if self.gate.state not in (g.State.CHECKING, g.State.REVERIFYING, g.State.CHALLENGE):
             return
         loop = asyncio.get_running_loop()
-        observation = await loop.run_in_executor(self.hub.executor, self._observe, frame)
+        embed = self.gate.wants_embedding
+        observation = await loop.run_in_executor(self.hub.executor, self._observe, frame, embed)
         if not self._closed:
             await self._apply(self.gate.handle(g.FrameAnalysed(time.monotonic(), observation)))
 
-    def _observe(self, frame: Any) -> g.Observation:
+    def _observe(self, frame: Any, embed: bool = True) -> g.Observation:
         rgb = frame.to_ndarray(format="rgb24")
-        return self.checker.observe(rgb)
+        return self.checker.observe(rgb, embed=embed)
 
     async def _tick(self) -> None:
         while not self._closed:
@@ -183,6 +192,17 @@ class Participant:
             if isinstance(action, g.StateChanged):
                 await self.send({"type": "state", "state": action.state.value})
                 await self.runtime.notify_dashboard()
+            elif isinstance(action, g.Prompt):
+                await self.send(
+                    {
+                        "type": "prompt",
+                        "text": action.text,
+                        "action": action.action,
+                        "step": action.step,
+                        "steps": action.steps,
+                        "time_limit_s": action.time_limit_s,
+                    }
+                )
             elif isinstance(action, g.Progress):
                 await self._progress(action)
             elif isinstance(action, g.Admitted):
@@ -240,6 +260,8 @@ class Participant:
                 "reason": action.reason.value,
                 "attempts_left": action.attempts_left,
                 "distance": None if action.distance is None else round(action.distance, 4),
+                # Which liveness check failed (audit only; the person sees the reason).
+                "detail": action.detail,
             },
             person_id=self.claimed_person,
         )
@@ -318,3 +340,28 @@ class Participant:
             self.hub.audit(self, "participant.left", {"by_choice": left})
         with contextlib.suppress(Exception):
             await self.send({"type": "bye", "reason": "left" if left else "closed"})
+
+
+def liveness_policy(hub: Hub, room_policy: LivenessPolicy | None) -> g.GatePolicy:
+    """The hub's gate policy with the [liveness] settings; a room's own policy wins."""
+    live = hub.settings.liveness
+    return dataclasses.replace(
+        hub.policy,
+        liveness=room_policy or LivenessPolicy.parse(live.policy),
+        active=dataclasses.replace(
+            ActiveConfig(),
+            step_time_s=live.step_time_s,
+            min_steps=live.min_steps,
+            max_steps=live.max_steps,
+        ),
+        passive=dataclasses.replace(PassiveConfig(), threshold=live.passive_threshold),
+    )
+
+
+def liveness_rng(hub: Hub) -> random.Random | None:
+    """TEST ONLY seeded draw ([liveness] test_seed >= 0); None = the gate's CSPRNG."""
+    seed = hub.settings.liveness.test_seed
+    if seed < 0:
+        return None
+    log.warning("liveness challenges use the TEST seed %d: never do this in production", seed)
+    return random.Random(seed)

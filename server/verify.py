@@ -2,7 +2,10 @@
 
 This is the synchronous, CPU-bound step run in the executor: face analysis, then
 comparison with whoever the participant must be (1:1 invite) or anyone enrolled
-in the room (1:N open link). The gate itself never sees embeddings.
+in the room (1:N open link), and the liveness sample (measures, a few mesh points,
+the pixel cues of the passive checks). The gate never sees pixels; it sees an
+embedding only inside the liveness sample, to check that the face at the end of a
+challenge is the one that started it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import numpy as np
 from .face.engine import Face, FaceEngine
 from .face.matcher import identify, verify
 from .gate import Match, Observation
+from .liveness import LivenessPolicy, sample_from_face
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,9 @@ class CheckTarget:
     gallery: Mapping[str, np.ndarray]
     threshold: float
     margin: float = 0.04
+    # The room's liveness policy; None = the server default ([liveness] policy). A
+    # per-room column in the store can feed this later.
+    liveness: LivenessPolicy | None = None
 
 
 class FaceChecker:
@@ -32,8 +39,12 @@ class FaceChecker:
         self.engine = engine
         self.target = target
 
-    def observe(self, rgb: np.ndarray) -> Observation:
-        analysis = self.engine.analyse(rgb, mesh=True, embed=True)
+    def observe(
+        self, rgb: np.ndarray, *, embed: bool = True, pixels: bool = True
+    ) -> Observation:
+        """Analyse one frame. ``embed=False`` skips the ~70 ms embedding (mid-challenge
+        frames only need the mesh); ``pixels=False`` skips the passive pixel cues."""
+        analysis = self.engine.analyse(rgb, mesh=True, embed=embed)
         faces = analysis.faces
         if len(faces) != 1:
             return Observation(len(faces))
@@ -42,10 +53,14 @@ class FaceChecker:
         x0, y0, x1, y1 = face.box
         center = ((x0 + x1) / 2 / width, (y0 + y1) / 2 / height)
         face_width = (x1 - x0) / width
+        sample = sample_from_face(rgb, face, pixels=pixels)
         quality = tuple(issue.message for issue in face.quality)
+        if not embed:
+            return Observation(1, None, center, face_width, quality, sample)
         if quality or face.embedding is None:
-            return Observation(1, None, center, face_width, quality or ("face not measurable",))
-        return Observation(1, self.match(face), center, face_width)
+            missing = quality or ("face not measurable",)
+            return Observation(1, None, center, face_width, missing, sample)
+        return Observation(1, self.match(face), center, face_width, liveness=sample)
 
     def match(self, face: Face) -> Match:
         assert face.embedding is not None

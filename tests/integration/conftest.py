@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -64,18 +66,24 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
     the_store.close()
 
 
-@pytest.fixture
-async def gatekeeper(
-    engine: FaceEngine, store: SqliteStore, tmp_path: Path
+@contextlib.asynccontextmanager
+async def serve_gate(
+    engine: FaceEngine,
+    store: SqliteStore,
+    data_dir: Path,
+    room_name: str,
+    liveness: dict[str, Any],
 ) -> AsyncIterator[Gatekeeper]:
+    """A real gate server on loopback in this event loop, with one room."""
     settings = load_settings(
         env={},
         overrides={
-            "server": {"loopback": True, "data_dir": str(tmp_path)},
+            "server": {"loopback": True, "data_dir": str(data_dir)},
             "gate": {"sample_fps": 5.0, "attempt_timeout_s": 15.0},
+            "liveness": liveness,
         },
     )
-    room = store.create_room("Integration Room")
+    room = store.create_room(room_name)
     app = create_app(settings, engine=engine, store=store)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
@@ -85,3 +93,14 @@ async def gatekeeper(
         )
     finally:
         await server.close()
+
+
+@pytest.fixture
+async def gatekeeper(
+    engine: FaceEngine, store: SqliteStore, tmp_path: Path
+) -> AsyncIterator[Gatekeeper]:
+    """Identity and media tests: liveness off, so clips that never perform a
+    challenge (lestari_real sits still) test recognition and forwarding alone.
+    Liveness through the gate is tested with its own fixture (test_liveness_rtc.py)."""
+    async with serve_gate(engine, store, tmp_path, "Integration Room", {"policy": "off"}) as gk:
+        yield gk

@@ -154,10 +154,18 @@ function onMessage(msg) {
       setStatus(msg.message || `Checking… ${msg.frames} of ${msg.required}`);
       break;
     }
-    case "prompt":
+    case "prompt": {
+      // Liveness challenge: one action at a time, "Step 1 of 3", with its time limit.
       $("prompt").hidden = !msg.text;
-      $("prompt").textContent = msg.text || "";
+      const step = msg.steps && msg.action ? `Step ${msg.step} of ${msg.steps}: ` : "";
+      const limit = msg.time_limit_s ? ` (${Math.round(msg.time_limit_s)} s)` : "";
+      $("prompt").textContent = msg.text ? `${step}${msg.text}${limit}` : "";
+      if (msg.steps) {
+        $("progress").max = msg.steps;
+        $("progress").value = Math.max(0, (msg.step || 1) - 1);
+      }
       break;
+    }
     case "state":
       if (msg.state === "checking" || msg.state === "reverifying") {
         $("verdict").hidden = true;

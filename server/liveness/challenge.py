@@ -1,0 +1,237 @@
+"""Active liveness: a random sequence of actions, judged against the person's baseline.
+
+Pure and sans-IO: :class:`Challenge` is fed :class:`LivenessSample` objects with the
+time passed in and answers with a :class:`StepOutcome`. The gate turns outcomes into
+prompts and verdicts.
+
+Why relative to a baseline: faces differ (resting mouth, eye shape, how the camera
+looks down on them), so "smiling" means "wider than this person's neutral mouth",
+and "turned left" means "yaw moved left from where this person started". The
+baseline is the median of the frames that established identity, so one blink or
+glance while the gate was matching does not skew it.
+
+Directions are the person's own: ``turn_left`` is the person turning to their left,
+which in the (unmirrored) camera image moves the nose towards the image's right, so
+the mesh yaw increases. The browser preview is mirrored, so the person sees their
+head move to the left of the screen, as in a mirror.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import statistics
+from dataclasses import dataclass, field
+
+from .sample import LivenessSample
+
+
+class ChallengeAction(enum.Enum):
+    TURN_LEFT = "turn_left"
+    TURN_RIGHT = "turn_right"
+    LOOK_UP = "look_up"
+    BLINK = "blink"
+    SMILE = "smile"
+    OPEN_MOUTH = "open_mouth"
+
+
+PROMPTS: dict[ChallengeAction, str] = {
+    ChallengeAction.TURN_LEFT: "Turn your head to your left",
+    ChallengeAction.TURN_RIGHT: "Turn your head to your right",
+    ChallengeAction.LOOK_UP: "Look up",
+    ChallengeAction.BLINK: "Blink",
+    ChallengeAction.SMILE: "Smile",
+    ChallengeAction.OPEN_MOUTH: "Open your mouth",
+}
+
+POSE_ACTIONS = frozenset(
+    {ChallengeAction.TURN_LEFT, ChallengeAction.TURN_RIGHT, ChallengeAction.LOOK_UP}
+)
+
+
+@dataclass(frozen=True)
+class ActiveConfig:
+    """Thresholds measured on the shared clips (docs/liveness.md)."""
+
+    min_steps: int = 2
+    max_steps: int = 3
+    step_time_s: float = 6.0  # time limit per prompt
+    turn_deg: float = 15.0  # yaw change from baseline for a turn
+    look_up_deg: float = 10.0  # pitch change (upwards) from baseline
+    wrong_turn_deg: float = 15.0  # opposite turn during a turn step = wrong action
+    blink_closed: float = 0.90  # EAR / baseline at or below = eyes closing (the mesh
+    # under-reads eyelids: a full blink shows as a 10-15 % dip, noise is ~2 %)
+    blink_open: float = 0.96  # EAR / baseline at or above after closing = blink done
+    smile_ratio: float = 1.12  # mouth width / baseline
+    mouth_open: float = 0.2  # inner-lip gap / width above baseline
+    baseline_frames: int = 3
+    # Continuity: largest jump of the face centre between two analysed frames (face
+    # widths), largest size change (ratio), and longest time without the face.
+    max_jump: float = 0.8
+    max_scale_change: float = 1.5
+    max_gap_s: float = 1.5
+    # Start and end embeddings of the challenge must be this close (dlib distance).
+    same_face_distance: float = 0.5
+
+
+def draw_actions(rng: random.Random, config: ActiveConfig) -> tuple[ChallengeAction, ...]:
+    """``min_steps``-``max_steps`` distinct actions in random order from ``rng``.
+
+    Production passes ``secrets.SystemRandom()``; only tests pass a seeded Random.
+    """
+    count = rng.randint(config.min_steps, config.max_steps)
+    return tuple(rng.sample(list(ChallengeAction), count))
+
+
+class StepStatus(enum.Enum):
+    WAITING = "waiting"  # nothing decided on this sample
+    PASSED = "passed"  # the current step was done; the next one starts
+    DONE = "done"  # the last step was done
+    WRONG = "wrong"  # a different action was performed
+    TIMED_OUT = "timed_out"
+    LOST = "lost"  # the face track broke (jump, size change, gone too long)
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    status: StepStatus
+    step: int  # index of the step the outcome is about
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Baseline:
+    yaw: float
+    pitch: float
+    ear: float
+    smile: float
+    mouth_open: float
+
+    @classmethod
+    def of(cls, samples: list[LivenessSample]) -> Baseline:
+        """Pose: the median. Expressions: the most neutral value seen (mouth most
+        closed, narrowest smile, eyes most open), so a baseline caught mid-word or
+        mid-blink does not make the action unreachable."""
+        med = statistics.median
+        return cls(
+            yaw=med(s.measures.yaw for s in samples),
+            pitch=med(s.measures.pitch for s in samples),
+            ear=max(s.ear for s in samples),
+            smile=min(s.measures.smile for s in samples),
+            mouth_open=min(s.measures.mouth_open for s in samples),
+        )
+
+
+def detect(action: ChallengeAction, s: LivenessSample, base: Baseline, cfg: ActiveConfig) -> bool:
+    """Whether this one sample shows ``action`` (blink needs the sequence: see Challenge)."""
+    m = s.measures
+    if action is ChallengeAction.TURN_LEFT:
+        return m.yaw - base.yaw >= cfg.turn_deg
+    if action is ChallengeAction.TURN_RIGHT:
+        return base.yaw - m.yaw >= cfg.turn_deg
+    if action is ChallengeAction.LOOK_UP:
+        return base.pitch - m.pitch >= cfg.look_up_deg
+    if action is ChallengeAction.SMILE:
+        return m.smile >= base.smile * cfg.smile_ratio
+    if action is ChallengeAction.OPEN_MOUTH:
+        return m.mouth_open - base.mouth_open >= cfg.mouth_open
+    return s.ear <= base.ear * cfg.blink_closed
+
+
+def wrong_action(
+    action: ChallengeAction, s: LivenessSample, base: Baseline, cfg: ActiveConfig
+) -> ChallengeAction | None:
+    """A clearly different head movement during a head-movement step.
+
+    Only head pose is judged wrong: expressions co-occur (people blink while turning,
+    a smile opens the mouth), so they would refuse honest people.
+    """
+    yaw = s.measures.yaw - base.yaw
+    if action is ChallengeAction.TURN_LEFT and -yaw >= cfg.wrong_turn_deg:
+        return ChallengeAction.TURN_RIGHT
+    if action is ChallengeAction.TURN_RIGHT and yaw >= cfg.wrong_turn_deg:
+        return ChallengeAction.TURN_LEFT
+    if action is ChallengeAction.LOOK_UP and abs(yaw) >= 1.5 * cfg.wrong_turn_deg:
+        return ChallengeAction.TURN_LEFT if yaw > 0 else ChallengeAction.TURN_RIGHT
+    return None
+
+
+@dataclass
+class Challenge:
+    """One challenge: ``start`` with the baseline samples, then ``feed`` every sample."""
+
+    actions: tuple[ChallengeAction, ...]
+    config: ActiveConfig = field(default_factory=ActiveConfig)
+    step: int = 0
+    deadline: float = 0.0
+    baseline: Baseline | None = None
+    _closed: bool = False
+    _armed: bool = False
+    _last: LivenessSample | None = None
+    _last_seen: float = 0.0
+
+    @classmethod
+    def draw(cls, rng: random.Random, config: ActiveConfig | None = None) -> Challenge:
+        cfg = config or ActiveConfig()
+        return cls(draw_actions(rng, cfg), cfg)
+
+    @property
+    def current(self) -> ChallengeAction:
+        return self.actions[min(self.step, len(self.actions) - 1)]
+
+    def start(self, baseline: list[LivenessSample], now: float) -> None:
+        if not baseline:
+            raise ValueError("a challenge needs at least one baseline sample")
+        self.baseline = Baseline.of(baseline)
+        self.step = 0
+        self.deadline = now + self.config.step_time_s
+        self._closed = False
+        self._armed = True  # the head starts at its baseline
+        self._last = baseline[-1]
+        self._last_seen = now
+
+    def tick(self, now: float) -> StepOutcome:
+        """Time passing without a usable frame: step deadline and face-gap checks."""
+        if now >= self.deadline:
+            return StepOutcome(StepStatus.TIMED_OUT, self.step, self.current.value)
+        if now - self._last_seen > self.config.max_gap_s:
+            return StepOutcome(StepStatus.LOST, self.step, "face left the frame")
+        return StepOutcome(StepStatus.WAITING, self.step)
+
+    def feed(self, s: LivenessSample, now: float) -> StepOutcome:
+        cfg = self.config
+        assert self.baseline is not None, "start() first"
+        timed = self.tick(now)
+        if timed.status is not StepStatus.WAITING:
+            return timed
+        if self._last is not None:
+            prev = self._last
+            jump = abs(complex(*s.center) - complex(*prev.center)) / max(prev.width, 1e-6)
+            ratio = max(s.width, 1e-6) / max(prev.width, 1e-6)
+            if jump > cfg.max_jump or not 1 / cfg.max_scale_change <= ratio <= cfg.max_scale_change:
+                return StepOutcome(StepStatus.LOST, self.step, "face track broke")
+        self._last, self._last_seen = s, now
+        action = self.current
+        # A wrong turn only counts once the head has come back near its baseline in this
+        # step, so the end of the previous turn is not taken for a wrong one.
+        if abs(s.measures.yaw - self.baseline.yaw) < cfg.wrong_turn_deg / 2:
+            self._armed = True
+        wrong = wrong_action(action, s, self.baseline, cfg) if self._armed else None
+        if wrong is not None:
+            return StepOutcome(StepStatus.WRONG, self.step, wrong.value)
+        if action is ChallengeAction.BLINK:
+            if s.ear <= self.baseline.ear * cfg.blink_closed:
+                self._closed = True
+                return StepOutcome(StepStatus.WAITING, self.step)
+            if not (self._closed and s.ear >= self.baseline.ear * cfg.blink_open):
+                return StepOutcome(StepStatus.WAITING, self.step)
+        elif not detect(action, s, self.baseline, cfg):
+            return StepOutcome(StepStatus.WAITING, self.step)
+        done = self.step
+        self.step += 1
+        self._closed = False
+        self._armed = action not in POSE_ACTIONS
+        if self.step >= len(self.actions):
+            return StepOutcome(StepStatus.DONE, done)
+        self.deadline = now + cfg.step_time_s
+        return StepOutcome(StepStatus.PASSED, done)

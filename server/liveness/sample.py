@@ -1,0 +1,90 @@
+"""What the liveness checks need from one analysed frame, and the policy values.
+
+A :class:`LivenessSample` is built in the executor (``verify.FaceChecker.observe``)
+from the face engine's output and travels inside the gate's ``Observation``; the
+liveness state machines never touch pixels or models, only these samples and the
+time passed in.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .cues import PixelCues, pixel_cues
+
+if TYPE_CHECKING:  # the gate imports this module; keep it free of model imports
+    from ..face.engine import Face
+    from ..face.landmarks import FaceMeasures
+
+# Every 6th mesh point: ~78 points spread over the whole face, enough for the planar
+# (homography) test and cheap to carry per frame.
+TRACK_POINTS = np.arange(0, 468, 6)
+
+
+class LivenessPolicy(enum.Enum):
+    """Which liveness checks a room requires (per room later, from settings now)."""
+
+    OFF = "off"
+    PASSIVE = "passive"
+    ACTIVE = "active"
+    ACTIVE_PASSIVE = "active+passive"
+
+    @property
+    def active(self) -> bool:
+        return self in (LivenessPolicy.ACTIVE, LivenessPolicy.ACTIVE_PASSIVE)
+
+    @property
+    def passive(self) -> bool:
+        return self in (LivenessPolicy.PASSIVE, LivenessPolicy.ACTIVE_PASSIVE)
+
+    @classmethod
+    def parse(cls, value: str) -> LivenessPolicy:
+        try:
+            return cls(value.strip().lower())
+        except ValueError as exc:
+            names = ", ".join(p.value for p in cls)
+            raise ValueError(f"liveness policy must be one of {names}, got {value!r}") from exc
+
+
+@dataclass(frozen=True, eq=False)
+class LivenessSample:
+    """One frame's face, reduced to what liveness judges.
+
+    ``center``/``width`` are fractions of the frame (continuity is resolution-free);
+    ``points`` are mesh points (frame pixels, x/y) for the planar-motion cue;
+    ``embedding`` is set on frames the face engine embedded (start and end of a
+    challenge), ``pixels`` on frames where the pixel cues ran.
+    """
+
+    measures: FaceMeasures
+    center: tuple[float, float]
+    width: float
+    points: np.ndarray
+    embedding: np.ndarray | None = None
+    pixels: PixelCues | None = None
+
+    @property
+    def ear(self) -> float:
+        return (self.measures.ear_left + self.measures.ear_right) / 2.0
+
+
+def sample_from_face(
+    rgb: np.ndarray, face: Face, *, pixels: bool = True
+) -> LivenessSample | None:
+    """Reduce an engine ``Face`` (mesh must have run) to a sample; ``None`` without mesh."""
+    if face.measures is None or face.mesh is None:
+        return None
+    height, width = rgb.shape[:2]
+    x0, y0, x1, y1 = face.box
+    return LivenessSample(
+        measures=face.measures,
+        center=((x0 + x1) / 2 / width, (y0 + y1) / 2 / height),
+        width=(x1 - x0) / width,
+        points=np.ascontiguousarray(face.mesh[TRACK_POINTS, :2], dtype=np.float64),
+        embedding=face.embedding,
+        pixels=pixel_cues(rgb, face.box, face.measures.roll) if pixels else None,
+    )

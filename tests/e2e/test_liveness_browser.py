@@ -1,0 +1,65 @@
+"""Liveness in a real browser: a bona fide clip as the camera answers a seeded challenge."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Page, WebSocket
+
+from server.devserver import ServerProcess, run_server
+from server.fakecam import make_y4m
+from server.liveness import ChallengeAction
+from tests.helpers import liveness_seed_for
+
+from .conftest import Browsers
+from .test_browser import save_frame
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    seed = liveness_seed_for(ChallengeAction.OPEN_MOUTH, ChallengeAction.SMILE)
+    env = {
+        "VIDEOGATE_GATE_SAMPLE_FPS": "5",
+        "VIDEOGATE_LIVENESS_POLICY": "active+passive",
+        "VIDEOGATE_LIVENESS_TEST_SEED": str(seed),
+    }
+    with run_server(tmp_path_factory.mktemp("live-data"), env=env) as server:
+        yield server
+
+
+def record_server_messages(page: Page) -> list[dict[str, Any]]:
+    """Every message the server sends this page over its websocket."""
+    seen: list[dict[str, Any]] = []
+
+    def on_socket(ws: WebSocket) -> None:
+        ws.on("framereceived", lambda payload: seen.append(json.loads(payload)))
+
+    page.on("websocket", on_socket)
+    return seen
+
+
+async def test_bona_fide_clip_passes_seeded_challenge_in_chromium(
+    live_server: ServerProcess,
+    browsers: Browsers,
+    faces_dir: Path,
+    y4m_dir: Path,
+    tmp_path: Path,
+) -> None:
+    clip = faces_dir / "videos" / "sadtalker_aoc.mp4"
+    link = live_server.enrol("Live Room", "AOC", save_frame(clip, 0.5, tmp_path / "aoc.png"))
+    page = await browsers.page(make_y4m(clip, y4m_dir / "sadtalker_aoc.y4m"))
+    messages = record_server_messages(page)
+    await page.goto(link)
+    await page.click("#start")
+    await page.wait_for_selector("#room:not([hidden])", timeout=60_000)
+    assert "Verified" in (await page.text_content("#verdict-title") or "")
+    actions = [m["action"] for m in messages if m["type"] == "prompt" and m.get("action")]
+    assert actions == ["open_mouth", "smile"]
+    states = [m["state"] for m in messages if m["type"] == "state"]
+    assert states[:3] == ["checking", "challenge", "admitted"]
