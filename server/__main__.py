@@ -83,7 +83,12 @@ def enrol(args: argparse.Namespace) -> int:
         try:
             room = store.room_by_slug(slug)
         except StoreError:
-            room = store.create_room(args.room, mode=args.mode, slug=slug)
+            room = store.create_room(
+                args.room,
+                mode=args.mode,
+                slug=slug,
+                settings={"liveness_policy": settings.liveness.policy},
+            )
             print(f"Created room '{room.name}' ({room.mode} mode).")
         person = store.enrol_person(room.id, args.name, np.stack(embeddings), engine.embedder.name)
         store.audit(

@@ -31,15 +31,27 @@ CSP = (
 )
 
 
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Permissions-Policy": "camera=(self), microphone=(self)",
+}
+
+
 @web.middleware
 async def security_headers(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    response: web.StreamResponse = await handler(request)
-    response.headers.setdefault("Content-Security-Policy", CSP)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    response.headers.setdefault("Permissions-Policy", "camera=(self), microphone=(self)")
+    """Every response, raised ones (404, redirects) included, carries the headers."""
+    try:
+        response: web.StreamResponse = await handler(request)
+    except web.HTTPException as exc:
+        for name, value in SECURITY_HEADERS.items():
+            exc.headers.setdefault(name, value)
+        raise
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
     return response
 
 
@@ -160,6 +172,7 @@ async def _join(hub: Hub, join: Join, send: Send, ip: str) -> Participant | None
         hub.runtime(room),
         send,
         FaceChecker(hub.engine, target),
+        policy=hub.gate_policy(room),
         name=person.name if person else (join.name or "Guest"),
         person_id=person.id if person else None,
         lockout_keys=(lock_key, f"ip:{ip}"),
@@ -198,6 +211,14 @@ def create_app(
     app.router.add_get("/ws", websocket)
     app.router.add_get("/healthz", health)
     app.router.add_static("/static", WEB / "static")
+    # Owner UI (/owner) and REST API (/api/v1): sub-applications with their own
+    # middlewares (sessions + CSRF; API keys + JSON errors). Imported here because
+    # their handlers reach the hub through this module.
+    from .api import setup_api
+    from .owner import setup_owner
+
+    setup_owner(app, settings)
+    setup_api(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         owned_store = store is None

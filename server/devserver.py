@@ -35,12 +35,14 @@ class ServerProcess:
     port: int
     pid: int
     log_path: Path
+    env: Mapping[str, str]
 
     def cli(self, *args: str) -> str:
         """Run ``python -m server`` against this server's data dir; return stdout."""
         done = subprocess.run(
             [sys.executable, "-m", "server", *args, "--data-dir", str(self.data_dir)],
             cwd=REPO,
+            env={**os.environ, **self.env},
             capture_output=True,
             text=True,
             check=True,
@@ -95,7 +97,7 @@ def run_server(
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.2)
-            yield ServerProcess(base, data_dir, port, proc.pid, log_path)
+            yield ServerProcess(base, data_dir, port, proc.pid, log_path, dict(env or {}))
         finally:
             proc.send_signal(signal.SIGINT)
             try:

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import random
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -20,11 +23,18 @@ from .config import Settings
 from .face.engine import FaceEngine
 from .face.matcher import DEFAULT_THRESHOLD
 from .gate import GatePolicy, LockoutTracker
+from .liveness import ActiveConfig, LivenessPolicy, PassiveConfig
 from .participant import Participant
 from .rtc.room import SfuRoom
 from .store import Room, SqliteStore, StoreError
 
 log = logging.getLogger(__name__)
+
+# An owner dashboard's websocket, as a send function (see server/owner/live.py).
+DashboardSink = Callable[[dict[str, Any]], Awaitable[None]]
+DASHBOARD_EVENTS = ("participant.admitted", "participant.denied", "attempt.failed",
+                    "participant.left")  # fmt: skip
+DASHBOARD_SEND_TIMEOUT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -96,8 +106,8 @@ class RoomRuntime:
         await self.notify_dashboard()
 
     async def notify_dashboard(self) -> None:
-        """Hook for the owner dashboard's live view (no-op until it subscribes)."""
-        return None
+        """Push this room's live state to the owner dashboards watching it (if any)."""
+        await self.hub.push_dashboard(self.room.id)
 
 
 class Hub:
@@ -118,6 +128,31 @@ class Hub:
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="face")
         self.rooms: dict[str, RoomRuntime] = {}
         self.grace: dict[str, GraceEntry] = {}
+        self.dashboards: dict[str, set[DashboardSink]] = {}
+
+    def gate_policy(self, room: Room) -> GatePolicy:
+        """The server's gate settings with this room's own choices on top."""
+        live = self.settings.liveness
+        return dataclasses.replace(
+            self.policy,
+            max_attempts=room.max_attempts or self.policy.max_attempts,
+            liveness=LivenessPolicy.parse(room.liveness_policy),
+            active=dataclasses.replace(
+                ActiveConfig(),
+                step_time_s=live.step_time_s,
+                min_steps=live.min_steps,
+                max_steps=live.max_steps,
+            ),
+            passive=dataclasses.replace(PassiveConfig(), threshold=live.passive_threshold),
+        )
+
+    def challenge_rng(self) -> random.Random | None:
+        """TEST ONLY seeded draw ([liveness] test_seed >= 0); None = the gate's CSPRNG."""
+        seed = self.settings.liveness.test_seed
+        if seed < 0:
+            return None
+        log.warning("liveness challenges use the TEST seed %d: never in production", seed)
+        return random.Random(seed)
 
     @property
     def default_threshold(self) -> float:
@@ -128,6 +163,67 @@ class Hub:
         if runtime is None:
             runtime = self.rooms[room.id] = RoomRuntime(self, room)
         return runtime
+
+    # -- owner dashboards (subscribers per room id; the owner UI checks ownership) --
+
+    def subscribe_dashboard(self, room_id: str, sink: DashboardSink) -> None:
+        self.dashboards.setdefault(room_id, set()).add(sink)
+
+    def unsubscribe_dashboard(self, room_id: str, sink: DashboardSink) -> None:
+        sinks = self.dashboards.get(room_id)
+        if sinks is not None:
+            sinks.discard(sink)
+            if not sinks:
+                del self.dashboards[room_id]
+
+    def dashboard_snapshot(self, room_id: str) -> dict[str, Any]:
+        """Who is in the lobby or the room now, and the latest decisions with scores."""
+        runtime = self.rooms.get(room_id)
+        participants = []
+        for p in list(runtime.participants.values()) if runtime else []:
+            distance = p.gate.distance
+            participants.append(
+                {
+                    "id": p.id,
+                    "name": p.name,
+                    "state": p.gate.state.value,
+                    "distance": None if distance is None else round(distance, 3),
+                    "since": round(p.joined_at, 1),
+                }
+            )
+        recent = []
+        try:
+            records = self.store.audit_log(room_id, limit=100)
+        except Exception:  # the dashboard must never take the media path down
+            log.exception("dashboard audit read failed")
+            records = []
+        for record in reversed(records):
+            if record.event not in DASHBOARD_EVENTS:
+                continue
+            distance = record.details.get("distance")
+            recent.append(
+                {
+                    "ts": round(record.ts, 1),
+                    "event": record.event,
+                    "name": record.details.get("name"),
+                    "reason": record.details.get("reason"),
+                    "distance": None if distance is None else round(float(distance), 3),
+                }
+            )
+            if len(recent) >= 20:
+                break
+        return {"type": "room", "participants": participants, "recent": recent}
+
+    async def push_dashboard(self, room_id: str) -> None:
+        sinks = list(self.dashboards.get(room_id, ()))
+        if not sinks:
+            return
+        snapshot = self.dashboard_snapshot(room_id)
+        for sink in sinks:
+            try:
+                await asyncio.wait_for(sink(snapshot), DASHBOARD_SEND_TIMEOUT_S)
+            except Exception:  # a slow or closed dashboard is dropped, never blocks the gate
+                self.unsubscribe_dashboard(room_id, sink)
 
     def forget_room(self, runtime: RoomRuntime) -> None:
         if self.rooms.get(runtime.room.id) is runtime:

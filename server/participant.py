@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
-import random
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -21,7 +19,6 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 
 from . import gate as g
-from .liveness import ActiveConfig, LivenessPolicy, PassiveConfig
 from .rtc.codecs import restrict_answer_codecs
 from .rtc.forward import Publisher
 from .rtc.peer import create_peer_connection
@@ -47,6 +44,7 @@ class Participant:
         send: Send,
         checker: FaceChecker,
         *,
+        policy: g.GatePolicy,
         name: str,
         person_id: str | None,
         lockout_keys: tuple[str, ...],
@@ -61,12 +59,7 @@ class Participant:
         self.name = name
         self.claimed_person = person_id
         self.ip = ip
-        self.gate = g.Gate(
-            liveness_policy(hub, checker.target.liveness),
-            hub.lockout,
-            lockout_keys,
-            rng=liveness_rng(hub),
-        )
+        self.gate = g.Gate(policy, hub.lockout, lockout_keys, rng=hub.challenge_rng())
         self.pc: RTCPeerConnection | None = None
         self.publisher: Publisher | None = None
         self.sampler: FrameSampler | None = None
@@ -341,27 +334,3 @@ class Participant:
         with contextlib.suppress(Exception):
             await self.send({"type": "bye", "reason": "left" if left else "closed"})
 
-
-def liveness_policy(hub: Hub, room_policy: LivenessPolicy | None) -> g.GatePolicy:
-    """The hub's gate policy with the [liveness] settings; a room's own policy wins."""
-    live = hub.settings.liveness
-    return dataclasses.replace(
-        hub.policy,
-        liveness=room_policy or LivenessPolicy.parse(live.policy),
-        active=dataclasses.replace(
-            ActiveConfig(),
-            step_time_s=live.step_time_s,
-            min_steps=live.min_steps,
-            max_steps=live.max_steps,
-        ),
-        passive=dataclasses.replace(PassiveConfig(), threshold=live.passive_threshold),
-    )
-
-
-def liveness_rng(hub: Hub) -> random.Random | None:
-    """TEST ONLY seeded draw ([liveness] test_seed >= 0); None = the gate's CSPRNG."""
-    seed = hub.settings.liveness.test_seed
-    if seed < 0:
-        return None
-    log.warning("liveness challenges use the TEST seed %d: never do this in production", seed)
-    return random.Random(seed)

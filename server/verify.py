@@ -18,7 +18,7 @@ import numpy as np
 from .face.engine import Face, FaceEngine
 from .face.matcher import identify, verify
 from .gate import Match, Observation
-from .liveness import LivenessPolicy, sample_from_face
+from .liveness import sample_from_face
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,6 @@ class CheckTarget:
     gallery: Mapping[str, np.ndarray]
     threshold: float
     margin: float = 0.04
-    # The room's liveness policy; None = the server default ([liveness] policy). A
-    # per-room column in the store can feed this later.
-    liveness: LivenessPolicy | None = None
 
 
 class FaceChecker:

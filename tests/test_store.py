@@ -96,3 +96,141 @@ def test_names_with_markup_and_sql_are_stored_verbatim(tmp_path: Path) -> None:
     name = "<script>alert(1)</script>'; DROP TABLE persons; --"
     store.add_person(room.id, name)
     assert [p.name for p in store.persons(room.id)] == [name]
+
+
+# -- migration 2: owners, API keys, per-room settings, photos --
+
+
+def test_version_1_database_migrates_and_keeps_working(tmp_path: Path) -> None:
+    from server.store.migrations import MIGRATIONS
+
+    db = sqlite3.connect(tmp_path / "videogate.sqlite3")
+    db.executescript(MIGRATIONS[0])
+    db.execute("INSERT INTO rooms VALUES ('r1', 'old-room', 'Old', 'invite', NULL, 0)")
+    db.execute("INSERT INTO persons VALUES ('p1', 'r1', 'Pat', NULL, 0)")
+    db.execute("PRAGMA user_version=1")
+    db.commit()
+    db.close()
+    store = open_store(tmp_path)
+    assert store.schema_version == len(MIGRATIONS) >= 2
+    room = store.room_by_slug("old-room")
+    assert room.owner_id is None and room.liveness_policy == "active+passive"
+    assert room.max_attempts is None and room.retain_photos is False and room.engine == "dlib"
+    token = store.create_invite(room.id, "p1")
+    assert store.resolve_invite("old-room", token).person.name == "Pat"  # type: ignore[union-attr]
+    assert store.integrity_ok()
+    store.close()
+    assert open_store(tmp_path).schema_version == len(MIGRATIONS)  # idempotent
+
+
+def test_owner_scoping_hides_other_owners_things(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    alice = store.create_owner("Alice@Example.org", "hash-a")
+    bob = store.create_owner("bob@example.org", "hash-b")
+    with pytest.raises(StoreError) as err:
+        store.create_owner("alice@example.org", "again")
+    assert err.value.code == "email_taken"
+    room = store.create_room("Shared Name", owner_id=alice.id)
+    twin = store.create_room("Shared Name", owner_id=bob.id)
+    assert twin.slug != room.slug  # owners get a unique link name, no "taken" leak
+    person = store.add_person(room.id, "P", owner_id=alice.id)
+    for call in (
+        lambda: store.room(room.id, bob.id),
+        lambda: store.update_room(room.id, bob.id, {"name": "x"}),
+        lambda: store.update_room(room.id, bob.id, {"threshold": 99}),  # 404 before 422
+        lambda: store.delete_room(room.id, bob.id),
+        lambda: store.add_person(room.id, "M", owner_id=bob.id),
+        lambda: store.person(person.id, bob.id),
+        lambda: store.delete_person(person.id, bob.id),
+        lambda: store.issue_invite(room.id, None, owner_id=bob.id),
+    ):
+        with pytest.raises(StoreError) as err:
+            call()
+        assert err.value.code in ("unknown_room", "unknown_person")
+    assert [r.id for r in store.rooms(bob.id)] == [twin.id]
+    assert store.room(room.id, alice.id).name == "Shared Name"
+
+
+def test_room_settings_are_validated(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    owner = store.create_owner("o@example.org", "h")
+    room = store.create_room("R", owner_id=owner.id)
+    changed = store.update_room(
+        room.id,
+        owner.id,
+        {"threshold": 0.5, "max_attempts": 4, "liveness_policy": "off", "mode": "open"},
+    )
+    assert (changed.threshold, changed.max_attempts, changed.liveness_policy, changed.mode) == (
+        0.5,
+        4,
+        "off",
+        "open",
+    )
+    for bad in (
+        {"threshold": 0},
+        {"threshold": float("nan")},
+        {"max_attempts": 11},
+        {"liveness_policy": "sometimes"},
+        {"engine": "x"},
+        {"retain_photos": "yes"},
+        {"owner_id": "me"},
+        {"name": "a\x00b"},
+    ):
+        with pytest.raises(StoreError):
+            store.update_room(room.id, owner.id, bad)
+    assert store.room(room.id) == changed  # refusals changed nothing
+
+
+def test_add_faces_is_all_or_nothing_and_photos_are_sealed(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    owner = store.create_owner("o@example.org", "h")
+    room = store.create_room("R", owner_id=owner.id, settings={"retain_photos": True})
+    person = store.add_person(room.id, "P", owner_id=owner.id)
+    good = np.ones(128, np.float32)
+    photo = b"PHOTO-BYTES-" * 50
+    with pytest.raises(ValueError):
+        store.add_faces(
+            person.id, owner.id, [(good, photo, "image/png"), (np.ones(5), None, "")], "dlib"
+        )
+    assert store.faces(person.id) == []  # the first insert was rolled back
+    (face,) = store.add_faces(person.id, owner.id, [(good, photo, "image/png")], "dlib")
+    assert face.photo_id is not None
+    assert store.photo(person.id, face.photo_id, owner.id) == (photo, "image/png")
+    store.close()
+    raw = (tmp_path / "videogate.sqlite3").read_bytes()
+    assert b"PHOTO-BYTES-" not in raw
+    store = open_store(tmp_path)
+    store.update_room(room.id, owner.id, {"retain_photos": False})
+    assert [f.photo_id for f in store.faces(person.id)] == [None]
+    assert len(store.templates(person.id)) == 1
+
+
+def test_api_keys_are_stored_hashed_and_revocable(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    owner = store.create_owner("o@example.org", "h")
+    key, secret = store.create_api_key(owner.id, "CI")
+    assert store.owner_by_api_key(secret) == owner
+    assert store.api_keys(owner.id)[0].last_used is not None
+    store.close()
+    assert secret.encode() not in (tmp_path / "videogate.sqlite3").read_bytes()
+    store = open_store(tmp_path)
+    store.revoke_api_key(owner.id, key.id)
+    with pytest.raises(StoreError):
+        store.owner_by_api_key(secret)
+    with pytest.raises(StoreError):
+        store.owner_by_api_key("not-a-key")
+
+
+def test_delete_room_cascades_and_keeps_tombstone(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    owner = store.create_owner("o@example.org", "h")
+    room = store.create_room("R", owner_id=owner.id, settings={"retain_photos": True})
+    person = store.add_person(room.id, "P", owner_id=owner.id)
+    store.add_faces(person.id, owner.id, [(np.ones(128), b"img", "image/png")], "dlib")
+    info, token = store.issue_invite(room.id, person.id, owner_id=owner.id)
+    store.delete_room(room.id, owner.id)
+    with pytest.raises(StoreError):
+        store.resolve_invite(room.slug, token)
+    for table in ("persons", "templates", "photos", "invites"):
+        assert store._rows(f"SELECT COUNT(*) FROM {table}")[0][0] == 0, table
+    assert store.audit_log(room.id)[-1].event == "room.deleted"

@@ -4,13 +4,38 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .crypto import Sealer, TemplateKeyError, load_or_create_key
-from .sqlite import AuditRecord, Invite, Person, Room, SqliteStore, StoreError
+from .records import (
+    LIVENESS_POLICIES,
+    ROOM_MODES,
+    ApiKey,
+    AuditRecord,
+    Face,
+    Invite,
+    InviteInfo,
+    Owner,
+    Person,
+    Room,
+    StoreError,
+)
+from .sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from .repository import Repository
+
+    _check: type[Repository] = SqliteStore  # mypy: the SQLite store satisfies the interface
 
 __all__ = [
+    "LIVENESS_POLICIES",
+    "ROOM_MODES",
+    "ApiKey",
     "AuditRecord",
+    "Face",
     "Invite",
+    "InviteInfo",
+    "Owner",
     "Person",
     "Room",
     "SqliteStore",

@@ -1,9 +1,12 @@
-"""SQLite store: rooms, persons, encrypted templates, invites and the audit log.
+"""SQLite store: owners, API keys, rooms, persons, encrypted templates and photos,
+invites and the audit log.
 
-One file in the data dir, WAL mode, versioned migrations (``PRAGMA user_version``).
-Every public method is one transaction, so a crash leaves either all of a change
-or none of it. The method set is the repository interface a PostgreSQL store
-would implement.
+One file in the data dir, WAL mode, versioned migrations (``PRAGMA user_version``,
+see ``migrations.py``). Every public method is one transaction, so a crash leaves
+either all of a change or none of it; methods that act for an owner take the
+``owner_id`` and check ownership inside that same transaction, so another owner's
+ids look exactly like unknown ids. The method set is the repository interface
+(``repository.Repository``) a PostgreSQL store would implement.
 """
 
 from __future__ import annotations
@@ -16,107 +19,37 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .crypto import Sealer
+from .migrations import MIGRATIONS
+from .records import (
+    ApiKey,
+    AuditRecord,
+    Face,
+    Invite,
+    InviteInfo,
+    Owner,
+    Person,
+    Room,
+    StoreError,
+    clean_external_id,
+    clean_name,
+    clean_room_settings,
+)
+
+__all__ = ["MIGRATIONS", "SqliteStore", "StoreError", "slugify"]
 
 EMBEDDING_DIM = 128
+API_KEY_PREFIX = "vg_"
 
-MIGRATIONS: list[str] = [
-    """
-    CREATE TABLE rooms (
-        id TEXT PRIMARY KEY,
-        slug TEXT NOT NULL UNIQUE,
-        name TEXT NOT NULL,
-        mode TEXT NOT NULL CHECK (mode IN ('invite', 'open')),
-        threshold REAL,
-        created REAL NOT NULL
-    );
-    CREATE TABLE persons (
-        id TEXT PRIMARY KEY,
-        room_id TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
-        name TEXT NOT NULL,
-        external_id TEXT,
-        created REAL NOT NULL
-    );
-    CREATE INDEX persons_room ON persons(room_id);
-    CREATE TABLE templates (
-        id INTEGER PRIMARY KEY,
-        person_id TEXT NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
-        engine TEXT NOT NULL,
-        sealed BLOB NOT NULL,
-        created REAL NOT NULL
-    );
-    CREATE INDEX templates_person ON templates(person_id);
-    CREATE TABLE invites (
-        token_hash TEXT PRIMARY KEY,
-        room_id TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
-        person_id TEXT REFERENCES persons(id) ON DELETE CASCADE,
-        expires REAL,
-        revoked INTEGER NOT NULL DEFAULT 0,
-        created REAL NOT NULL
-    );
-    CREATE TABLE audit (
-        id INTEGER PRIMARY KEY,
-        ts REAL NOT NULL,
-        room_id TEXT,
-        person_id TEXT,
-        participant_id TEXT,
-        event TEXT NOT NULL,
-        details TEXT NOT NULL
-    );
-    CREATE INDEX audit_room ON audit(room_id, ts);
-    """,
-]
-
-
-class StoreError(LookupError):
-    """A lookup or change the store refuses; ``code`` is stable for APIs and the UI."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-@dataclass(frozen=True)
-class Room:
-    id: str
-    slug: str
-    name: str
-    mode: str
-    threshold: float | None
-
-
-@dataclass(frozen=True)
-class Person:
-    id: str
-    room_id: str
-    name: str
-    external_id: str | None
-
-
-@dataclass(frozen=True)
-class Invite:
-    room: Room
-    person: Person | None
-    expires: float | None
-
-
-@dataclass(frozen=True)
-class AuditRecord:
-    ts: float
-    room_id: str | None
-    person_id: str | None
-    participant_id: str | None
-    event: str
-    details: dict[str, Any]
+# (embedding, optional photo bytes, photo mime type)
+FaceInput = tuple[np.ndarray, bytes | None, str]
 
 
 def _hash_token(token: str) -> str:
@@ -156,6 +89,10 @@ class SqliteStore:
                 raise
             self._db.execute("COMMIT")
 
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
     def _migrate(self) -> None:
         with self._tx() as db:
             version = int(db.execute("PRAGMA user_version").fetchone()[0])
@@ -164,69 +101,230 @@ class SqliteStore:
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version={number}")
 
+    @property
+    def schema_version(self) -> int:
+        return int(self._rows("PRAGMA user_version")[0][0])
+
     def integrity_ok(self) -> bool:
         with self._lock:
             return bool(self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
 
+    # -- owners and API keys --
+
+    def create_owner(self, email: str, password_hash: str) -> Owner:
+        owner = Owner(uuid.uuid4().hex, email.strip().lower(), time.time())
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM owners WHERE email=?", (owner.email,)).fetchone():
+                raise StoreError("email_taken", "an account with this email exists")
+            db.execute(
+                "INSERT INTO owners VALUES (?,?,?,?)",
+                (owner.id, owner.email, password_hash, owner.created),
+            )
+        return owner
+
+    def owner_credentials(self, email: str) -> tuple[Owner, str]:
+        """The owner and their password hash, for sign-in only."""
+        rows = self._rows("SELECT * FROM owners WHERE email=?", (email.strip().lower(),))
+        if not rows:
+            raise StoreError("unknown_owner", "no such account")
+        row = rows[0]
+        return Owner(row["id"], row["email"], row["created"]), str(row["password_hash"])
+
+    def set_password_hash(self, owner_id: str, password_hash: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE owners SET password_hash=? WHERE id=?", (password_hash, owner_id))
+
+    def owner(self, owner_id: str) -> Owner:
+        rows = self._rows("SELECT * FROM owners WHERE id=?", (owner_id,))
+        if not rows:
+            raise StoreError("unknown_owner", "no such account")
+        return Owner(rows[0]["id"], rows[0]["email"], rows[0]["created"])
+
+    def create_api_key(self, owner_id: str, name: str) -> tuple[ApiKey, str]:
+        """A new key; the secret is returned once and only its SHA-256 is kept."""
+        name = clean_name(name, "key name")
+        key_id = secrets.token_hex(6)
+        secret = f"{API_KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+        key = ApiKey(key_id, owner_id, name, time.time(), None, False)
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO api_keys (id, owner_id, name, key_hash, created) VALUES (?,?,?,?,?)",
+                (key.id, owner_id, name, _hash_token(secret), key.created),
+            )
+        return key, secret
+
+    def api_keys(self, owner_id: str) -> list[ApiKey]:
+        rows = self._rows("SELECT * FROM api_keys WHERE owner_id=? ORDER BY created", (owner_id,))
+        return [_api_key(r) for r in rows]
+
+    def revoke_api_key(self, owner_id: str, key_id: str) -> None:
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE api_keys SET revoked=1 WHERE id=? AND owner_id=?", (key_id, owner_id)
+            )
+            if cur.rowcount == 0:
+                raise StoreError("unknown_key", "no such API key")
+
+    def owner_by_api_key(self, secret: str) -> Owner:
+        """Authenticate a bearer key (constant work per lookup: one indexed hash match)."""
+        if not secret.startswith(API_KEY_PREFIX) or len(secret) > 200:
+            raise StoreError("bad_key", "invalid API key")
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT o.*, k.id AS key_id FROM api_keys k JOIN owners o ON o.id=k.owner_id "
+                "WHERE k.key_hash=? AND k.revoked=0",
+                (_hash_token(secret),),
+            ).fetchone()
+            if row is None:
+                raise StoreError("bad_key", "invalid or revoked API key")
+            db.execute("UPDATE api_keys SET last_used=? WHERE id=?", (time.time(), row["key_id"]))
+        return Owner(row["id"], row["email"], row["created"])
+
     # -- rooms --
 
-    def create_room(self, name: str, mode: str = "invite", slug: str | None = None) -> Room:
-        if mode not in ("invite", "open"):
-            raise StoreError("bad_mode", "room mode must be 'invite' or 'open'")
-        name = name.strip()
-        if not name or len(name) > 120:
-            raise StoreError("bad_name", "room name must be 1-120 characters")
-        room = Room(uuid.uuid4().hex, slug or slugify(name), name, mode, None)
+    def create_room(
+        self,
+        name: str,
+        mode: str = "invite",
+        slug: str | None = None,
+        *,
+        owner_id: str | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> Room:
+        """A new room. Owner rooms get a unique link name (a suffix is added when taken,
+        so one owner cannot learn another's room names); CLI rooms keep theirs exact."""
+        values = clean_room_settings({"name": name, "mode": mode, **(settings or {})})
+        base = slug or slugify(values["name"])
+        room_id = uuid.uuid4().hex
         with self._tx() as db:
-            if db.execute("SELECT 1 FROM rooms WHERE slug=?", (room.slug,)).fetchone():
-                raise StoreError("slug_taken", f"a room with link name '{room.slug}' exists")
+            chosen = base
+            while db.execute("SELECT 1 FROM rooms WHERE slug=?", (chosen,)).fetchone():
+                if owner_id is None:
+                    raise StoreError("slug_taken", f"a room with link name '{base}' exists")
+                chosen = f"{base}-{secrets.token_hex(3)}"
             db.execute(
-                "INSERT INTO rooms VALUES (?,?,?,?,?,?)",
-                (room.id, room.slug, room.name, room.mode, None, time.time()),
+                "INSERT INTO rooms (id, slug, name, mode, threshold, created, owner_id) "
+                "VALUES (?,?,?,?,?,?,?)",
+                (
+                    room_id,
+                    chosen,
+                    values.pop("name"),
+                    values.pop("mode"),
+                    None,
+                    time.time(),
+                    owner_id,
+                ),
             )
-        return room
+            self._update_room_row(db, room_id, values)
+            return _room(db.execute("SELECT * FROM rooms WHERE id=?", (room_id,)).fetchone())
+
+    @staticmethod
+    def _update_room_row(db: sqlite3.Connection, room_id: str, values: Mapping[str, Any]) -> None:
+        for column, value in values.items():  # columns come from clean_room_settings only
+            db.execute(f"UPDATE rooms SET {column}=? WHERE id=?", (value, room_id))
+        if values.get("retain_photos") == 0:
+            # Privacy by default: turning retention off deletes the photos kept so far.
+            db.execute(
+                "DELETE FROM photos WHERE person_id IN (SELECT id FROM persons WHERE room_id=?)",
+                (room_id,),
+            )
 
     def room_by_slug(self, slug: str) -> Room:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM rooms WHERE slug=?", (slug,)).fetchone()
-        if row is None:
+        rows = self._rows("SELECT * FROM rooms WHERE slug=?", (slug,))
+        if not rows:
             raise StoreError("unknown_room", f"no room '{slug}'")
-        return _room(row)
+        return _room(rows[0])
 
-    def rooms(self) -> list[Room]:
-        with self._lock:
-            rows = self._db.execute("SELECT * FROM rooms ORDER BY created").fetchall()
+    def rooms(self, owner_id: str | None = None) -> list[Room]:
+        """All rooms, or one owner's rooms when ``owner_id`` is given."""
+        if owner_id is None:
+            rows = self._rows("SELECT * FROM rooms ORDER BY created")
+        else:
+            rows = self._rows("SELECT * FROM rooms WHERE owner_id=? ORDER BY created", (owner_id,))
         return [_room(r) for r in rows]
 
-    # -- persons and templates --
+    def room(self, room_id: str, owner_id: str | None = None) -> Room:
+        """A room by id; with ``owner_id`` another owner's room is ``unknown_room``."""
+        rows = self._rows("SELECT * FROM rooms WHERE id=?", (room_id,))
+        if not rows or (owner_id is not None and rows[0]["owner_id"] != owner_id):
+            raise StoreError("unknown_room", "no such room")
+        return _room(rows[0])
 
-    def add_person(self, room_id: str, name: str, external_id: str | None = None) -> Person:
-        name = name.strip()
-        if not name or len(name) > 120:
-            raise StoreError("bad_name", "person name must be 1-120 characters")
-        person = Person(uuid.uuid4().hex, room_id, name, external_id)
+    def update_room(self, room_id: str, owner_id: str, changes: Mapping[str, Any]) -> Room:
         with self._tx() as db:
-            if not db.execute("SELECT 1 FROM rooms WHERE id=?", (room_id,)).fetchone():
-                raise StoreError("unknown_room", "no such room")
+            _owned_room(db, room_id, owner_id)  # first: another owner's room is just unknown
+            self._update_room_row(db, room_id, clean_room_settings(dict(changes)))
+            return _room(db.execute("SELECT * FROM rooms WHERE id=?", (room_id,)).fetchone())
+
+    def delete_room(self, room_id: str, owner_id: str) -> None:
+        """Delete a room with its people, templates, photos and invites; audit keeps a tombstone."""
+        with self._tx() as db:
+            _owned_room(db, room_id, owner_id)
+            db.execute("DELETE FROM rooms WHERE id=?", (room_id,))
+            _audit(db, "room.deleted", {}, room_id=room_id)
+
+    # -- persons, templates and photos --
+
+    def add_person(
+        self,
+        room_id: str,
+        name: str,
+        external_id: str | None = None,
+        *,
+        owner_id: str | None = None,
+    ) -> Person:
+        with self._tx() as db:
+            if owner_id is None:
+                if not db.execute("SELECT 1 FROM rooms WHERE id=?", (room_id,)).fetchone():
+                    raise StoreError("unknown_room", "no such room")
+            else:
+                _owned_room(db, room_id, owner_id)
+            name = clean_name(name, "person name")
+            external_id = clean_external_id(external_id)
+            person = Person(uuid.uuid4().hex, room_id, name, external_id, time.time())
             db.execute(
                 "INSERT INTO persons VALUES (?,?,?,?,?)",
-                (person.id, room_id, person.name, external_id, time.time()),
+                (person.id, room_id, person.name, external_id, person.created),
             )
         return person
 
-    def person(self, person_id: str) -> Person:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM persons WHERE id=?", (person_id,)).fetchone()
-        if row is None:
+    def person(self, person_id: str, owner_id: str | None = None) -> Person:
+        """A person by id; with ``owner_id`` another owner's person is ``unknown_person``."""
+        rows = self._rows(
+            "SELECT p.*, r.owner_id FROM persons p JOIN rooms r ON r.id=p.room_id WHERE p.id=?",
+            (person_id,),
+        )
+        if not rows or (owner_id is not None and rows[0]["owner_id"] != owner_id):
             raise StoreError("unknown_person", "no such person")
-        return _person(row)
+        return _person(rows[0])
 
     def persons(self, room_id: str) -> list[Person]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT * FROM persons WHERE room_id=? ORDER BY created", (room_id,)
-            ).fetchall()
+        rows = self._rows("SELECT * FROM persons WHERE room_id=? ORDER BY created", (room_id,))
         return [_person(r) for r in rows]
+
+    def update_person(self, person_id: str, owner_id: str, changes: Mapping[str, Any]) -> Person:
+        with self._tx() as db:
+            _owned_person(db, person_id, owner_id)
+            values: dict[str, Any] = {}
+            for key, value in changes.items():
+                if key == "name":
+                    values["name"] = clean_name(value, "person name")
+                elif key == "external_id":
+                    values["external_id"] = clean_external_id(value)
+                else:
+                    raise StoreError("bad_field", f"unknown person field '{key}'")
+            for column, value in values.items():
+                db.execute(f"UPDATE persons SET {column}=? WHERE id=?", (value, person_id))
+            return _person(db.execute("SELECT * FROM persons WHERE id=?", (person_id,)).fetchone())
+
+    def face_counts(self, room_id: str) -> dict[str, int]:
+        """Templates per person of a room (enrolment status at a glance)."""
+        rows = self._rows(
+            "SELECT p.id, COUNT(t.id) AS n FROM persons p LEFT JOIN templates t "
+            "ON t.person_id=p.id WHERE p.room_id=? GROUP BY p.id",
+            (room_id,),
+        )
+        return {r["id"]: int(r["n"]) for r in rows}
 
     def add_templates(self, person_id: str, embeddings: np.ndarray, engine: str) -> int:
         vectors = np.asarray(embeddings, dtype=np.float32).reshape(-1, EMBEDDING_DIM)
@@ -234,12 +332,99 @@ class SqliteStore:
             if not db.execute("SELECT 1 FROM persons WHERE id=?", (person_id,)).fetchone():
                 raise StoreError("unknown_person", "no such person")
             for vector in vectors:
-                sealed = self._sealer.seal(vector.tobytes(), person_id)
-                db.execute(
-                    "INSERT INTO templates (person_id, engine, sealed, created) VALUES (?,?,?,?)",
-                    (person_id, engine, sealed, time.time()),
-                )
+                self._insert_template(db, person_id, vector, engine, time.time())
         return len(vectors)
+
+    def _insert_template(
+        self, db: sqlite3.Connection, person_id: str, vector: np.ndarray, engine: str, now: float
+    ) -> int:
+        sealed = self._sealer.seal(np.asarray(vector, np.float32).tobytes(), person_id)
+        cur = db.execute(
+            "INSERT INTO templates (person_id, engine, sealed, created) VALUES (?,?,?,?)",
+            (person_id, engine, sealed, now),
+        )
+        assert cur.lastrowid is not None
+        return int(cur.lastrowid)
+
+    def add_faces(
+        self, person_id: str, owner_id: str | None, faces: Sequence[FaceInput], engine: str
+    ) -> list[Face]:
+        """Enrol several photos of one person at once: all stored or none.
+
+        A photo is kept (sealed) only when given and the room retains photos.
+        """
+        now = time.time()
+        added: list[Face] = []
+        with self._tx() as db:
+            if owner_id is None:
+                row = db.execute(
+                    "SELECT r.retain_photos FROM persons p JOIN rooms r ON r.id=p.room_id "
+                    "WHERE p.id=?",
+                    (person_id,),
+                ).fetchone()
+                if row is None:
+                    raise StoreError("unknown_person", "no such person")
+                retain = bool(row["retain_photos"])
+            else:
+                retain = _owned_person(db, person_id, owner_id).retain_photos
+            for embedding, photo, mime in faces:
+                vector = np.asarray(embedding, np.float32).reshape(EMBEDDING_DIM)
+                template_id = self._insert_template(db, person_id, vector, engine, now)
+                photo_id = None
+                if retain and photo is not None:
+                    photo_id = uuid.uuid4().hex
+                    db.execute(
+                        "INSERT INTO photos VALUES (?,?,?,?,?,?)",
+                        (
+                            photo_id,
+                            template_id,
+                            person_id,
+                            mime,
+                            self._sealer.seal(photo, f"photo:{person_id}"),
+                            now,
+                        ),
+                    )
+                added.append(Face(template_id, person_id, engine, now, photo_id))
+            _audit(
+                db,
+                "person.enrolled",
+                {"photos": len(faces)},
+                person_id=person_id,
+                room_id=db.execute(
+                    "SELECT room_id FROM persons WHERE id=?", (person_id,)
+                ).fetchone()["room_id"],
+            )
+        return added
+
+    def faces(self, person_id: str, owner_id: str | None = None) -> list[Face]:
+        self.person(person_id, owner_id)
+        rows = self._rows(
+            "SELECT t.id, t.person_id, t.engine, t.created, ph.id AS photo_id FROM templates t "
+            "LEFT JOIN photos ph ON ph.template_id=t.id WHERE t.person_id=? ORDER BY t.id",
+            (person_id,),
+        )
+        return [
+            Face(r["id"], r["person_id"], r["engine"], r["created"], r["photo_id"]) for r in rows
+        ]
+
+    def delete_face(self, person_id: str, face_id: int, owner_id: str) -> None:
+        with self._tx() as db:
+            _owned_person(db, person_id, owner_id)
+            cur = db.execute(
+                "DELETE FROM templates WHERE id=? AND person_id=?", (face_id, person_id)
+            )
+            if cur.rowcount == 0:
+                raise StoreError("unknown_face", "no such face")
+
+    def photo(self, person_id: str, photo_id: str, owner_id: str) -> tuple[bytes, str]:
+        """A retained photo, decrypted: (bytes, mime type)."""
+        self.person(person_id, owner_id)
+        rows = self._rows(
+            "SELECT mime, sealed FROM photos WHERE id=? AND person_id=?", (photo_id, person_id)
+        )
+        if not rows:
+            raise StoreError("unknown_photo", "no such photo")
+        return self._sealer.open(rows[0]["sealed"], f"photo:{person_id}"), str(rows[0]["mime"])
 
     def enrol_person(
         self,
@@ -253,39 +438,32 @@ class SqliteStore:
         vectors = np.asarray(embeddings, dtype=np.float32).reshape(-1, EMBEDDING_DIM)
         if len(vectors) == 0:
             raise StoreError("no_templates", "at least one usable photo is needed to enrol")
-        name = name.strip()
-        if not name or len(name) > 120:
-            raise StoreError("bad_name", "person name must be 1-120 characters")
-        person = Person(uuid.uuid4().hex, room_id, name, external_id)
+        name = clean_name(name, "person name")
+        person = Person(uuid.uuid4().hex, room_id, name, clean_external_id(external_id))
         now = time.time()
         with self._tx() as db:
             if not db.execute("SELECT 1 FROM rooms WHERE id=?", (room_id,)).fetchone():
                 raise StoreError("unknown_room", "no such room")
             db.execute(
                 "INSERT INTO persons VALUES (?,?,?,?,?)",
-                (person.id, room_id, person.name, external_id, now),
+                (person.id, room_id, person.name, person.external_id, now),
             )
             for vector in vectors:
-                db.execute(
-                    "INSERT INTO templates (person_id, engine, sealed, created) VALUES (?,?,?,?)",
-                    (person.id, engine, self._sealer.seal(vector.tobytes(), person.id), now),
-                )
+                self._insert_template(db, person.id, vector, engine, now)
         return person
 
     def templates(self, person_id: str) -> np.ndarray:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT sealed FROM templates WHERE person_id=? ORDER BY id", (person_id,)
-            ).fetchall()
+        rows = self._rows(
+            "SELECT sealed FROM templates WHERE person_id=? ORDER BY id", (person_id,)
+        )
         return self._open_rows(person_id, rows)
 
     def gallery(self, room_id: str) -> dict[str, np.ndarray]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT t.person_id, t.sealed FROM templates t JOIN persons p "
-                "ON p.id = t.person_id WHERE p.room_id=? ORDER BY t.id",
-                (room_id,),
-            ).fetchall()
+        rows = self._rows(
+            "SELECT t.person_id, t.sealed FROM templates t JOIN persons p "
+            "ON p.id = t.person_id WHERE p.room_id=? ORDER BY t.id",
+            (room_id,),
+        )
         grouped: dict[str, list[sqlite3.Row]] = {}
         for row in rows:
             grouped.setdefault(row["person_id"], []).append(row)
@@ -299,45 +477,101 @@ class SqliteStore:
             return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
         return np.stack(vectors)
 
-    def delete_person(self, person_id: str) -> None:
-        """Remove the person with templates and invites; the audit keeps a tombstone."""
+    def delete_person(self, person_id: str, owner_id: str | None = None) -> None:
+        """Remove the person with templates, photos and invites; the audit keeps a tombstone."""
         with self._tx() as db:
-            row = db.execute("SELECT room_id FROM persons WHERE id=?", (person_id,)).fetchone()
-            if row is None:
-                raise StoreError("unknown_person", "no such person")
+            if owner_id is None:
+                row = db.execute("SELECT room_id FROM persons WHERE id=?", (person_id,)).fetchone()
+                if row is None:
+                    raise StoreError("unknown_person", "no such person")
+                room_id = str(row["room_id"])
+            else:
+                room_id = _owned_person(db, person_id, owner_id).id
             db.execute("DELETE FROM persons WHERE id=?", (person_id,))
-            db.execute(
-                "INSERT INTO audit (ts, room_id, person_id, participant_id, event, details) "
-                "VALUES (?,?,?,?,?,?)",
-                (time.time(), row["room_id"], person_id, None, "person.deleted", "{}"),
-            )
+            _audit(db, "person.deleted", {}, room_id=room_id, person_id=person_id)
 
     # -- invites --
 
     def create_invite(
         self, room_id: str, person_id: str | None, ttl_s: float | None = 7 * 24 * 3600
     ) -> str:
+        return self.issue_invite(room_id, person_id, ttl_s)[1]
+
+    def issue_invite(
+        self,
+        room_id: str,
+        person_id: str | None,
+        ttl_s: float | None = 7 * 24 * 3600,
+        *,
+        owner_id: str | None = None,
+    ) -> tuple[InviteInfo, str]:
+        """A new invite and its token; the token is shown once and stored hashed."""
         token = secrets.token_urlsafe(24)
-        expires = time.time() + ttl_s if ttl_s else None
+        token_hash = _hash_token(token)
+        now = time.time()
+        info = InviteInfo(
+            token_hash[:16], room_id, person_id, now + ttl_s if ttl_s else None, False, now
+        )
         with self._tx() as db:
+            if owner_id is not None:
+                _owned_room(db, room_id, owner_id)
+            if person_id is not None:
+                row = db.execute("SELECT room_id FROM persons WHERE id=?", (person_id,)).fetchone()
+                if row is None or row["room_id"] != room_id:
+                    raise StoreError("unknown_person", "no such person in this room")
             db.execute(
-                "INSERT INTO invites VALUES (?,?,?,?,0,?)",
-                (_hash_token(token), room_id, person_id, expires, time.time()),
+                "INSERT INTO invites (token_hash, room_id, person_id, expires, revoked, created,"
+                " id) VALUES (?,?,?,?,0,?,?)",
+                (token_hash, room_id, person_id, info.expires, now, info.id),
             )
-        return token
+        return info, token
+
+    def invites(self, room_id: str) -> list[InviteInfo]:
+        rows = self._rows("SELECT * FROM invites WHERE room_id=? ORDER BY created", (room_id,))
+        return [_invite(r) for r in rows]
+
+    def invite(self, invite_id: str, owner_id: str) -> InviteInfo:
+        rows = self._rows(
+            "SELECT i.* FROM invites i JOIN rooms r ON r.id=i.room_id "
+            "WHERE i.id=? AND r.owner_id=?",
+            (invite_id, owner_id),
+        )
+        if not rows:
+            raise StoreError("unknown_invite", "no such invite")
+        return _invite(rows[0])
 
     def revoke_invite(self, token: str) -> None:
         with self._tx() as db:
             db.execute("UPDATE invites SET revoked=1 WHERE token_hash=?", (_hash_token(token),))
 
+    def revoke_invite_id(self, invite_id: str, owner_id: str) -> InviteInfo:
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT i.* FROM invites i JOIN rooms r ON r.id=i.room_id "
+                "WHERE i.id=? AND r.owner_id=?",
+                (invite_id, owner_id),
+            ).fetchone()
+            if row is None:
+                raise StoreError("unknown_invite", "no such invite")
+            db.execute("UPDATE invites SET revoked=1 WHERE id=?", (invite_id,))
+            _audit(
+                db,
+                "invite.revoked",
+                {"invite": invite_id},
+                room_id=row["room_id"],
+                person_id=row["person_id"],
+            )
+        return InviteInfo(
+            row["id"], row["room_id"], row["person_id"], row["expires"], True, row["created"]
+        )
+
     def resolve_invite(self, slug: str, token: str, now: float | None = None) -> Invite:
         now = time.time() if now is None else now
-        with self._lock:
-            row = self._db.execute(
-                "SELECT i.*, r.slug FROM invites i JOIN rooms r ON r.id=i.room_id "
-                "WHERE i.token_hash=?",
-                (_hash_token(token),),
-            ).fetchone()
+        rows = self._rows(
+            "SELECT i.*, r.slug FROM invites i JOIN rooms r ON r.id=i.room_id WHERE i.token_hash=?",
+            (_hash_token(token),),
+        )
+        row = rows[0] if rows else None
         if row is None or row["slug"] != slug:
             raise StoreError("unknown_invite", "this invite link is not valid for this room")
         if row["revoked"]:
@@ -359,17 +593,18 @@ class SqliteStore:
         participant_id: str | None = None,
     ) -> None:
         with self._tx() as db:
-            db.execute(
-                "INSERT INTO audit (ts, room_id, person_id, participant_id, event, details) "
-                "VALUES (?,?,?,?,?,?)",
-                (time.time(), room_id, person_id, participant_id, event, json.dumps(details)),
-            )
+            _audit(db, event, details, room_id, person_id, participant_id)
 
-    def audit_log(self, room_id: str) -> list[AuditRecord]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT * FROM audit WHERE room_id=? ORDER BY id", (room_id,)
-            ).fetchall()
+    def audit_log(self, room_id: str, limit: int | None = None) -> list[AuditRecord]:
+        """The room's audit records, oldest first (the newest ``limit`` when given)."""
+        if limit is None:
+            rows = self._rows("SELECT * FROM audit WHERE room_id=? ORDER BY id", (room_id,))
+        else:
+            rows = self._rows(
+                "SELECT * FROM (SELECT * FROM audit WHERE room_id=? ORDER BY id DESC LIMIT ?) "
+                "ORDER BY id",
+                (room_id, limit),
+            )
         return [
             AuditRecord(
                 r["ts"],
@@ -383,9 +618,78 @@ class SqliteStore:
         ]
 
 
+def _audit(
+    db: sqlite3.Connection,
+    event: str,
+    details: Mapping[str, Any],
+    room_id: str | None = None,
+    person_id: str | None = None,
+    participant_id: str | None = None,
+) -> None:
+    db.execute(
+        "INSERT INTO audit (ts, room_id, person_id, participant_id, event, details) "
+        "VALUES (?,?,?,?,?,?)",
+        (time.time(), room_id, person_id, participant_id, event, json.dumps(dict(details))),
+    )
+
+
+def _owned_room(db: sqlite3.Connection, room_id: str, owner_id: str) -> Room:
+    row = db.execute(
+        "SELECT * FROM rooms WHERE id=? AND owner_id=?", (room_id, owner_id)
+    ).fetchone()
+    if row is None:
+        raise StoreError("unknown_room", "no such room")
+    return _room(row)
+
+
+def _owned_person(db: sqlite3.Connection, person_id: str, owner_id: str) -> Room:
+    """The person's room, if the person exists and belongs to this owner."""
+    row = db.execute(
+        "SELECT r.* FROM persons p JOIN rooms r ON r.id=p.room_id WHERE p.id=? AND r.owner_id=?",
+        (person_id, owner_id),
+    ).fetchone()
+    if row is None:
+        raise StoreError("unknown_person", "no such person")
+    return _room(row)
+
+
 def _room(row: sqlite3.Row) -> Room:
-    return Room(row["id"], row["slug"], row["name"], row["mode"], row["threshold"])
+    return Room(
+        row["id"],
+        row["slug"],
+        row["name"],
+        row["mode"],
+        row["threshold"],
+        owner_id=row["owner_id"],
+        liveness_policy=row["liveness_policy"],
+        max_attempts=row["max_attempts"],
+        retain_photos=bool(row["retain_photos"]),
+        engine=row["engine"],
+        created=row["created"],
+    )
 
 
 def _person(row: sqlite3.Row) -> Person:
-    return Person(row["id"], row["room_id"], row["name"], row["external_id"])
+    return Person(row["id"], row["room_id"], row["name"], row["external_id"], row["created"])
+
+
+def _invite(row: sqlite3.Row) -> InviteInfo:
+    return InviteInfo(
+        row["id"],
+        row["room_id"],
+        row["person_id"],
+        row["expires"],
+        bool(row["revoked"]),
+        row["created"],
+    )
+
+
+def _api_key(row: sqlite3.Row) -> ApiKey:
+    return ApiKey(
+        row["id"],
+        row["owner_id"],
+        row["name"],
+        row["created"],
+        row["last_used"],
+        bool(row["revoked"]),
+    )

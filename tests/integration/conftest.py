@@ -83,7 +83,7 @@ async def serve_gate(
             "liveness": liveness,
         },
     )
-    room = store.create_room(room_name)
+    room = store.create_room(room_name, settings={"liveness_policy": liveness["policy"]})
     app = create_app(settings, engine=engine, store=store)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()

@@ -78,3 +78,12 @@ async def test_huge_frame_closes_with_1009(gatekeeper: Gatekeeper) -> None:
             await ws.send_str("x" * 1_000_000)
             msg = await ws.receive(timeout=10)
             assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1009
+
+
+async def test_raised_errors_carry_security_headers(gatekeeper: Gatekeeper) -> None:
+    async with aiohttp.ClientSession() as session:
+        for path in ("/owner/no-such-page", "/static/missing.js"):
+            async with session.get(gatekeeper.base_url + path) as resp:
+                assert resp.status == 404
+                assert resp.headers["X-Content-Type-Options"] == "nosniff"
+                assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]

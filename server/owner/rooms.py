@@ -1,0 +1,151 @@
+"""Owner pages for rooms: list, create, the room dashboard, settings, delete.
+
+Every handler resolves ids through the store with the signed-in owner's id, so
+another owner's room is a plain 404.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+
+from ..api.context import hub
+from ..api.jsonio import base_url
+from ..store import LIVENESS_POLICIES, Owner, Room, StoreError
+from ..store.records import ENGINES, MAX_ATTEMPTS_RANGE
+from .calibration import calibration
+from .common import flash, form_str, not_found, render, signed_in
+
+DASHBOARD_EVENTS = (
+    "participant.admitted",
+    "participant.denied",
+    "attempt.failed",
+    "participant.left",
+    "person.deleted",
+    "person.enrolled",
+    "invite.revoked",
+)
+
+
+def room_url(room: Room) -> str:
+    return f"/owner/rooms/{room.id}"
+
+
+@signed_in
+async def rooms_page(request: web.Request, owner: Owner) -> web.StreamResponse:
+    store = hub(request).store
+    rooms = store.rooms(owner.id)
+    people = {r.id: len(store.persons(r.id)) for r in rooms}
+    return await render(
+        request, "owner/rooms.html", {"rooms": rooms, "people": people}, owner=owner
+    )
+
+
+@signed_in
+async def create_room(request: web.Request, owner: Owner) -> web.StreamResponse:
+    form = await request.post()
+    try:
+        room = hub(request).store.create_room(
+            form_str(form, "name"),
+            form_str(form, "mode", "invite"),
+            owner_id=owner.id,
+            # New rooms start from the server's liveness policy; the owner can change it.
+            settings={"liveness_policy": hub(request).settings.liveness.policy},
+        )
+    except StoreError as err:
+        await flash(request, err.message, "error")
+        raise web.HTTPSeeOther("/owner/rooms") from err
+    await flash(request, f"Room “{room.name}” created.")
+    raise web.HTTPSeeOther(room_url(room))
+
+
+def room_context(request: web.Request, room: Room) -> dict[str, Any]:
+    h = hub(request)
+    store = h.store
+    persons = store.persons(room.id)
+    names = {p.id: p.name for p in persons}
+    faces = {p.id: store.faces(p.id) for p in persons}
+    invites = list(reversed(store.invites(room.id)))
+    recent = [r for r in store.audit_log(room.id, limit=200) if r.event in DASHBOARD_EVENTS]
+    return {
+        "room": room,
+        "persons": persons,
+        "faces": faces,
+        "invites": invites,
+        "names": names,
+        "now": time.time(),
+        "recent": list(reversed(recent))[:30],
+        "link": f"{base_url(request, h.settings.server.public_url)}/r/{room.slug}",
+        "calibration": calibration(),
+        "default_threshold": h.default_threshold,
+        "default_attempts": h.settings.gate.max_attempts,
+        "policies": LIVENESS_POLICIES,
+        "engines": ENGINES,
+        "attempts_range": range(MAX_ATTEMPTS_RANGE[0], MAX_ATTEMPTS_RANGE[1] + 1),
+    }
+
+
+@signed_in
+async def room_page(request: web.Request, owner: Owner) -> web.StreamResponse:
+    try:
+        room = hub(request).store.room(request.match_info["room_id"], owner.id)
+    except StoreError:
+        return not_found(request, "room")
+    return await render(request, "owner/room.html", room_context(request, room), owner=owner)
+
+
+def parse_settings(form: Any) -> dict[str, Any]:
+    """Form fields -> store settings; empty threshold / attempts mean the server default."""
+    changes: dict[str, Any] = {
+        "name": form_str(form, "name"),
+        "mode": form_str(form, "mode"),
+        "liveness_policy": form_str(form, "liveness_policy"),
+        "engine": form_str(form, "engine"),
+        "retain_photos": form_str(form, "retain_photos") == "on",
+    }
+    threshold = form_str(form, "threshold").strip()
+    attempts = form_str(form, "max_attempts").strip()
+    try:
+        changes["threshold"] = float(threshold) if threshold else None
+    except ValueError as exc:
+        raise StoreError("bad_threshold", "threshold must be a number between 0 and 2") from exc
+    try:
+        changes["max_attempts"] = int(attempts) if attempts else None
+    except ValueError as exc:
+        raise StoreError("bad_max_attempts", "maximum attempts must be a whole number") from exc
+    return changes
+
+
+@signed_in
+async def update_room(request: web.Request, owner: Owner) -> web.StreamResponse:
+    room_id = request.match_info["room_id"]
+    form = await request.post()
+    try:
+        room = hub(request).store.update_room(room_id, owner.id, parse_settings(form))
+    except StoreError as err:
+        if err.code == "unknown_room":
+            return not_found(request, "room")
+        await flash(request, err.message, "error")
+        raise web.HTTPSeeOther(f"/owner/rooms/{room_id}") from err
+    await flash(request, "Settings saved.")
+    raise web.HTTPSeeOther(room_url(room))
+
+
+@signed_in
+async def delete_room(request: web.Request, owner: Owner) -> web.StreamResponse:
+    try:
+        hub(request).store.delete_room(request.match_info["room_id"], owner.id)
+    except StoreError:
+        return not_found(request, "room")
+    await flash(request, "Room deleted with its people, templates, photos and invites.")
+    raise web.HTTPSeeOther("/owner/rooms")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/rooms", rooms_page)
+    app.router.add_post("/rooms", create_room)
+    app.router.add_get("/rooms/{room_id}", room_page, name="owner-room")
+    app.router.add_post("/rooms/{room_id}/settings", update_room)
+    app.router.add_post("/rooms/{room_id}/delete", delete_room)

@@ -1,0 +1,95 @@
+"""Versioned schema migrations, applied in order and recorded in ``PRAGMA user_version``.
+
+Append only: a released migration is never edited, because databases in the field
+already carry its version number. Statements are separated by ``;`` (no triggers).
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: rooms, persons, encrypted templates, hashed invites, audit.
+    """
+    CREATE TABLE rooms (
+        id TEXT PRIMARY KEY,
+        slug TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        mode TEXT NOT NULL CHECK (mode IN ('invite', 'open')),
+        threshold REAL,
+        created REAL NOT NULL
+    );
+    CREATE TABLE persons (
+        id TEXT PRIMARY KEY,
+        room_id TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        external_id TEXT,
+        created REAL NOT NULL
+    );
+    CREATE INDEX persons_room ON persons(room_id);
+    CREATE TABLE templates (
+        id INTEGER PRIMARY KEY,
+        person_id TEXT NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
+        engine TEXT NOT NULL,
+        sealed BLOB NOT NULL,
+        created REAL NOT NULL
+    );
+    CREATE INDEX templates_person ON templates(person_id);
+    CREATE TABLE invites (
+        token_hash TEXT PRIMARY KEY,
+        room_id TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+        person_id TEXT REFERENCES persons(id) ON DELETE CASCADE,
+        expires REAL,
+        revoked INTEGER NOT NULL DEFAULT 0,
+        created REAL NOT NULL
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        room_id TEXT,
+        person_id TEXT,
+        participant_id TEXT,
+        event TEXT NOT NULL,
+        details TEXT NOT NULL
+    );
+    CREATE INDEX audit_room ON audit(room_id, ts);
+    """,
+    # 2: owner accounts, API keys, per-room settings, retained photos, invite ids.
+    # Rooms made by the CLI keep owner_id NULL: they work for participants but no
+    # owner account sees them in the web UI or the API.
+    """
+    CREATE TABLE owners (
+        id TEXT PRIMARY KEY,
+        email TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        created REAL NOT NULL
+    );
+    CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        owner_id TEXT NOT NULL REFERENCES owners(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        key_hash TEXT NOT NULL UNIQUE,
+        created REAL NOT NULL,
+        last_used REAL,
+        revoked INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX api_keys_owner ON api_keys(owner_id);
+    ALTER TABLE rooms ADD COLUMN owner_id TEXT REFERENCES owners(id) ON DELETE CASCADE;
+    ALTER TABLE rooms ADD COLUMN liveness_policy TEXT NOT NULL DEFAULT 'active+passive';
+    ALTER TABLE rooms ADD COLUMN max_attempts INTEGER;
+    ALTER TABLE rooms ADD COLUMN retain_photos INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE rooms ADD COLUMN engine TEXT NOT NULL DEFAULT 'dlib';
+    CREATE INDEX rooms_owner ON rooms(owner_id);
+    CREATE TABLE photos (
+        id TEXT PRIMARY KEY,
+        template_id INTEGER NOT NULL REFERENCES templates(id) ON DELETE CASCADE,
+        person_id TEXT NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
+        mime TEXT NOT NULL,
+        sealed BLOB NOT NULL,
+        created REAL NOT NULL
+    );
+    CREATE INDEX photos_person ON photos(person_id);
+    ALTER TABLE invites ADD COLUMN id TEXT;
+    UPDATE invites SET id = substr(token_hash, 1, 16);
+    CREATE UNIQUE INDEX invites_id ON invites(id);
+    CREATE INDEX invites_room ON invites(room_id)
+    """,
+]

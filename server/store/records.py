@@ -1,0 +1,184 @@
+"""Value objects the store hands out, and the validation rules every backend shares.
+
+Kept apart from the SQLite code so a PostgreSQL store returns the very same types
+and refuses the very same input.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+LIVENESS_POLICIES = ("off", "passive", "active", "active+passive")
+DEFAULT_LIVENESS_POLICY = "active+passive"
+ROOM_MODES = ("invite", "open")  # invite = 1:1 claimed identity, open = 1:N identify
+ENGINES = ("dlib",)  # the embedders this build ships; templates are per engine
+MAX_ATTEMPTS_RANGE = (1, 10)
+NAME_MAX = 120
+EXTERNAL_ID_MAX = 200
+
+
+class StoreError(LookupError):
+    """A lookup or change the store refuses; ``code`` is stable for APIs and the UI."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Room:
+    """A room and its admission settings; ``None`` settings mean the server default."""
+
+    id: str
+    slug: str
+    name: str
+    mode: str
+    threshold: float | None
+    owner_id: str | None = None
+    liveness_policy: str = DEFAULT_LIVENESS_POLICY
+    max_attempts: int | None = None
+    retain_photos: bool = False
+    engine: str = "dlib"
+    created: float = 0.0
+
+
+@dataclass(frozen=True)
+class Person:
+    id: str
+    room_id: str
+    name: str
+    external_id: str | None
+    created: float = 0.0
+
+
+@dataclass(frozen=True)
+class Invite:
+    room: Room
+    person: Person | None
+    expires: float | None
+
+
+@dataclass(frozen=True)
+class InviteInfo:
+    """An invite as the owner sees it: the token itself is never stored, only its hash."""
+
+    id: str
+    room_id: str
+    person_id: str | None
+    expires: float | None
+    revoked: bool
+    created: float
+
+    def status(self, now: float) -> str:
+        if self.revoked:
+            return "revoked"
+        if self.expires is not None and self.expires < now:
+            return "expired"
+        return "active"
+
+
+@dataclass(frozen=True)
+class Face:
+    """One enrolled template (and, if the room retains photos, the photo it came from)."""
+
+    id: int
+    person_id: str
+    engine: str
+    created: float
+    photo_id: str | None
+
+
+@dataclass(frozen=True)
+class Owner:
+    id: str
+    email: str
+    created: float
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    owner_id: str
+    name: str
+    created: float
+    last_used: float | None
+    revoked: bool
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    ts: float
+    room_id: str | None
+    person_id: str | None
+    participant_id: str | None
+    event: str
+    details: dict[str, Any]
+
+
+def clean_name(value: object, what: str = "name") -> str:
+    if not isinstance(value, str):
+        raise StoreError("bad_name", f"{what} must be text")
+    name = value.strip()
+    if not name or len(name) > NAME_MAX or any(ord(c) < 32 for c in name):
+        raise StoreError("bad_name", f"{what} must be 1-{NAME_MAX} printable characters")
+    return name
+
+
+def clean_external_id(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > EXTERNAL_ID_MAX:
+        raise StoreError(
+            "bad_external_id", f"external id must be text of at most {EXTERNAL_ID_MAX} characters"
+        )
+    return value.strip() or None
+
+
+def clean_room_settings(changes: dict[str, Any]) -> dict[str, Any]:
+    """Validate a partial settings change; returns column -> stored value."""
+    out: dict[str, Any] = {}
+    for key, value in changes.items():
+        if key == "name":
+            out["name"] = clean_name(value, "room name")
+        elif key == "mode":
+            if value not in ROOM_MODES:
+                raise StoreError("bad_mode", "room mode must be 'invite' (1:1) or 'open' (1:N)")
+            out["mode"] = value
+        elif key == "threshold":
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or not 0 < value < 2
+            ):
+                raise StoreError("bad_threshold", "threshold must be empty or between 0 and 2")
+            out["threshold"] = None if value is None else float(value)
+        elif key == "liveness_policy":
+            if value not in LIVENESS_POLICIES:
+                raise StoreError(
+                    "bad_liveness_policy", f"liveness policy must be one of {LIVENESS_POLICIES}"
+                )
+            out["liveness_policy"] = value
+        elif key == "max_attempts":
+            low, high = MAX_ATTEMPTS_RANGE
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high
+            ):
+                raise StoreError(
+                    "bad_max_attempts", f"maximum attempts must be empty or {low}-{high}"
+                )
+            out["max_attempts"] = value
+        elif key == "retain_photos":
+            if not isinstance(value, bool):
+                raise StoreError("bad_retain_photos", "retain_photos must be true or false")
+            out["retain_photos"] = int(value)
+        elif key == "engine":
+            if value not in ENGINES:
+                raise StoreError("bad_engine", f"engine must be one of {ENGINES}")
+            out["engine"] = value
+        else:
+            raise StoreError("bad_setting", f"unknown room setting '{key}'")
+    return out

@@ -1,0 +1,156 @@
+// Room dashboard: photo enrolment (files, drag and drop, webcam) with per-photo
+// verdicts, and the live lobby/room view over a websocket. Everything from the
+// server is written with textContent / attributes, never as HTML.
+
+const dashboard = document.getElementById('dashboard');
+const roomId = dashboard.dataset.room;
+const csrf = dashboard.dataset.csrf;
+
+function el(tag, props = {}, text = '') {
+  const node = document.createElement(tag);
+  Object.entries(props).forEach(([k, v]) => {
+    if (k === 'class') node.className = v; else node.setAttribute(k, v);
+  });
+  if (text) node.textContent = text;
+  return node;
+}
+
+// -- enrolment --
+
+async function upload(article, files) {
+  const personId = article.dataset.person;
+  const status = article.querySelector('.upload-status');
+  const list = article.querySelector('.verdicts');
+  if (!files.length) return;
+  const form = new FormData();
+  form.append('_csrf', csrf);
+  files.forEach((file) => form.append('photos', file, file.name || 'photo.jpg'));
+  status.textContent = `Checking ${files.length} photo${files.length > 1 ? 's' : ''}…`;
+  let body;
+  try {
+    const response = await fetch(`/owner/people/${personId}/photos`, {
+      method: 'POST',
+      body: form,
+      headers: { 'X-CSRF-Token': csrf, Accept: 'application/json' },
+      credentials: 'same-origin',
+    });
+    body = await response.json();
+    if (!response.ok) {
+      status.textContent = (body.error && body.error.message) || `Upload failed (${response.status}).`;
+      return;
+    }
+  } catch (err) {
+    status.textContent = `Upload failed: ${err}`;
+    return;
+  }
+  list.replaceChildren();
+  body.verdicts.forEach((v) => {
+    const item = el('li', { class: `verdict ${v.ok ? 'ok' : 'bad'}`, 'data-code': v.code });
+    if (v.thumbnail) item.append(el('img', { class: 'thumb', src: v.thumbnail, alt: v.filename }));
+    const text = el('div');
+    text.append(el('strong', {}, v.filename));
+    text.append(el('span', { class: 'verdict-text' }, v.ok ? 'Accepted' : v.reasons.join(' ')));
+    item.append(text);
+    list.append(item);
+  });
+  status.textContent = `${body.enrolled} of ${body.verdicts.length} accepted.`;
+  const badge = article.querySelector('.enrol-status');
+  badge.textContent = `${body.faces} photo${body.faces === 1 ? '' : 's'} enrolled`;
+  badge.classList.toggle('ok', body.faces > 0);
+  badge.classList.toggle('pending', body.faces === 0);
+}
+
+document.querySelectorAll('article.person').forEach((article) => {
+  const input = article.querySelector('.photo-input');
+  const zone = article.querySelector('.dropzone');
+  input.addEventListener('change', () => {
+    upload(article, [...input.files]);
+    input.value = '';
+  });
+  ['dragenter', 'dragover'].forEach((type) => zone.addEventListener(type, (event) => {
+    event.preventDefault();
+    zone.classList.add('over');
+  }));
+  ['dragleave', 'drop'].forEach((type) => zone.addEventListener(type, () => zone.classList.remove('over')));
+  zone.addEventListener('drop', (event) => {
+    event.preventDefault();
+    upload(article, [...event.dataTransfer.files]);
+  });
+
+  const box = article.querySelector('.webcam');
+  const video = article.querySelector('.webcam-video');
+  let stream = null;
+  const stop = () => {
+    if (stream) stream.getTracks().forEach((t) => t.stop());
+    stream = null;
+    box.hidden = true;
+  };
+  article.querySelector('.webcam-start').addEventListener('click', async () => {
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: false });
+    } catch (err) {
+      article.querySelector('.upload-status').textContent = `Camera unavailable: ${err.message}`;
+      return;
+    }
+    video.srcObject = stream;
+    box.hidden = false;
+  });
+  article.querySelector('.webcam-stop').addEventListener('click', stop);
+  article.querySelector('.webcam-capture').addEventListener('click', () => {
+    if (!stream || !video.videoWidth) return;
+    const canvas = el('canvas');
+    canvas.width = video.videoWidth;
+    canvas.height = video.videoHeight;
+    canvas.getContext('2d').drawImage(video, 0, 0);
+    canvas.toBlob((blob) => {
+      if (blob) upload(article, [new File([blob], 'webcam.jpg', { type: 'image/jpeg' })]);
+    }, 'image/jpeg', 0.92);
+  });
+});
+
+// -- live lobby and room --
+
+const liveBody = document.getElementById('live-participants');
+const liveRecent = document.getElementById('live-recent');
+const liveStatus = document.getElementById('live-status');
+
+function since(ts) {
+  const s = Math.max(0, Math.round(Date.now() / 1000 - ts));
+  return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min`;
+}
+
+function render(snapshot) {
+  liveBody.replaceChildren();
+  if (!snapshot.participants.length) {
+    const row = el('tr');
+    row.append(el('td', { colspan: '4', class: 'muted' }, 'Nobody is here.'));
+    liveBody.append(row);
+  }
+  snapshot.participants.forEach((p) => {
+    const row = el('tr', { class: `state-${p.state}`, 'data-participant': p.id });
+    row.append(el('td', {}, p.name));
+    row.append(el('td', { class: 'state' }, p.state));
+    row.append(el('td', {}, p.distance === null ? '–' : p.distance.toFixed(3)));
+    row.append(el('td', {}, since(p.since)));
+    liveBody.append(row);
+  });
+  liveRecent.replaceChildren();
+  snapshot.recent.forEach((r) => {
+    let text = `${new Date(r.ts * 1000).toLocaleTimeString()} ${r.event} — ${r.name || ''}`;
+    if (r.distance !== null && r.distance !== undefined) text += ` · distance ${r.distance.toFixed(3)}`;
+    if (r.reason) text += ` · ${r.reason}`;
+    liveRecent.append(el('li', { class: r.event.replace('.', '-') }, text));
+  });
+}
+
+function connect() {
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+  const ws = new WebSocket(`${scheme}://${location.host}/owner/rooms/${roomId}/live`);
+  ws.onopen = () => { liveStatus.textContent = 'live'; };
+  ws.onmessage = (event) => render(JSON.parse(event.data));
+  ws.onclose = () => {
+    liveStatus.textContent = 'reconnecting…';
+    setTimeout(connect, 2000);
+  };
+}
+connect();
