@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .face.engine import Face, FaceEngine
-from .face.matcher import identify, verify
+from .face.gallery import GalleryIndex
+from .face.matcher import verify
 from .gate import Match, Observation
 from .liveness import sample_from_face
 
@@ -35,6 +36,14 @@ class FaceChecker:
     def __init__(self, engine: FaceEngine, target: CheckTarget) -> None:
         self.engine = engine
         self.target = target
+        self._index: GalleryIndex | None = None
+
+    @property
+    def index(self) -> GalleryIndex:
+        """The room's gallery packed for 1:N search; built on first use, in the executor."""
+        if self._index is None:
+            self._index = GalleryIndex(self.target.gallery)
+        return self._index
 
     def observe(
         self, rgb: np.ndarray, *, embed: bool = True, pixels: bool = True
@@ -69,7 +78,7 @@ class FaceChecker:
                 return Match(None, float("inf"), False)
             result = verify(probe, templates, threshold=target.threshold)
             return Match(target.claimed, result.distance, result.accepted)
-        found = identify(probe, target.gallery, threshold=target.threshold, margin=target.margin)
+        found = self.index.identify(probe, threshold=target.threshold, margin=target.margin)
         if found.status == "ambiguous":
             return Match(found.person_id, found.distance, True, ambiguous=True)
         return Match(found.person_id, found.distance, found.status == "match")

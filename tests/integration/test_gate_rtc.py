@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import numpy as np
+
 from server.app import HUB
 from server.client import GateClient, StillTrack
 from server.face.imageio import decode_image
@@ -161,3 +163,35 @@ async def test_rejoin_within_grace_skips_verification_once(
     finally:
         await again.close()
         await replay.close()
+
+
+async def test_open_room_identifies_among_enrolled(gatekeeper: Gatekeeper, faces_dir: Path) -> None:
+    store = gatekeeper.store
+    room = store.create_room("Open Door", mode="open", settings={"liveness_policy": "off"})
+    embeddings = []
+    for still in lestari_stills(faces_dir):
+        result = gatekeeper.engine.enrol_photo(still.read_bytes())
+        assert result.embedding is not None
+        embeddings.append(result.embedding)
+    store.enrol_person(room.id, "Lestari", np.stack(embeddings), "onnx")
+    d9 = video_frame(faces_dir / "videos" / "liveportrait_d9.mp4", 0.5)
+    d9_embedding = gatekeeper.engine.enrol_frame(d9).embedding
+    assert d9_embedding is not None
+    store.enrol_person(room.id, "Dee Nine", d9_embedding[None], "onnx")
+    member = GateClient(
+        gatekeeper.base_url, room.slug, video=str(faces_dir / "videos" / "lestari_real.mp4")
+    )
+    stranger = GateClient(
+        gatekeeper.base_url, room.slug, video=str(faces_dir / "videos" / "liveportrait_d10.mp4")
+    )
+    try:
+        await member.join()
+        verdict = await member.wait_verdict(VERDICT_TIMEOUT)
+        assert verdict["admitted"] is True
+        assert verdict["message"] == "Welcome, Lestari."
+        await stranger.join()
+        refused = await stranger.wait_verdict(VERDICT_TIMEOUT)
+        assert (refused["admitted"], refused["reason"]) == (False, "not_recognised")
+    finally:
+        await member.close()
+        await stranger.close()
