@@ -44,31 +44,23 @@ def chromium_args(camera: Path) -> list[str]:
     return [*CHROMIUM_FLAGS, f"--use-file-for-fake-video-capture={camera}"]
 
 
-def make_y4m(source: Path, target: Path, seconds: float = 8.0) -> Path:
-    """Write a 640x480, 15 fps y4m of the first ``seconds`` of ``source`` (cached)."""
+def ffmpeg_cached(source: Path, target: Path, seconds: float, *args: str) -> Path:
+    """Run ffmpeg on the first ``seconds`` of ``source`` into ``target`` unless it exists.
+
+    Writes to a partial file first, so an interrupted run never leaves a truncated
+    file that a later run would take for finished.
+    """
     if not target.exists():
-        partial = target.with_suffix(".partial.y4m")
-        subprocess.run(
-            [
-                "ffmpeg",
-                "-loglevel",
-                "error",
-                "-y",
-                "-i",
-                str(source),
-                "-t",
-                str(seconds),
-                "-vf",
-                PAD_TO_VGA,
-                "-pix_fmt",
-                "yuv420p",
-                "-an",
-                str(partial),
-            ],
-            check=True,
-        )
+        partial = target.with_name(f"{target.stem}.partial{target.suffix}")
+        command = ["ffmpeg", "-loglevel", "error", "-y", "-i", str(source)]
+        subprocess.run([*command, "-t", str(seconds), *args, str(partial)], check=True)
         partial.replace(target)
     return target
+
+
+def make_y4m(source: Path, target: Path, seconds: float = 8.0) -> Path:
+    """Write a 640x480, 15 fps y4m of the first ``seconds`` of ``source`` (cached)."""
+    return ffmpeg_cached(source, target, seconds, "-vf", PAD_TO_VGA, "-pix_fmt", "yuv420p", "-an")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,12 +35,9 @@ Command line::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
-import os
 import sys
-import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -62,7 +59,7 @@ from .dlib_dat import (
     Wrapper,
     parse_dat,
 )
-from .models import MANIFEST_PATH, ModelError, ModelStore, sha256_file
+from .models import MANIFEST_PATH, ModelError, ModelStore, atomic_write, sha256_file
 
 MODEL_NAME = "dlib_resnet_v1_onnx"
 ONNX_OPSET = 17
@@ -433,22 +430,8 @@ def ensure_onnx(store: ModelStore, *, spec: DerivedSpec | None = None, force: bo
                 f"converting {source.name} gave sha256 {digest}, expected {spec.sha256}: "
                 f"install the pinned converter: pip install onnx=={spec.onnx_version}"
             )
-        _atomic_write(target, data)
+        atomic_write(target, data)
     return target
-
-
-def _atomic_write(target: Path, data: bytes) -> None:
-    # Same as models._atomic_write (private there): a reader never sees a partial file.
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 # ----------------------------------------------------------------------------- embedder

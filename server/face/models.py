@@ -179,11 +179,12 @@ class ModelStore:
                     f"converting {source.name} gave sha256 {digest}, expected "
                     f"{spec.onnx.sha256}: install the pinned converter: pip install {pins}"
                 )
-            _atomic_write(target, data)
+            atomic_write(target, data)
         return target
 
 
-def _atomic_write(target: Path, data: bytes) -> None:
+def atomic_write(target: Path, data: bytes) -> None:
+    """Write via a temporary file and rename: a reader never sees a partial file."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
     try:

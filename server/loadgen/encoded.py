@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import fractions
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -19,48 +18,37 @@ from typing import Any
 import av
 from aiortc import MediaStreamTrack
 
+from ..fakecam import ffmpeg_cached
+
 VIDEO_CLOCK = fractions.Fraction(1, 90_000)
 
 
 def transcode_vp8(source: Path, target: Path, fps: int = 15, seconds: float = 20.0) -> Path:
     """640x480 VP8 in WebM with a keyframe every second (cached at ``target``)."""
-    if not target.exists():
-        partial = target.with_suffix(".partial.webm")
-        vf = (
-            "scale=640:480:force_original_aspect_ratio=decrease,"
-            f"pad=640:480:(ow-iw)/2:(oh-ih)/2,fps={fps}"
-        )
-        subprocess.run(
-            [
-                "ffmpeg",
-                "-loglevel",
-                "error",
-                "-y",
-                "-i",
-                str(source),
-                "-t",
-                str(seconds),
-                "-vf",
-                vf,
-                "-an",
-                "-c:v",
-                "libvpx",
-                "-b:v",
-                "600k",
-                "-g",
-                str(fps),
-                "-keyint_min",
-                str(fps),
-                "-deadline",
-                "realtime",
-                "-cpu-used",
-                "8",
-                str(partial),
-            ],
-            check=True,
-        )
-        partial.replace(target)
-    return target
+    vf = (
+        "scale=640:480:force_original_aspect_ratio=decrease,"
+        f"pad=640:480:(ow-iw)/2:(oh-ih)/2,fps={fps}"
+    )
+    return ffmpeg_cached(
+        source,
+        target,
+        seconds,
+        "-vf",
+        vf,
+        "-an",
+        "-c:v",
+        "libvpx",
+        "-b:v",
+        "600k",
+        "-g",
+        str(fps),
+        "-keyint_min",
+        str(fps),
+        "-deadline",
+        "realtime",
+        "-cpu-used",
+        "8",
+    )
 
 
 def load_packets(path: Path) -> tuple[list[tuple[bytes, float, bool]], float]:
