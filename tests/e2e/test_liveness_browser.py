@@ -56,7 +56,6 @@ async def test_bona_fide_clip_passes_seeded_challenge_in_chromium(
     page = await browsers.page(make_y4m(clip, y4m_dir / "sadtalker_aoc.y4m"))
     messages = record_server_messages(page)
     await page.goto(link)
-    await page.click("#start")
     await page.wait_for_selector("#room:not([hidden])", timeout=60_000)
     assert "Verified" in (await page.text_content("#verdict-title") or "")
     actions = [m["action"] for m in messages if m["type"] == "prompt" and m.get("action")]

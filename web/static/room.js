@@ -202,7 +202,11 @@ function onMessage(msg) {
       $("room").hidden = true;
       $("lobby").hidden = false;
       $("verdict").hidden = true;
-      setStatus("The host asked you to verify again.");
+      $("retry").hidden = true;
+      // The lobby's preview and prompt overlay serve the re-verification challenge.
+      setStatus(msg.paused
+        ? "The host asked you to verify again. The others do not see or hear you until you pass."
+        : "The host asked you to verify again.");
       break;
     case "error":
       console.warn("server error", msg.code, msg.message);
@@ -261,20 +265,27 @@ function exitRoom(text) {
   setStatus(text);
 }
 
-$("start").addEventListener("click", async () => {
+// Opening the room link is the request to join: the camera starts at once (the
+// browser asks for permission first). The button only appears when that fails.
+async function start() {
   $("start").hidden = true;
+  $("verdict").hidden = true;
   setStatus("Turning on your camera…");
   try {
     localStream = await openCamera();
   } catch (err) {
     showVerdict(false, "No camera", "The browser gave no camera: " + err.message,
-      "Allow camera access and reload the page.");
+      "Allow camera access, then press the button.");
+    $("start").textContent = "Turn on camera";
     $("start").hidden = false;
     return;
   }
   $("preview").srcObject = localStream;
   openSocket();
-});
+}
+
+$("start").addEventListener("click", start);
+start();
 
 $("retry").addEventListener("click", () => {
   $("retry").hidden = true;
