@@ -59,7 +59,7 @@ def enrol(args: argparse.Namespace) -> int:
     from .store.sqlite import slugify
 
     settings = _settings(args)
-    engine = FaceEngine.load(settings.model_cache)
+    engine = FaceEngine.load(settings.model_cache, embedder=settings.face.embedder)
     embeddings = []
     for photo in args.photos:
         path = Path(photo)
@@ -131,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_enrol.add_argument("--ttl-days", type=float, default=7.0, help="invite lifetime; 0 = none")
     p_enrol.add_argument("--data-dir", dest="data_dir")
+
+    p_verify = sub.add_parser(
+        "verify-report", help="check a signed attendance report offline (docs/presence.md)"
+    )
+    p_verify.add_argument("file", help="the report's JSON file")
+    p_verify.add_argument("--key", help="pin this public key (PEM, base64 or well-known JSON)")
+    p_verify.add_argument("--data-dir", dest="data_dir", help="pin the key of this data dir")
     return parser
 
 
@@ -140,6 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "enrol":
             return enrol(args)
+        if args.command == "verify-report":
+            from .report.cli import run
+
+            return run(args.file, args.key, args.data_dir)
         return serve(args)
     except ConfigError as err:
         print(f"configuration error: {err}", file=sys.stderr)

@@ -51,6 +51,35 @@ class StillTrack(VideoStreamTrack):
         return out
 
 
+class SwitchableTrack(StillTrack):
+    """A ``StillTrack`` whose pictures can be swapped mid-call: clip A, then clip B.
+
+    Tests use it to change what the camera shows after admission (another person,
+    nobody, two people) without renegotiating; timing continues seamlessly.
+    """
+
+    def show(self, frames: Sequence[np.ndarray]) -> None:
+        self._frames = [av.VideoFrame.from_ndarray(f, format="rgb24") for f in frames]
+
+
+def clip_frames(
+    path: str, seconds: float, fps: float = 10.0, start_s: float = 0.0
+) -> list[np.ndarray]:
+    """RGB frames of a video file from ``start_s`` for ``seconds``, about ``fps`` a second."""
+    frames: list[np.ndarray] = []
+    next_t = start_s
+    with av.open(path) as container:
+        for frame in container.decode(video=0):
+            t = frame.time or 0.0
+            if t < next_t:
+                continue
+            if t > start_s + seconds:
+                break
+            frames.append(frame.to_ndarray(format="rgb24"))
+            next_t = t + 1.0 / fps
+    return frames
+
+
 @dataclass
 class ReceivedTrack:
     kind: str

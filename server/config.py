@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_FILE = REPO_ROOT / "config" / "default.toml"
@@ -66,8 +66,55 @@ class LivenessSettings:
 
 
 @dataclass(frozen=True)
+class PresenceSettings:
+    """[presence]: continuous presence checks and host re-verification (docs/presence.md)."""
+
+    # Check each admitted participant's presence on one decoded keyframe this often;
+    # a room's own ``presence_interval_s`` wins. 0 turns the checks off.
+    interval_s: float = 10.0
+    # Consecutive failed checks before an event: no face, someone else, extra faces.
+    lost_checks: int = 2
+    mismatch_checks: int = 2
+    extra_checks: int = 2
+    # Seconds to wait for the requested keyframe; a check without one is skipped.
+    keyframe_timeout_s: float = 3.0
+    # While a participant re-verifies, the others stop receiving their media.
+    pause_media_on_reverify: bool = True
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """[webhooks]: delivery of signed room events to owners' endpoints."""
+
+    # Tries per delivery (the first included), waiting backoff_s * 2**n between tries.
+    max_attempts: int = 5
+    backoff_s: float = 2.0
+    # Seconds allowed per HTTP request.
+    timeout_s: float = 5.0
+    # Deliveries waiting beyond this are dropped (logged as such): media never waits.
+    queue_max: int = 1000
+
+
+@dataclass(frozen=True)
+class FaceSettings:
+    """[face]: "onnx" runs dlib's ResNet ported to ONNX; "dlib" runs the reference."""
+
+    embedder: Literal["onnx", "dlib"] = "onnx"
+
+
+@dataclass(frozen=True)
 class LimitSettings:
+    """[limits]: what one client may cost the server (docs/security.md)."""
+
     max_message_bytes: int = 65536
+    # Per-websocket message rate (token bucket): sustained messages per second and the
+    # burst allowed on top. A socket over it gets one ``rate_limited`` error and is closed.
+    messages_per_s: float = 20.0
+    message_burst: int = 60
+    # A participant whose media has not connected and delivered a frame this many
+    # seconds after joining (ICE never completes, no offer, camera never starts) is
+    # told ``media_timeout`` and freed: pc, tasks and lobby seat.
+    media_timeout_s: float = 45.0
 
 
 @dataclass(frozen=True)
@@ -75,7 +122,10 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     gate: GateSettings = field(default_factory=GateSettings)
     liveness: LivenessSettings = field(default_factory=LivenessSettings)
+    face: FaceSettings = field(default_factory=FaceSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
+    presence: PresenceSettings = field(default_factory=PresenceSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     @property
     def data_path(self) -> Path:
@@ -154,7 +204,10 @@ def load_settings(
         "server": ServerSettings,
         "gate": GateSettings,
         "liveness": LivenessSettings,
+        "face": FaceSettings,
         "limits": LimitSettings,
+        "presence": PresenceSettings,
+        "webhooks": WebhookSettings,
     }
     for section in data:
         if section not in sections:
@@ -166,6 +219,11 @@ def load_settings(
 
 
 def _validate(settings: Settings) -> None:
+    limits = settings.limits
+    if limits.messages_per_s <= 0 or limits.message_burst < 1:
+        raise ConfigError("[limits] messages_per_s must be > 0 and message_burst >= 1")
+    if limits.media_timeout_s <= 0:
+        raise ConfigError("[limits] media_timeout_s must be > 0")
     gate = settings.gate
     if gate.sample_fps <= 0 or gate.sample_fps > 30:
         raise ConfigError("[gate] sample_fps must be in (0, 30]")
@@ -175,6 +233,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("[gate] frames_required must be at least 1")
     if gate.threshold < 0 or gate.threshold >= 2:
         raise ConfigError("[gate] threshold must be 0 (engine default) or in (0, 2)")
+    if settings.face.embedder not in ("onnx", "dlib"):
+        raise ConfigError("[face] embedder must be onnx or dlib")
     live = settings.liveness
     if live.policy.strip().lower() not in {"off", "passive", "active", "active+passive"}:
         raise ConfigError("[liveness] policy must be off, passive, active or active+passive")
@@ -182,5 +242,14 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("[liveness] need 1 <= min_steps <= max_steps <= 6")
     if live.step_time_s <= 0:
         raise ConfigError("[liveness] step_time_s must be > 0")
+    presence = settings.presence
+    if (
+        presence.interval_s < 0
+        or min(presence.lost_checks, presence.mismatch_checks, presence.extra_checks) < 1
+    ):
+        raise ConfigError("[presence] interval_s must be >= 0 and the *_checks at least 1")
+    hooks = settings.webhooks
+    if hooks.max_attempts < 1 or hooks.backoff_s < 0 or hooks.timeout_s <= 0:
+        raise ConfigError("[webhooks] need max_attempts >= 1, backoff_s >= 0, timeout_s > 0")
     if bool(settings.server.tls_cert) != bool(settings.server.tls_key):
         raise ConfigError("[server] tls_cert and tls_key must be set together")

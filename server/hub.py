@@ -21,19 +21,29 @@ from typing import Any
 
 from .config import Settings
 from .face.engine import FaceEngine
+from .face.gallery import GalleryIndex
 from .face.matcher import DEFAULT_THRESHOLD
-from .gate import GatePolicy, LockoutTracker
+from .gate import GatePolicy, LockoutTracker, State
 from .liveness import ActiveConfig, LivenessPolicy, PassiveConfig
 from .participant import Participant
+from .presence import PresenceConfig
+from .report import build_report, load_or_create_signing_key, sign_report
 from .rtc.room import SfuRoom
+from .seats import take_seat
 from .store import Room, SqliteStore, StoreError
+from .store.records import WEBHOOK_EVENTS
+from .webhooks import WebhookDispatcher
 
 log = logging.getLogger(__name__)
 
 # An owner dashboard's websocket, as a send function (see server/owner/live.py).
 DashboardSink = Callable[[dict[str, Any]], Awaitable[None]]
 DASHBOARD_EVENTS = ("participant.admitted", "participant.denied", "attempt.failed",
-                    "participant.left")  # fmt: skip
+                    "participant.left", "reverify.requested", "reverify.passed",
+                    "reverify.failed", "presence.lost", "identity.mismatch", "extra.person",
+                    "presence.restored")  # fmt: skip
+# Audit details that stay in the audit log: never sent to a webhook.
+PRIVATE_DETAILS = ("ip",)
 DASHBOARD_SEND_TIMEOUT_S = 2.0
 
 
@@ -53,6 +63,8 @@ class RoomRuntime:
         self.room = room
         self.participants: dict[str, Participant] = {}
         self.sfu = SfuRoom(self._renegotiate)
+        # A meeting is one live session of the room: it ends when the room empties.
+        self.meeting_id = hub.start_meeting(room.id)
 
     async def _renegotiate(self, participant_id: str) -> None:
         participant = self.participants.get(participant_id)
@@ -62,9 +74,11 @@ class RoomRuntime:
 
     def add(self, participant: Participant) -> None:
         self.participants[participant.id] = participant
+        self.hub.audit(participant, "participant.joined", {})
 
     async def admit(self, participant: Participant) -> None:
         assert participant.pc is not None and participant.publisher is not None
+        await take_seat(self, participant)  # one admitted session per person (seats.py)
         await self.sfu.admit(participant.id, participant.pc, participant.publisher)
         await self.broadcast_peers()
 
@@ -128,7 +142,28 @@ class Hub:
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="face")
         self.rooms: dict[str, RoomRuntime] = {}
         self.grace: dict[str, GraceEntry] = {}
+        self._galleries: dict[str, tuple[tuple[int, int], GalleryIndex]] = {}
+        self._gallery_locks: dict[str, asyncio.Lock] = {}
         self.dashboards: dict[str, set[DashboardSink]] = {}
+        self.webhooks = WebhookDispatcher(store, settings.webhooks)
+        # Ed25519 key for attendance reports: <data_dir>/signing.key, made on first run.
+        self.signing_key = load_or_create_signing_key(settings.data_path)
+
+    async def room_gallery(self, room_id: str) -> GalleryIndex:
+        """The room's templates decrypted and packed once, rebuilt (in the executor,
+        off the event loop) only when the room's gallery changed."""
+        # One build per room at a time: twenty people joining at once share it.
+        async with self._gallery_locks.setdefault(room_id, asyncio.Lock()):
+            version = self.store.gallery_version(room_id)
+            cached = self._galleries.get(room_id)
+            if cached is not None and cached[0] == version:
+                return cached[1]
+            loop = asyncio.get_running_loop()
+            index = await loop.run_in_executor(
+                self.executor, lambda: GalleryIndex(self.store.gallery(room_id))
+            )
+            self._galleries[room_id] = (version, index)
+            return index
 
     def gate_policy(self, room: Room) -> GatePolicy:
         """The server's gate settings with this room's own choices on top."""
@@ -182,6 +217,7 @@ class Hub:
         participants = []
         for p in list(runtime.participants.values()) if runtime else []:
             distance = p.gate.distance
+            stats = p.presence.stats
             participants.append(
                 {
                     "id": p.id,
@@ -189,6 +225,14 @@ class Hub:
                     "state": p.gate.state.value,
                     "distance": None if distance is None else round(distance, 3),
                     "since": round(p.joined_at, 1),
+                    "presence": {
+                        "checks": stats.made,
+                        "passed": stats.passed,
+                        "ratio": None if stats.ratio is None else round(stats.ratio, 3),
+                        "flags": list(p.presence.flags),
+                    },
+                    "paused": p.publisher is not None and p.publisher.paused,
+                    "can_reverify": p.gate.state is State.ADMITTED,
                 }
             )
         recent = []
@@ -208,6 +252,7 @@ class Hub:
                     "name": record.details.get("name"),
                     "reason": record.details.get("reason"),
                     "distance": None if distance is None else round(float(distance), 3),
+                    "participant_id": record.participant_id,
                 }
             )
             if len(recent) >= 20:
@@ -228,6 +273,63 @@ class Hub:
     def forget_room(self, runtime: RoomRuntime) -> None:
         if self.rooms.get(runtime.room.id) is runtime:
             del self.rooms[runtime.room.id]
+        self.end_meeting(runtime)
+
+    # -- meetings, reports, host actions (certified presence, docs/presence.md) --
+
+    def start_meeting(self, room_id: str) -> str:
+        try:
+            return self.store.start_meeting(room_id).id
+        except Exception:  # the meeting record must never keep anyone out of a room
+            log.exception("meeting start failed for room %s", room_id)
+            return "unrecorded"
+
+    def end_meeting(self, runtime: RoomRuntime) -> None:
+        meeting_id = runtime.meeting_id
+        try:
+            self.store.end_meeting(meeting_id)
+            self.store.audit("meeting.ended", {"meeting": meeting_id}, room_id=runtime.room.id)
+        except Exception:
+            log.exception("meeting end failed for %s", meeting_id)
+        self.webhooks.emit(
+            runtime.room.id, "meeting.ended", {"meeting": meeting_id, "room": runtime.room.name}
+        )
+
+    def presence_config(self, room: Room) -> PresenceConfig:
+        p = self.settings.presence
+        interval = room.presence_interval_s if room.presence_interval_s else p.interval_s
+        return PresenceConfig(interval, p.lost_checks, p.mismatch_checks, p.extra_checks)
+
+    async def reverify(self, room_id: str, participant_id: str | None = None) -> list[str]:
+        """Ask one admitted participant (or all) to verify again; returns who was asked."""
+        runtime = self.rooms.get(room_id)
+        if runtime is None:
+            return []
+        targets = [
+            p
+            for p in list(runtime.participants.values())
+            if participant_id is None or p.id == participant_id
+        ]
+        asked = []
+        for participant in targets:
+            if await participant.request_reverify():
+                asked.append(participant.id)
+        return asked
+
+    def signed_report(self, room: Room, meeting_id: str) -> dict[str, Any]:
+        """The meeting's attendance report, signed (raises StoreError if unknown)."""
+        meeting = self.store.meeting(meeting_id, room.id)
+        live: dict[str, dict[str, int]] = {}
+        runtime = self.rooms.get(room.id)
+        if runtime is not None and runtime.meeting_id == meeting_id:
+            for p in runtime.participants.values():
+                stats = p.presence.stats
+                live[p.id] = {
+                    "checks": stats.made, "passed": stats.passed, "skipped": stats.skipped
+                }  # fmt: skip
+        records = self.store.meeting_audit(meeting_id)
+        report = build_report(meeting, room.name, records, generated=time.time(), live=live)
+        return sign_report(report, self.signing_key)
 
     def remember_for_rejoin(self, participant: Participant) -> None:
         now = time.monotonic()
@@ -265,20 +367,29 @@ class Hub:
         details: dict[str, Any],
         person_id: str | None = None,
     ) -> None:
+        meeting_id = participant.runtime.meeting_id
+        person = person_id or participant.gate.person_id or participant.claimed_person
+        record = {"name": participant.name, "ip": participant.ip, "meeting": meeting_id, **details}
         try:
             self.store.audit(
                 event,
-                {"name": participant.name, "ip": participant.ip, **details},
+                record,
                 room_id=participant.runtime.room.id,
-                person_id=person_id or participant.gate.person_id or participant.claimed_person,
+                person_id=person,
                 participant_id=participant.id,
             )
         except Exception:  # the audit must never take the media path down
             log.exception("audit write failed for %s", event)
+        if event in WEBHOOK_EVENTS:
+            # Webhooks get the event without the client address (privacy).
+            data = {k: v for k, v in record.items() if k not in PRIVATE_DETAILS}
+            data.update(participant_id=participant.id, person_id=person)
+            self.webhooks.emit(participant.runtime.room.id, event, data)
 
     async def close(self) -> None:
         for runtime in list(self.rooms.values()):
             for participant in list(runtime.participants.values()):
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(participant.close(left=False), 5)
+        await self.webhooks.close()
         self.executor.shutdown(wait=False, cancel_futures=True)

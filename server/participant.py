@@ -15,10 +15,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 
 from . import gate as g
+from .presence import PresenceCheck, PresenceEvent, PresenceMonitor
+from .presence.check import presence_check
 from .rtc.codecs import restrict_answer_codecs
 from .rtc.forward import Publisher
 from .rtc.peer import create_peer_connection
@@ -71,10 +74,20 @@ class Participant:
         self._resume: tuple[str | None, float] | None = None
         self._closed = False
         self.joined_at = time.time()
+        # Certified presence (docs/presence.md): sparse keyframe checks while admitted.
+        self.presence = PresenceMonitor(hub.presence_config(runtime.room))
+        self._presence_task: asyncio.Task[None] | None = None
+        self._reverifying = False
+        self._ever_admitted = False
 
     @property
     def admitted(self) -> bool:
         return self.gate.state is g.State.ADMITTED
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close`` ran: pc, tasks and the room seat are (being) released."""
+        return self._closed
 
     def resume_after_blip(self, person_id: str | None, distance: float) -> None:
         """Admit on connect without re-verifying: a rejoin inside the grace window."""
@@ -139,6 +152,8 @@ class Participant:
         )
         if video is None or not has_video:
             await self.error("no_video", "a camera track is required to be verified", fatal=True)
+            # Fatal: free the pc (and its ICE sockets) now, not when the socket closes.
+            await self.close(left=False)
             return
         self.sampler = FrameSampler(video, self.hub.settings.gate.sample_fps, self._on_frame)
         self.sampler.start()
@@ -221,12 +236,20 @@ class Participant:
 
     async def _admitted(self, action: g.Admitted) -> None:
         await self._stop_sampling()
+        kind = "reverify" if action.reverify else "rejoin" if self._resume else "admission"
         self.hub.audit(
             self,
-            "participant.admitted",
-            {"distance": round(action.distance, 4), "reverify": action.reverify},
+            "reverify.passed" if action.reverify else "participant.admitted",
+            {
+                "distance": round(action.distance, 4),
+                "reverify": action.reverify,
+                "kind": kind,
+                "liveness": "skipped" if kind == "rejoin" else self.gate.policy.liveness.value,
+            },
             person_id=action.person_id,
         )
+        self._reverifying = False
+        self._ever_admitted = True
         if action.person_id and self.claimed_person is None:
             self.name = self.hub.person_name(action.person_id, self.name)
         await self.send(
@@ -242,14 +265,23 @@ class Participant:
         assert self.pc is not None and self.publisher is not None
         if not action.reverify:
             await self.runtime.admit(self)
+        else:
+            self.publisher.resume_forwarding()
+            await self.runtime.broadcast_peers()
+        self._start_presence()
 
     async def _refused(self, action: g.Refused) -> None:
         # The distance goes to the audit log only: a refusal never tells the
         # person how close they came or whom they resemble.
+        if self._reverifying:
+            event = "reverify.failed"
+        else:
+            event = "participant.denied" if action.final else "attempt.failed"
         self.hub.audit(
             self,
-            "participant.denied" if action.final else "attempt.failed",
+            event,
             {
+                "reverify": self._reverifying,
                 "reason": action.reason.value,
                 "attempts_left": action.attempts_left,
                 "distance": None if action.distance is None else round(action.distance, 4),
@@ -292,6 +324,101 @@ class Participant:
         if self.publisher is not None:
             self.publisher.stop_decoding()
 
+    # -- host re-verification (docs/presence.md) --
+
+    async def request_reverify(self) -> bool:
+        """The host asks this admitted participant to verify again, now.
+
+        Decoding and the sampler restart for the attempt (the presence checks stop
+        first: they share the decoder), the participant's media to the others is
+        paused if configured, and the gate runs a normal attempt (challenge included).
+        Passing resumes everything; failing removes them from the room with the reason.
+        """
+        if self._closed or self.publisher is None or self.gate.state is not g.State.ADMITTED:
+            return False
+        actions = self.gate.handle(g.ReverifyRequested(time.monotonic()))
+        if not actions:
+            return False
+        self._reverifying = True
+        await self._stop_presence()
+        self.hub.audit(self, "reverify.requested", {})
+        if self.hub.settings.presence.pause_media_on_reverify:
+            self.publisher.pause_forwarding()
+        await self.send({"type": "reverify", "paused": self.publisher.paused})
+        video = self.publisher.start_decoding()
+        self.sampler = FrameSampler(video, self.hub.settings.gate.sample_fps, self._on_frame)
+        self.sampler.start()
+        if self._ticker is None:  # a rejoined session never ran one: timeouts need it
+            self._ticker = asyncio.create_task(self._tick(), name=f"tick-{self.id}")
+        await self._apply(actions)
+        await self.runtime.broadcast_peers()
+        return True
+
+    # -- continuous presence (docs/presence.md) --
+
+    def _start_presence(self) -> None:
+        if self.presence.config.interval_s <= 0 or self._closed:
+            return
+        self.presence.start(time.monotonic())
+        if self._presence_task is None or self._presence_task.done():
+            self._presence_task = asyncio.create_task(
+                self._presence_loop(), name=f"presence-{self.id}"
+            )
+
+    async def _stop_presence(self) -> None:
+        task, self._presence_task = self._presence_task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _presence_loop(self) -> None:
+        """Every interval: one keyframe decoded, one face check in the executor."""
+        loop = asyncio.get_running_loop()
+        timeout = self.hub.settings.presence.keyframe_timeout_s
+        while not self._closed:
+            now = time.monotonic()
+            if not self.presence.due(now):
+                await asyncio.sleep(min(0.5, self.presence.config.interval_s))
+                continue
+            publisher = self.publisher
+            if publisher is None or self.gate.state is not g.State.ADMITTED:
+                return
+            frame = await publisher.decode_keyframe(timeout)
+            if self._closed or self.gate.state is not g.State.ADMITTED:
+                return
+            if frame is None:
+                check = PresenceCheck(time.monotonic(), made=False)
+            else:
+                check = await loop.run_in_executor(
+                    self.hub.executor, self._presence_check, frame, time.monotonic()
+                )
+            if self._closed:
+                return
+            for event in self.presence.feed(check):
+                self._presence_event(event)
+            await self.runtime.notify_dashboard()
+
+    def _presence_check(self, frame: Any, now: float) -> PresenceCheck:
+        """Executor: faces in the keyframe and their distance to this person's templates."""
+        target = self.checker.target
+        person = self.gate.person_id or target.claimed
+        templates = target.gallery.get(person) if person else None
+        if templates is None:
+            templates = np.empty((0, 128), dtype=np.float32)
+        rgb = frame.to_ndarray(format="rgb24")
+        return presence_check(self.checker.engine, rgb, templates, target.threshold, now)
+
+    def _presence_event(self, event: PresenceEvent) -> None:
+        details: dict[str, Any] = {
+            "faces": event.faces,
+            "checks": event.checks,
+            "distance": None if event.distance is None else round(event.distance, 4),
+        }
+        if event.cleared:
+            details["cleared"] = list(event.cleared)
+        self.hub.audit(self, event.kind, details)
+
     # -- renegotiation, driven by the SFU room --
 
     async def renegotiate(self) -> None:
@@ -313,24 +440,36 @@ class Participant:
 
     # -- teardown --
 
-    async def close(self, *, left: bool) -> None:
+    async def close(self, *, left: bool, grace: bool = True, reason: str | None = None) -> None:
+        """Free everything; ``grace=False`` gives no rejoin window (the seat was taken over).
+
+        ``reason`` overrides the ``bye`` reason (default ``left`` / ``closed``).
+        """
         if self._closed:
             return
         was_admitted = self.admitted
         self._closed = True
         self.gate.handle(g.Leave(time.monotonic()))
-        if self._ticker is not None:
+        # close() can run inside the ticker (a tick-driven final refusal): cancelling the
+        # current task would abort this teardown at its next await and leak the pc. The
+        # loop ends by itself on ``_closed``.
+        if self._ticker is not None and self._ticker is not asyncio.current_task():
             self._ticker.cancel()
+        await self._stop_presence()
         await self._stop_sampling()
-        await self.runtime.remove(self, grace=was_admitted and not left)
+        await self.runtime.remove(self, grace=was_admitted and not left and grace)
         if self.publisher is not None:
             with contextlib.suppress(Exception):
                 await self.publisher.close()
         if self.pc is not None:
             with contextlib.suppress(Exception):
                 await self.pc.close()
-        if was_admitted or left:
+        stats = self.presence.stats
+        if stats.made or stats.skipped:
+            summary = {"checks": stats.made, "passed": stats.passed, "skipped": stats.skipped}
+            self.hub.audit(self, "presence.summary", summary)
+        if was_admitted or left or self._ever_admitted:
             self.hub.audit(self, "participant.left", {"by_choice": left})
         with contextlib.suppress(Exception):
-            await self.send({"type": "bye", "reason": "left" if left else "closed"})
+            await self.send({"type": "bye", "reason": reason or ("left" if left else "closed")})
 

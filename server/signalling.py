@@ -82,6 +82,12 @@ def _string(
         raise ProtocolError("too_large", f"'{key}' is longer than {limit} characters")
     if not value and not empty_ok:
         raise ProtocolError("bad_field", f"'{key}' must not be empty")
+    try:
+        # JSON may escape lone surrogates ("\ud800"): valid JSON, not valid text.
+        # Refused here so no store, log or SDP parser downstream ever sees one.
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ProtocolError("bad_field", f"'{key}' is not valid text") from exc
     return value
 
 
@@ -105,7 +111,9 @@ def parse_client_message(raw: str | bytes, max_bytes: int) -> ClientMessage:
         raise ProtocolError("too_large", f"message larger than {max_bytes} bytes")
     try:
         msg = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: deeply nested arrays ("[[[[...") fit easily within the size
+        # limit and blow the C parser's stack guard; it is bad input, not a crash.
         raise ProtocolError("bad_json", "message is not valid JSON") from exc
     if not isinstance(msg, dict):
         raise ProtocolError("bad_message", "message must be a JSON object")

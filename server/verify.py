@@ -30,13 +30,15 @@ class CheckTarget:
     gallery: Mapping[str, np.ndarray]
     threshold: float
     margin: float = 0.04
+    # 1:N rooms pass the room's shared, prebuilt index (Hub.room_gallery).
+    index: GalleryIndex | None = None
 
 
 class FaceChecker:
     def __init__(self, engine: FaceEngine, target: CheckTarget) -> None:
         self.engine = engine
         self.target = target
-        self._index: GalleryIndex | None = None
+        self._index: GalleryIndex | None = target.index
 
     @property
     def index(self) -> GalleryIndex:

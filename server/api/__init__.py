@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import persons, recognition, rooms
+from . import persons, presence, recognition, rooms
 from .auth import key_auth
 from .errors import json_errors
 from .openapi import build_openapi
@@ -23,5 +23,6 @@ def setup_api(app: web.Application) -> web.Application:
     rooms.add_routes(api)
     persons.add_routes(api)
     recognition.add_routes(api)
+    presence.add_routes(api)
     app.add_subapp(PREFIX, api)
     return api

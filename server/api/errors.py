@@ -26,6 +26,8 @@ NOT_FOUND_CODES = {
     "unknown_photo",
     "unknown_key",
     "unknown_owner",
+    "unknown_meeting",
+    "unknown_webhook",
 }
 
 

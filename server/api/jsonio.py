@@ -57,6 +57,7 @@ def room_json(room: Room, base: str, default_threshold: float) -> dict[str, Any]
         "max_attempts": room.max_attempts,
         "retain_photos": room.retain_photos,
         "engine": room.engine,
+        "presence_interval_s": room.presence_interval_s,
         "link": f"{base}/r/{room.slug}",
         "created": room.created,
     }

@@ -15,7 +15,10 @@ from ..store.records import (
     LIVENESS_POLICIES,
     MAX_ATTEMPTS_RANGE,
     NAME_MAX,
+    PRESENCE_INTERVAL_RANGE,
     ROOM_MODES,
+    WEBHOOK_EVENTS,
+    WEBHOOK_URL_MAX,
 )
 
 J = dict[str, Any]
@@ -119,7 +122,18 @@ ROOM_SETTINGS: J = {
         "description": "keep enrolment photos (encrypted); turning it off deletes them",
     },
     "engine": {"type": "string", "enum": list(ENGINES)},
+    "presence_interval_s": {
+        **NULLABLE_NUMBER,
+        "minimum": PRESENCE_INTERVAL_RANGE[0],
+        "maximum": PRESENCE_INTERVAL_RANGE[1],
+        "description": "seconds between presence checks; null = the server default",
+    },
 }
+
+# Loose on purpose: the signed report's shape is documented in docs/presence.md and
+# versioned by its own ``format`` field; the API only promises the envelope.
+ANY_OBJECT: J = {"type": "object", "additionalProperties": True}
+NULLABLE_STRING: J = {"type": "string", "nullable": True}
 
 SCHEMAS: J = {
     "Error": obj(
@@ -156,6 +170,7 @@ SCHEMAS: J = {
             "max_attempts",
             "retain_photos",
             "engine",
+            "presence_interval_s",
             "link",
             "created",
         ],
@@ -267,6 +282,84 @@ SCHEMAS: J = {
         }
     ),  # fmt: skip
     "InviteList": obj({"invites": {"type": "array", "items": ref("Invite")}}, ["invites"]),
+    "Reverify": obj(
+        {"participant_id": {**ID, "nullable": True, "description": "null or absent = everyone"}}
+    ),
+    "ReverifyResult": obj(
+        {"asked": {"type": "array", "items": {"type": "string"}}}, ["asked"]
+    ),
+    "Meeting": obj(
+        {
+            "id": {"type": "string"},
+            "room_id": {"type": "string"},
+            "started": {"type": "number"},
+            "ended": NULLABLE_NUMBER,
+        },
+        ["id", "room_id", "started", "ended"],
+    ),
+    "MeetingList": obj({"meetings": {"type": "array", "items": ref("Meeting")}}, ["meetings"]),
+    "SignedReport": obj(
+        {
+            "report": ANY_OBJECT,
+            "signature": obj(
+                {
+                    "alg": {"type": "string", "enum": ["Ed25519"]},
+                    "key_id": {"type": "string"},
+                    "public_key": {"type": "string"},
+                    "sections": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "value": {"type": "string"},
+                },
+                ["alg", "key_id", "public_key", "sections", "value"],
+            ),
+        },
+        ["report", "signature"],
+    ),
+    "Webhook": obj(
+        {
+            "id": {"type": "string"},
+            "room_id": {"type": "string"},
+            "url": {"type": "string"},
+            "events": {"type": "array", "items": {"type": "string", "enum": list(WEBHOOK_EVENTS)}},
+            "created": {"type": "number"},
+            "secret": {"type": "string", "description": "only in the creation response"},
+        },
+        ["id", "room_id", "url", "events", "created"],
+    ),
+    "WebhookCreate": obj(
+        {
+            "url": {
+                "type": "string",
+                "maxLength": WEBHOOK_URL_MAX,
+                "pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://[^\x00-\x20]*$",
+            },
+            "events": {
+                "type": "array",
+                "nullable": True,
+                "minItems": 1,
+                "items": {"type": "string", "enum": list(WEBHOOK_EVENTS)},
+                "description": "null or absent = every event",
+            },
+        },
+        ["url"],
+    ),
+    "WebhookList": obj({"webhooks": {"type": "array", "items": ref("Webhook")}}, ["webhooks"]),
+    "Delivery": obj(
+        {
+            "id": {"type": "string"},
+            "event": {"type": "string"},
+            "status": {"type": "string", "enum": ["pending", "retrying", "delivered", "failed",
+                                                   "dropped"]},
+            "attempts": {"type": "integer"},
+            "last_code": {"type": "integer", "nullable": True},
+            "last_error": NULLABLE_STRING,
+            "created": {"type": "number"},
+            "updated": {"type": "number"},
+        },
+        ["id", "event", "status", "attempts", "last_code", "last_error", "created", "updated"],
+    ),  # fmt: skip
+    "DeliveryList": obj(
+        {"deliveries": {"type": "array", "items": ref("Delivery")}}, ["deliveries"]
+    ),
 }
 
 
@@ -366,6 +459,58 @@ def build_openapi() -> J:
                 body=json_body("InviteCreate"),
                 tag="invites",
             ),
+        },
+        "/rooms/{room_id}/reverify": {
+            "parameters": path_params("room_id"),
+            "post": op(
+                "Ask one admitted participant, or everyone, to verify again now",
+                {"200": ok("ReverifyResult"), "404": E404, **json_errors()},
+                body=json_body("Reverify"),
+                tag="presence",
+            ),
+        },
+        "/rooms/{room_id}/meetings": {
+            "parameters": path_params("room_id"),
+            "get": op("List the room's meetings, newest first",
+                      {"200": ok("MeetingList"), "404": E404}, tag="presence"),
+        },
+        "/rooms/{room_id}/meetings/{meeting_id}/report": {
+            "parameters": path_params("room_id", "meeting_id"),
+            "get": op("The meeting's attendance report, signed with Ed25519",
+                      {"200": ok("SignedReport"), "404": E404}, tag="presence"),
+        },
+        "/rooms/{room_id}/meetings/{meeting_id}/report.csv": {
+            "parameters": path_params("room_id", "meeting_id"),
+            "get": op(
+                "The meeting's attendance report as CSV (one row per participant)",
+                {
+                    "200": {"description": "CSV",
+                            "content": {"text/csv": {"schema": {"type": "string"}}}},
+                    "404": E404,
+                },
+                tag="presence",
+            ),
+        },
+        "/rooms/{room_id}/webhooks": {
+            "parameters": path_params("room_id"),
+            "get": op("List the room's webhooks", {"200": ok("WebhookList"), "404": E404},
+                      tag="webhooks"),
+            "post": op(
+                "Add a webhook (the signing secret is returned once)",
+                {"201": ok("Webhook", "Created"), "404": E404, **json_errors()},
+                body=json_body("WebhookCreate"),
+                tag="webhooks",
+            ),
+        },
+        "/webhooks/{webhook_id}": {
+            "parameters": path_params("webhook_id"),
+            "delete": op("Delete a webhook", {"204": {"description": "Deleted"}, "404": E404},
+                         tag="webhooks"),
+        },
+        "/webhooks/{webhook_id}/deliveries": {
+            "parameters": path_params("webhook_id"),
+            "get": op("The webhook's delivery log, newest first",
+                      {"200": ok("DeliveryList"), "404": E404}, tag="webhooks"),
         },
         "/invites/{invite_id}": {
             "parameters": path_params("invite_id"),

@@ -8,7 +8,7 @@ import aiohttp_session
 from aiohttp import web
 
 from ..config import Settings
-from . import auth, keys, live, people, rooms
+from . import auth, keys, live, people, presence, rooms
 from .common import csrf_middleware
 from .session import session_storage
 
@@ -30,5 +30,6 @@ def setup_owner(app: web.Application, settings: Settings) -> web.Application:
     people.add_routes(owner)
     keys.add_routes(owner)
     live.add_routes(owner)
+    presence.add_routes(owner)
     app.add_subapp(PREFIX, owner)
     return owner

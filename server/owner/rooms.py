@@ -17,12 +17,19 @@ from ..store import LIVENESS_POLICIES, Owner, Room, StoreError
 from ..store.records import ENGINES, MAX_ATTEMPTS_RANGE
 from .calibration import calibration
 from .common import flash, form_str, not_found, render, signed_in
+from .presence import webhook_context
 
 DASHBOARD_EVENTS = (
     "participant.admitted",
     "participant.denied",
     "attempt.failed",
     "participant.left",
+    "reverify.requested",
+    "reverify.passed",
+    "reverify.failed",
+    "presence.lost",
+    "identity.mismatch",
+    "extra.person",
     "person.deleted",
     "person.enrolled",
     "invite.revoked",
@@ -84,6 +91,8 @@ def room_context(request: web.Request, room: Room) -> dict[str, Any]:
         "policies": LIVENESS_POLICIES,
         "engines": ENGINES,
         "attempts_range": range(MAX_ATTEMPTS_RANGE[0], MAX_ATTEMPTS_RANGE[1] + 1),
+        "default_presence_interval": h.settings.presence.interval_s,
+        **webhook_context(request, room.id),
     }
 
 
@@ -107,6 +116,11 @@ def parse_settings(form: Any) -> dict[str, Any]:
     }
     threshold = form_str(form, "threshold").strip()
     attempts = form_str(form, "max_attempts").strip()
+    interval = form_str(form, "presence_interval_s").strip()
+    try:
+        changes["presence_interval_s"] = float(interval) if interval else None
+    except ValueError as exc:
+        raise StoreError("bad_presence_interval", "presence interval must be seconds") from exc
     try:
         changes["threshold"] = float(threshold) if threshold else None
     except ValueError as exc:

@@ -146,6 +146,11 @@ class ForwardedTrack(MediaStreamTrack):
                 count += 1
         return count
 
+    def _hold_for_keyframe(self) -> None:
+        """After a pause in forwarding, resume only at a keyframe (video legs)."""
+        if self.kind == "video" and self._state == "flowing":
+            self._state = "waiting"
+
     def _request_keyframe(self) -> None:
         if self._publisher is not None:
             self._publisher.request_keyframe()
@@ -249,6 +254,7 @@ class Publisher:
         self._frames_decoded = 0
         self.keyframe_requests = 0
         self.plis_sent = 0
+        self._paused = False
         pc.on("track", self._on_track)
         for transceiver in pc.getTransceivers():
             if transceiver.receiver.track is not None:
@@ -295,7 +301,7 @@ class Publisher:
             if decoder is not None and not decoder.stopped:
                 if not decoder.feed(codec, frame, keyframe):
                     self.request_keyframe()
-        if not source.subscribers:
+        if not source.subscribers or self._paused:
             return
         packet = av.Packet(frame.data)
         packet.pts = frame.timestamp
@@ -389,6 +395,47 @@ class Publisher:
     def _fold_decoder_counts(self, decoder: VideoDecoder) -> None:
         self._decoder_frames_fed += decoder.frames_fed
         self._frames_decoded += decoder.frames_decoded
+
+    async def decode_keyframe(self, timeout: float) -> av.VideoFrame | None:
+        """Decode one keyframe and stop: a sparse check (presence) on a forwarded stream.
+
+        Requests a keyframe, decodes from it, returns the first decoded picture and
+        stops decoding again, so between checks no CPU goes to decoding. Returns None
+        if decoding is already on (someone else is reading the pictures), or no
+        keyframe was decoded within ``timeout`` seconds.
+        """
+        if self._closed or self.decoding or "video" not in self._sources:
+            return None
+        track = self.start_decoding()
+        try:
+            return await asyncio.wait_for(track.recv(), timeout)
+        except (TimeoutError, MediaStreamError):
+            return None
+        finally:
+            if self._decoded is track:
+                self.stop_decoding()
+
+    # -- pausing (e.g. while the participant re-verifies) ----------------------------
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause_forwarding(self) -> None:
+        """Stop sending this participant's media to viewers; legs stay negotiated."""
+        self._paused = True
+
+    def resume_forwarding(self) -> None:
+        """Forward again; video legs wait for a keyframe, which is requested now."""
+        if not self._paused:
+            return
+        self._paused = False
+        source = self._sources.get("video")
+        if source is not None:
+            for track in source.subscribers:
+                track._hold_for_keyframe()
+        self._last_pli = -math.inf
+        self.request_keyframe()
 
     # -- viewers ---------------------------------------------------------------------
 

@@ -12,13 +12,16 @@ from .records import (
     ROOM_MODES,
     ApiKey,
     AuditRecord,
+    Delivery,
     Face,
     Invite,
     InviteInfo,
+    Meeting,
     Owner,
     Person,
     Room,
     StoreError,
+    Webhook,
 )
 from .sqlite import SqliteStore
 
@@ -32,15 +35,18 @@ __all__ = [
     "ROOM_MODES",
     "ApiKey",
     "AuditRecord",
+    "Delivery",
     "Face",
     "Invite",
     "InviteInfo",
+    "Meeting",
     "Owner",
     "Person",
     "Room",
     "SqliteStore",
     "StoreError",
     "TemplateKeyError",
+    "Webhook",
     "open_store",
 ]
 

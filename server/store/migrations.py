@@ -92,4 +92,38 @@ MIGRATIONS: list[str] = [
     CREATE UNIQUE INDEX invites_id ON invites(id);
     CREATE INDEX invites_room ON invites(room_id)
     """,
+    # 3: certified presence -- meetings (one per live session of a room), webhooks with
+    # sealed secrets and their delivery log, the per-room presence check interval.
+    """
+    CREATE TABLE meetings (
+        id TEXT PRIMARY KEY,
+        room_id TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+        started REAL NOT NULL,
+        ended REAL
+    );
+    CREATE INDEX meetings_room ON meetings(room_id, started);
+    CREATE TABLE webhooks (
+        id TEXT PRIMARY KEY,
+        room_id TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+        url TEXT NOT NULL,
+        sealed_secret BLOB NOT NULL,
+        events TEXT NOT NULL,
+        created REAL NOT NULL
+    );
+    CREATE INDEX webhooks_room ON webhooks(room_id);
+    CREATE TABLE webhook_deliveries (
+        id TEXT PRIMARY KEY,
+        webhook_id TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+        room_id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_code INTEGER,
+        last_error TEXT,
+        created REAL NOT NULL,
+        updated REAL NOT NULL
+    );
+    CREATE INDEX webhook_deliveries_hook ON webhook_deliveries(webhook_id, created);
+    ALTER TABLE rooms ADD COLUMN presence_interval_s REAL
+    """,
 ]

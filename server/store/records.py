@@ -15,6 +15,19 @@ DEFAULT_LIVENESS_POLICY = "active+passive"
 ROOM_MODES = ("invite", "open")  # invite = 1:1 claimed identity, open = 1:N identify
 ENGINES = ("dlib",)  # the embedders this build ships; templates are per engine
 MAX_ATTEMPTS_RANGE = (1, 10)
+PRESENCE_INTERVAL_RANGE = (1.0, 3600.0)
+WEBHOOK_EVENTS = (
+    "participant.admitted",
+    "participant.denied",
+    "participant.left",
+    "reverify.passed",
+    "reverify.failed",
+    "presence.lost",
+    "identity.mismatch",
+    "extra.person",
+    "meeting.ended",
+)
+WEBHOOK_URL_MAX = 2000
 NAME_MAX = 120
 EXTERNAL_ID_MAX = 200
 
@@ -43,6 +56,7 @@ class Room:
     retain_photos: bool = False
     engine: str = "dlib"
     created: float = 0.0
+    presence_interval_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +132,62 @@ class AuditRecord:
     details: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Meeting:
+    """One live session of a room: from its first participant until the room is empty."""
+
+    id: str
+    room_id: str
+    started: float
+    ended: float | None
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """An owner's endpoint for a room's events; the secret is sealed at rest."""
+
+    id: str
+    room_id: str
+    url: str
+    events: tuple[str, ...]
+    created: float
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event sent (or being sent) to one webhook: the owner's delivery log."""
+
+    id: str
+    webhook_id: str
+    room_id: str
+    event: str
+    status: str  # pending | delivered | failed | dropped
+    attempts: int
+    last_code: int | None
+    last_error: str | None
+    created: float
+    updated: float
+
+
+def clean_webhook(url: object, events: object) -> tuple[str, tuple[str, ...]]:
+    """An http(s) URL and a non-empty subset of ``WEBHOOK_EVENTS`` (None = all)."""
+    if not isinstance(url, str) or not 0 < len(url) <= WEBHOOK_URL_MAX:
+        raise StoreError("bad_url", "url must be an http(s) URL")
+    if not url.lower().startswith(("http://", "https://")) or any(
+        ord(c) <= 32 for c in url
+    ):
+        raise StoreError("bad_url", "url must be an http(s) URL")
+    if events is None:
+        return url, WEBHOOK_EVENTS
+    if (
+        not isinstance(events, list | tuple)
+        or not events
+        or any(e not in WEBHOOK_EVENTS for e in events)
+    ):
+        raise StoreError("bad_events", f"events must be a non-empty subset of {WEBHOOK_EVENTS}")
+    return url, tuple(dict.fromkeys(events))
+
+
 def clean_name(value: object, what: str = "name") -> str:
     if not isinstance(value, str):
         raise StoreError("bad_name", f"{what} must be text")
@@ -175,6 +245,19 @@ def clean_room_settings(changes: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(value, bool):
                 raise StoreError("bad_retain_photos", "retain_photos must be true or false")
             out["retain_photos"] = int(value)
+        elif key == "presence_interval_s":
+            low_s, high_s = PRESENCE_INTERVAL_RANGE
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or not low_s <= value <= high_s
+            ):
+                raise StoreError(
+                    "bad_presence_interval",
+                    f"presence interval must be empty or {low_s:g}-{high_s:g} seconds",
+                )
+            out["presence_interval_s"] = None if value is None else float(value)
         elif key == "engine":
             if value not in ENGINES:
                 raise StoreError("bad_engine", f"engine must be one of {ENGINES}")

@@ -31,16 +31,20 @@ from .migrations import MIGRATIONS
 from .records import (
     ApiKey,
     AuditRecord,
+    Delivery,
     Face,
     Invite,
     InviteInfo,
+    Meeting,
     Owner,
     Person,
     Room,
     StoreError,
+    Webhook,
     clean_external_id,
     clean_name,
     clean_room_settings,
+    clean_webhook,
 )
 
 __all__ = ["MIGRATIONS", "SqliteStore", "StoreError", "slugify"]
@@ -469,6 +473,16 @@ class SqliteStore:
             grouped.setdefault(row["person_id"], []).append(row)
         return {pid: self._open_rows(pid, group) for pid, group in grouped.items()}
 
+    def gallery_version(self, room_id: str) -> tuple[int, int]:
+        """(template count, newest template id) for the room: changes whenever the
+        room's gallery does, so callers can cache the decrypted gallery."""
+        row = self._rows(
+            "SELECT COUNT(t.id), COALESCE(MAX(t.id), 0) FROM templates t JOIN persons p "
+            "ON p.id = t.person_id WHERE p.room_id=?",
+            (room_id,),
+        )[0]
+        return int(row[0]), int(row[1])
+
     def _open_rows(self, person_id: str, rows: list[sqlite3.Row]) -> np.ndarray:
         vectors = [
             np.frombuffer(self._sealer.open(r["sealed"], person_id), dtype=np.float32) for r in rows
@@ -605,17 +619,179 @@ class SqliteStore:
                 "ORDER BY id",
                 (room_id, limit),
             )
+        return [_audit_record(r) for r in rows]
+
+    # -- meetings (certified presence) --
+
+    def start_meeting(self, room_id: str, now: float | None = None) -> Meeting:
+        """A new meeting of the room: its first participant arrived."""
+        meeting = Meeting(uuid.uuid4().hex, room_id, time.time() if now is None else now, None)
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO meetings (id, room_id, started, ended) VALUES (?,?,?,NULL)",
+                (meeting.id, room_id, meeting.started),
+            )
+        return meeting
+
+    def end_meeting(self, meeting_id: str, now: float | None = None) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE meetings SET ended=? WHERE id=? AND ended IS NULL",
+                (time.time() if now is None else now, meeting_id),
+            )
+
+    def meetings(self, room_id: str, limit: int = 50) -> list[Meeting]:
+        """The room's meetings, newest first."""
+        rows = self._rows(
+            "SELECT * FROM meetings WHERE room_id=? ORDER BY started DESC LIMIT ?",
+            (room_id, limit),
+        )
+        return [_meeting(r) for r in rows]
+
+    def meeting(self, meeting_id: str, room_id: str) -> Meeting:
+        rows = self._rows(
+            "SELECT * FROM meetings WHERE id=? AND room_id=?", (meeting_id, room_id)
+        )
+        if not rows:
+            raise StoreError("unknown_meeting", "no such meeting")
+        return _meeting(rows[0])
+
+    def meeting_audit(self, meeting_id: str) -> list[AuditRecord]:
+        """Every audit record of one meeting, oldest first (the report's raw material)."""
+        rows = self._rows(
+            "SELECT * FROM audit WHERE json_extract(details, '$.meeting')=? ORDER BY id",
+            (meeting_id,),
+        )
+        return [_audit_record(r) for r in rows]
+
+    # -- webhooks --
+
+    def create_webhook(
+        self,
+        room_id: str,
+        url: str,
+        events: Sequence[str] | None = None,
+        *,
+        owner_id: str | None = None,
+    ) -> tuple[Webhook, str]:
+        """A webhook with a fresh secret; the secret is returned once and kept sealed."""
+        clean_url, clean_events = clean_webhook(url, events)
+        secret = "whsec_" + secrets.token_urlsafe(32)
+        hook = Webhook(uuid.uuid4().hex[:16], room_id, clean_url, clean_events, time.time())
+        with self._tx() as db:
+            if owner_id is not None:
+                _owned_room(db, room_id, owner_id)
+            elif not db.execute("SELECT 1 FROM rooms WHERE id=?", (room_id,)).fetchone():
+                raise StoreError("unknown_room", "no such room")
+            db.execute(
+                "INSERT INTO webhooks (id, room_id, url, sealed_secret, events, created) "
+                "VALUES (?,?,?,?,?,?)",
+                (
+                    hook.id,
+                    room_id,
+                    hook.url,
+                    self._sealer.seal(secret.encode(), f"webhook:{hook.id}"),
+                    json.dumps(list(hook.events)),
+                    hook.created,
+                ),
+            )
+        return hook, secret
+
+    def webhooks(self, room_id: str) -> list[Webhook]:
+        rows = self._rows("SELECT * FROM webhooks WHERE room_id=? ORDER BY created", (room_id,))
+        return [_webhook(r) for r in rows]
+
+    def webhook(self, webhook_id: str, owner_id: str | None = None) -> Webhook:
+        rows = self._rows(
+            "SELECT w.*, r.owner_id AS room_owner FROM webhooks w JOIN rooms r "
+            "ON r.id=w.room_id WHERE w.id=?",
+            (webhook_id,),
+        )
+        if not rows or (owner_id is not None and rows[0]["room_owner"] != owner_id):
+            raise StoreError("unknown_webhook", "no such webhook")
+        return _webhook(rows[0])
+
+    def delete_webhook(self, webhook_id: str, owner_id: str | None = None) -> None:
+        self.webhook(webhook_id, owner_id)
+        with self._tx() as db:
+            db.execute("DELETE FROM webhooks WHERE id=?", (webhook_id,))
+
+    def webhook_targets(self, room_id: str, event: str) -> list[tuple[Webhook, str]]:
+        """The room's webhooks subscribed to ``event``, with their opened secrets."""
+        rows = self._rows("SELECT * FROM webhooks WHERE room_id=?", (room_id,))
+        out = []
+        for row in rows:
+            hook = _webhook(row)
+            if event in hook.events:
+                secret = self._sealer.open(row["sealed_secret"], f"webhook:{hook.id}")
+                out.append((hook, secret.decode()))
+        return out
+
+    def record_delivery(self, webhook_id: str, room_id: str, event: str, status: str) -> str:
+        delivery_id = uuid.uuid4().hex[:20]
+        now = time.time()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO webhook_deliveries (id, webhook_id, room_id, event, status, "
+                "attempts, created, updated) VALUES (?,?,?,?,?,0,?,?)",
+                (delivery_id, webhook_id, room_id, event, status, now, now),
+            )
+        return delivery_id
+
+    def update_delivery(
+        self,
+        delivery_id: str,
+        status: str,
+        attempts: int,
+        last_code: int | None,
+        last_error: str | None,
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE webhook_deliveries SET status=?, attempts=?, last_code=?, "
+                "last_error=?, updated=? WHERE id=?",
+                (status, attempts, last_code, last_error, time.time(), delivery_id),
+            )
+
+    def deliveries(self, webhook_id: str, limit: int = 50) -> list[Delivery]:
+        """The webhook's delivery log, newest first."""
+        rows = self._rows(
+            "SELECT * FROM webhook_deliveries WHERE webhook_id=? ORDER BY created DESC, "
+            "rowid DESC LIMIT ?",
+            (webhook_id, limit),
+        )
         return [
-            AuditRecord(
-                r["ts"],
+            Delivery(
+                r["id"],
+                r["webhook_id"],
                 r["room_id"],
-                r["person_id"],
-                r["participant_id"],
                 r["event"],
-                json.loads(r["details"]),
+                r["status"],
+                r["attempts"],
+                r["last_code"],
+                r["last_error"],
+                r["created"],
+                r["updated"],
             )
             for r in rows
         ]
+
+
+def _audit_record(r: sqlite3.Row) -> AuditRecord:
+    return AuditRecord(
+        r["ts"], r["room_id"], r["person_id"], r["participant_id"], r["event"],
+        json.loads(r["details"]),
+    )  # fmt: skip
+
+
+def _meeting(row: sqlite3.Row) -> Meeting:
+    return Meeting(row["id"], row["room_id"], row["started"], row["ended"])
+
+
+def _webhook(row: sqlite3.Row) -> Webhook:
+    return Webhook(
+        row["id"], row["room_id"], row["url"], tuple(json.loads(row["events"])), row["created"]
+    )
 
 
 def _audit(
@@ -666,6 +842,7 @@ def _room(row: sqlite3.Row) -> Room:
         retain_photos=bool(row["retain_photos"]),
         engine=row["engine"],
         created=row["created"],
+        presence_interval_s=row["presence_interval_s"],
     )
 
 

@@ -162,7 +162,6 @@ async def test_owner_signs_up_enrols_invites_and_the_link_admits(
             guest = await guest_browser.new_page()
             log_console(guest, "guest")
             await guest.goto(copied)
-            await guest.click("#start")
             try:
                 await guest.wait_for_selector("#room:not([hidden])", timeout=ADMIT_TIMEOUT_MS)
             except Exception:

@@ -6,6 +6,9 @@ import json
 from typing import Any
 
 import aiohttp
+import numpy as np
+
+from server.app import HUB
 
 from .conftest import Gatekeeper
 
@@ -87,3 +90,18 @@ async def test_raised_errors_carry_security_headers(gatekeeper: Gatekeeper) -> N
                 assert resp.status == 404
                 assert resp.headers["X-Content-Type-Options"] == "nosniff"
                 assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+
+
+async def test_room_gallery_is_cached_until_enrolment_changes(gatekeeper: Gatekeeper) -> None:
+    hub = gatekeeper.app[HUB]
+    store = gatekeeper.store
+    room = store.create_room("Open Cache", mode="open")
+    empty = await hub.room_gallery(room.id)
+    assert len(empty) == 0
+    assert await hub.room_gallery(room.id) is empty
+    person = store.enrol_person(room.id, "A", np.ones((2, 128), np.float32), "onnx")
+    grown = await hub.room_gallery(room.id)
+    assert len(grown) == 2 and grown.person_ids == [person.id]
+    assert await hub.room_gallery(room.id) is grown
+    store.delete_person(person.id)
+    assert len(await hub.room_gallery(room.id)) == 0

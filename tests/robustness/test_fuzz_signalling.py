@@ -60,3 +60,36 @@ def test_arbitrary_bytes_never_crash(raw: bytes | str) -> None:
         parse_client_message(raw, LIMIT)
     except ProtocolError:
         pass
+
+
+def _strings(parsed: object) -> list[str]:
+    return [v for v in vars(parsed).values() if isinstance(v, str)]
+
+
+surrogate_text = st.text(
+    alphabet=st.one_of(
+        st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF),
+        st.characters(max_codepoint=0x10FFFF, exclude_categories=("Cs",)),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["room", "invite", "name", "rejoin", "sdp"]),
+    surrogate_text,
+    st.sampled_from(["join", "offer", "answer"]),
+)
+def test_parsed_strings_are_always_valid_text(field: str, value: str, kind: str) -> None:
+    """JSON can escape lone surrogates ("\\ud800"); nothing parsed may carry one (the
+    store and the SDP parser would raise on it, far from the socket)."""
+    msg = {"type": kind, "room": "r", field: ("v=0" + value) if field == "sdp" else value}
+    raw = json.dumps(msg)  # ensure_ascii: surrogates travel as \\udxxx escapes
+    try:
+        parsed = parse_client_message(raw, LIMIT)
+    except ProtocolError as err:
+        assert err.code
+    else:
+        for text in _strings(parsed):
+            text.encode("utf-8")

@@ -123,7 +123,7 @@ function render(snapshot) {
   liveBody.replaceChildren();
   if (!snapshot.participants.length) {
     const row = el('tr');
-    row.append(el('td', { colspan: '4', class: 'muted' }, 'Nobody is here.'));
+    row.append(el('td', { colspan: '6', class: 'muted' }, 'Nobody is here.'));
     liveBody.append(row);
   }
   snapshot.participants.forEach((p) => {
@@ -132,6 +132,15 @@ function render(snapshot) {
     row.append(el('td', { class: 'state' }, p.state));
     row.append(el('td', {}, p.distance === null ? '–' : p.distance.toFixed(3)));
     row.append(el('td', {}, since(p.since)));
+    row.append(presenceCell(p));
+    const actions = el('td');
+    if (p.can_reverify) {
+      const button = el('button', { type: 'button', class: 'small reverify' }, 'Re-verify');
+      button.addEventListener('click', () => askReverify(p.id));
+      actions.append(button);
+    }
+    if (p.paused) actions.append(el('span', { class: 'muted small' }, ' media paused'));
+    row.append(actions);
     liveBody.append(row);
   });
   liveRecent.replaceChildren();
@@ -142,6 +151,54 @@ function render(snapshot) {
     liveRecent.append(el('li', { class: r.event.replace('.', '-') }, text));
   });
 }
+
+// -- certified presence: live flags and the host's "re-verify now" --
+
+const FLAG_TEXT = {
+  'presence.lost': 'no face',
+  'identity.mismatch': 'someone else',
+  'extra.person': 'extra person',
+};
+
+function presenceCell(p) {
+  const cell = el('td', { class: 'presence' });
+  const info = p.presence || { checks: 0, flags: [] };
+  if (!info.checks) {
+    cell.textContent = '–';
+  } else {
+    cell.textContent = `${Math.round(info.ratio * 100)} % of ${info.checks}`;
+  }
+  (info.flags || []).forEach((flag) => {
+    cell.append(el('span', { class: `flag ${flag.replace('.', '-')}` }, ` ⚠ ${FLAG_TEXT[flag] || flag}`));
+  });
+  return cell;
+}
+
+const reverifyStatus = document.getElementById('reverify-status');
+
+async function askReverify(participantId) {
+  const body = participantId ? { participant_id: participantId } : {};
+  try {
+    const response = await fetch(`/owner/rooms/${roomId}/reverify`, {
+      method: 'POST',
+      body: JSON.stringify(body),
+      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf, Accept: 'application/json' },
+      credentials: 'same-origin',
+    });
+    const result = await response.json();
+    reverifyStatus.textContent = response.ok
+      ? `Asked ${result.asked.length} participant${result.asked.length === 1 ? '' : 's'} to verify again.`
+      : `Could not ask (${response.status}).`;
+  } catch (err) {
+    reverifyStatus.textContent = `Could not ask: ${err}`;
+  }
+}
+
+document.getElementById('reverify-all').addEventListener('click', () => askReverify(null));
+
+document.querySelectorAll('.ts[data-ts]').forEach((node) => {
+  node.textContent = new Date(Number(node.dataset.ts) * 1000).toLocaleString();
+});
 
 function connect() {
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';

@@ -1,0 +1,96 @@
+"""What one client may cost the server: message rate per socket and time to media.
+
+Two abuse cases the gate must survive without a human noticing:
+
+- a socket that floods messages (1000/s of valid JSON still costs a parse, a
+  dispatch and often a reply each) -- :class:`MessageRateLimiter`, a token bucket
+  per websocket, pure like the gate (time passed in);
+- a participant that joins but whose media never arrives (ICE never completes,
+  no offer, a camera that never delivers a frame): it holds a peer connection,
+  ICE sockets and tasks for as long as the websocket lives. :func:`media_ready`
+  says when media counts as arrived and :func:`watch_media` frees the participant
+  when it has not after ``[limits] media_timeout_s``.
+
+Policy, documented in docs/security.md and docs/protocol.md: a socket over its
+rate gets exactly one ``rate_limited`` error (fatal) and is closed with 1008
+(policy violation); a participant without media gets one ``media_timeout`` error
+(fatal), then ``bye``, and the socket closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .gate import State
+
+if TYPE_CHECKING:
+    from .participant import Participant
+
+
+@dataclass
+class MessageRateLimiter:
+    """Token bucket: ``rate`` messages per second sustained, ``burst`` at once.
+
+    A bucket rather than a fixed window so a browser's legitimate burst at join
+    (join, offer, a few candidates) never trips it while a flood does within a
+    fraction of a second.
+    """
+
+    rate: float
+    burst: int
+    _tokens: float = field(init=False)
+    _last: float | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self._tokens = float(self.burst)
+
+    def allow(self, now: float) -> bool:
+        """Spend one token for a message received at ``now``; False when over the rate."""
+        if self._last is not None:
+            self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+
+def media_ready(participant: Participant) -> bool:
+    """Media counts as arrived when ICE/DTLS connected and the gate saw a frame.
+
+    A resumed participant (rejoin in the grace window) is admitted at its offer
+    without any frame analysed, so for it a connected pc is enough.
+    """
+    pc = participant.pc
+    if pc is None or pc.connectionState != "connected":
+        return False
+    return participant.gate.state is not State.LOBBY
+
+
+async def watch_media(
+    participant: Participant,
+    timeout_s: float,
+    expire: Callable[[], Awaitable[None]],
+    *,
+    poll_s: float = 0.25,
+) -> bool:
+    """Wait until media is ready or ``timeout_s`` passes; call ``expire`` in the latter case.
+
+    Returns True when media arrived in time. Polls (cheaply) rather than hooking
+    events so it needs nothing from the participant or aiortc beyond two attributes.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while loop.time() < deadline:
+        if participant.closed:
+            return False
+        if media_ready(participant):
+            return True
+        await asyncio.sleep(min(poll_s, max(0.0, deadline - loop.time())))
+    if participant.closed or media_ready(participant):
+        return not participant.closed
+    await expire()
+    return False
