@@ -208,7 +208,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--server-pid", type=int, help="sample this local process's CPU")
     parser.add_argument("--json", type=Path, help="write the summary as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
+    # Invite tokens are URL-safe base64 and may start with "-", which argparse would
+    # take for an option: bind each --invite to its value before parsing.
+    raw = list(sys.argv[1:] if argv is None else argv)
+    joined: list[str] = []
+    while raw:
+        item = raw.pop(0)
+        if item == "--invite" and raw:
+            item = f"--invite={raw.pop(0)}"
+        joined.append(item)
+    args = parser.parse_args(joined)
     if not 1 <= args.participants <= MAX_PARTICIPANTS:
         parser.error(f"--participants must be 1..{MAX_PARTICIPANTS}")
     if not 0 < args.max_seconds <= 3600:

@@ -34,3 +34,10 @@ async def test_loadgen_admits_enrolled_and_reports(gatekeeper: Gatekeeper, faces
     assert summary["admitted"] == 3 and summary["errors"] == 0
     decision = summary["first_frame_to_decision_s"]
     assert isinstance(decision, dict) and decision["p50"] > 0
+
+
+def test_invite_tokens_starting_with_a_dash_are_values() -> None:
+    args = parse_args(
+        ["--url", "http://127.0.0.1:1", "--room", "r", "--invite", "-abc_123", "--video", "x"]
+    )
+    assert args.invite == ["-abc_123"]
