@@ -8,13 +8,13 @@ what they measure is what ships.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,7 +91,10 @@ def run_server(
                 if proc.poll() is not None:
                     raise RuntimeError(f"server exited at start-up:\n{log_path.read_text()}")
                 try:
-                    urllib.request.urlopen(f"{base}/healthz", timeout=1).read()
+                    probe = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+                    probe.request("GET", "/healthz")
+                    probe.getresponse().read()
+                    probe.close()
                     break
                 except OSError:
                     if time.monotonic() > deadline:

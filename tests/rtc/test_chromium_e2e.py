@@ -18,15 +18,13 @@ from typing import Any
 import pytest
 from aiohttp import WSMsgType, web
 from aiortc import RTCPeerConnection, RTCSessionDescription
+from playwright.async_api import async_playwright
 
 from server.rtc import Publisher, SfuRoom, create_peer_connection, restrict_answer_codecs
 
-playwright_api = pytest.importorskip("playwright.async_api")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium"),
-]
+# Chromium comes from scripts/setup.sh --with-browser: a missing browser fails loudly.
+pytestmark = pytest.mark.e2e
 
 PAGE = """<!doctype html><html><body><script>
 window.events = [];
@@ -156,7 +154,7 @@ async def test_two_chromium_peers_see_each_other_then_one_is_removed(
     server: tuple[Server, str],
 ) -> None:
     srv, url = server
-    async with playwright_api.async_playwright() as pw:
+    async with async_playwright() as pw:
         browser = await pw.chromium.launch(
             executable_path=CHROMIUM,
             args=[
