@@ -8,14 +8,13 @@ and scoped to /owner (participants' pages never carry them).
 
 from __future__ import annotations
 
-import base64
 import os
-import secrets
 from pathlib import Path
 
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from ..config import Settings
+from ..keyfile import symmetric_key
 
 KEY_BYTES = 32
 COOKIE_NAME = "videogate_owner"
@@ -27,29 +26,10 @@ class SessionKeyError(RuntimeError):
 
 
 def load_or_create_session_key(data_dir: Path, env_value: str | None = None) -> bytes:
-    if env_value:
-        try:
-            key = base64.b64decode(env_value, validate=True)
-        except ValueError as exc:
-            raise SessionKeyError("VIDEOGATE_SESSION_KEY is not valid base64") from exc
-        if len(key) != KEY_BYTES:
-            raise SessionKeyError(f"VIDEOGATE_SESSION_KEY must decode to {KEY_BYTES} bytes")
-        return key
-    path = data_dir / "session.key"
-    if path.exists():
-        key = path.read_bytes()
-        if len(key) != KEY_BYTES:
-            raise SessionKeyError(f"{path} is corrupt: expected {KEY_BYTES} bytes")
-        return key
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(KEY_BYTES)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process created it first: use theirs
-        return load_or_create_session_key(data_dir)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(key)
-    return key
+    """Key from ``VIDEOGATE_SESSION_KEY`` (base64) or ``<data_dir>/session.key`` (0600)."""
+    return symmetric_key(
+        data_dir / "session.key", "VIDEOGATE_SESSION_KEY", env_value, KEY_BYTES, SessionKeyError
+    )
 
 
 def session_storage(settings: Settings) -> EncryptedCookieStorage:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from ..keyfile import read_or_create
 
 KEY_FILE = "signing.key"
 
@@ -25,27 +26,20 @@ class SigningKeyError(RuntimeError):
 
 def load_or_create_signing_key(data_dir: Path) -> Ed25519PrivateKey:
     path = data_dir / KEY_FILE
-    if path.exists():
-        try:
-            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        except ValueError as exc:
-            raise SigningKeyError(f"{path} is not a PEM private key") from exc
-        if not isinstance(key, Ed25519PrivateKey):
-            raise SigningKeyError(f"{path} is not an Ed25519 key")
-        return key
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
+
+    def generate() -> bytes:
+        return Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first: use theirs
-        return load_or_create_signing_key(data_dir)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
+        key = serialization.load_pem_private_key(read_or_create(path, generate), password=None)
+    except ValueError as exc:
+        raise SigningKeyError(f"{path} is not a PEM private key") from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise SigningKeyError(f"{path} is not an Ed25519 key")
     return key
 
 

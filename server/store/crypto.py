@@ -7,12 +7,13 @@ silently letting the wrong face in.
 
 from __future__ import annotations
 
-import base64
 import os
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ..keyfile import symmetric_key
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -24,28 +25,9 @@ class TemplateKeyError(RuntimeError):
 
 def load_or_create_key(data_dir: Path, env_value: str | None = None) -> bytes:
     """Key from ``VIDEOGATE_TEMPLATE_KEY`` (base64) or ``<data_dir>/template.key`` (0600)."""
-    if env_value:
-        try:
-            key = base64.b64decode(env_value, validate=True)
-        except ValueError as exc:
-            raise TemplateKeyError("VIDEOGATE_TEMPLATE_KEY is not valid base64") from exc
-        if len(key) != KEY_BYTES:
-            raise TemplateKeyError(f"VIDEOGATE_TEMPLATE_KEY must decode to {KEY_BYTES} bytes")
-        return key
-    path = data_dir / "template.key"
-    if path.exists():
-        key = path.read_bytes()
-        if len(key) != KEY_BYTES:
-            raise TemplateKeyError(
-                f"{path} is corrupt: expected {KEY_BYTES} bytes, found {len(key)}"
-            )
-        return key
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = AESGCM.generate_key(bit_length=256)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(key)
-    return key
+    return symmetric_key(
+        data_dir / "template.key", "VIDEOGATE_TEMPLATE_KEY", env_value, KEY_BYTES, TemplateKeyError
+    )
 
 
 class Sealer:
