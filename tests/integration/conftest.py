@@ -73,16 +73,20 @@ async def serve_gate(
     data_dir: Path,
     room_name: str,
     liveness: dict[str, Any],
+    **sections: dict[str, Any],
 ) -> AsyncIterator[Gatekeeper]:
-    """A real gate server on loopback in this event loop, with one room."""
-    settings = load_settings(
-        env={},
-        overrides={
-            "server": {"loopback": True, "data_dir": str(data_dir)},
-            "gate": {"sample_fps": 5.0, "attempt_timeout_s": 15.0},
-            "liveness": liveness,
-        },
-    )
+    """A real gate server on loopback in this event loop, with one invite room.
+
+    ``sections`` override settings per section (e.g. ``gate={...}``, ``presence={...}``).
+    """
+    overrides: dict[str, dict[str, Any]] = {
+        "server": {"loopback": True, "data_dir": str(data_dir)},
+        "gate": {"sample_fps": 5.0, "attempt_timeout_s": 15.0},
+        "liveness": dict(liveness),
+    }
+    for name, values in sections.items():
+        overrides.setdefault(name, {}).update(values)
+    settings = load_settings(env={}, overrides=overrides)
     room = store.create_room(room_name, settings={"liveness_policy": liveness["policy"]})
     app = create_app(settings, engine=engine, store=store)
     server = TestServer(app, host="127.0.0.1")

@@ -21,16 +21,15 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from server.app import HUB, create_app
+from server.app import HUB
 from server.client import GateClient, SwitchableTrack, clip_frames
-from server.config import load_settings
 from server.face.engine import FaceEngine
 from server.hub import Hub
 from server.report import verify_report
 from server.store import SqliteStore
 from server.webhooks import SIGNATURE_HEADER, verify_signature
 
-from .conftest import Gatekeeper
+from .conftest import Gatekeeper, serve_gate
 
 W, H = 640, 480
 VERDICT_TIMEOUT = 30.0
@@ -103,26 +102,17 @@ class Hooks:
 async def presence_server(
     engine: FaceEngine, store: SqliteStore, data_dir: Path
 ) -> AsyncIterator[Gatekeeper]:
-    settings = load_settings(
-        env={},
-        overrides={
-            "server": {"loopback": True, "data_dir": str(data_dir)},
-            "gate": {"sample_fps": 5.0, "attempt_timeout_s": 12.0},
-            "liveness": {"policy": "off"},
-            "presence": {"interval_s": 1.0, "keyframe_timeout_s": 2.0},
-            "webhooks": {"backoff_s": 0.1, "max_attempts": 4, "timeout_s": 2.0},
-        },
-    )
-    room = store.create_room("Presence Room", settings={"liveness_policy": "off"})
-    app = create_app(settings, engine=engine, store=store)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield Gatekeeper(
-            str(server.make_url("")).rstrip("/"), store, engine, room.slug, room.id, app
-        )
-    finally:
-        await server.close()
+    async with serve_gate(
+        engine,
+        store,
+        data_dir,
+        "Presence Room",
+        {"policy": "off"},
+        gate={"sample_fps": 5.0, "attempt_timeout_s": 12.0},
+        presence={"interval_s": 1.0, "keyframe_timeout_s": 2.0},
+        webhooks={"backoff_s": 0.1, "max_attempts": 4, "timeout_s": 2.0},
+    ) as gatekeeper:
+        yield gatekeeper
 
 
 @pytest.fixture

@@ -15,13 +15,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from aiohttp.test_utils import TestServer
 
-from server.app import create_app
-from server.config import load_settings
 from server.face.engine import FaceEngine
 from server.store import SqliteStore, open_store
-from tests.integration.conftest import Gatekeeper, video_frame
+from tests.integration.conftest import Gatekeeper, serve_gate, video_frame
 
 FAST_GATE = {"sample_fps": 8.0, "attempt_timeout_s": 4.0}
 
@@ -38,27 +35,11 @@ async def serve(
     data_dir: Path,
     **sections: dict[str, Any],
 ) -> AsyncIterator[Gatekeeper]:
-    """Serve one invite room; ``sections`` override settings per section."""
-    overrides: dict[str, dict[str, Any]] = {
-        "server": {"loopback": True, "data_dir": str(data_dir)},
-        "gate": dict(FAST_GATE),
-        "liveness": {"policy": "off"},
-    }
-    for name, values in sections.items():
-        overrides.setdefault(name, {}).update(values)
-    settings = load_settings(env={}, overrides=overrides)
-    room = store.create_room(
-        "Robust Room", settings={"liveness_policy": overrides["liveness"]["policy"]}
-    )
-    app = create_app(settings, engine=engine, store=store)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield Gatekeeper(
-            str(server.make_url("")).rstrip("/"), store, engine, room.slug, room.id, app
-        )
-    finally:
-        await server.close()
+    """Serve one invite room, liveness off, short attempts; ``sections`` override."""
+    liveness = {"policy": "off", **sections.pop("liveness", {})}
+    sections = {"gate": {**FAST_GATE, **sections.pop("gate", {})}, **sections}
+    async with serve_gate(engine, store, data_dir, "Robust Room", liveness, **sections) as gk:
+        yield gk
 
 
 @pytest.fixture
