@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from playwright.async_api import Page, WebSocket
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from server.devserver import ServerProcess, run_server
 from server.fakecam import make_y4m
@@ -24,7 +25,11 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     seed = liveness_seed_for(ChallengeAction.OPEN_MOUTH, ChallengeAction.SMILE)
+    # Each step lasts longer than the 8 s looping camera clip, so every action the
+    # clip performs falls inside its step whatever the loop's phase when it starts.
     env = {
+        "VIDEOGATE_LIVENESS_STEP_TIME_S": "10",
+        "VIDEOGATE_GATE_ATTEMPT_TIMEOUT_S": "45",
         "VIDEOGATE_GATE_SAMPLE_FPS": "5",
         "VIDEOGATE_LIVENESS_POLICY": "active+passive",
         "VIDEOGATE_LIVENESS_TEST_SEED": str(seed),
@@ -56,7 +61,11 @@ async def test_bona_fide_clip_passes_seeded_challenge_in_chromium(
     page = await browsers.page(make_y4m(clip, y4m_dir / "sadtalker_aoc.y4m"))
     messages = record_server_messages(page)
     await page.goto(link)
-    await page.wait_for_selector("#room:not([hidden])", timeout=60_000)
+    try:
+        await page.wait_for_selector("#room:not([hidden])", timeout=60_000)
+    except PlaywrightTimeout as exc:
+        said = [m for m in messages if m["type"] in ("state", "prompt", "verdict", "error")]
+        raise AssertionError(f"not admitted; the server said: {said}") from exc
     assert "Verified" in (await page.text_content("#verdict-title") or "")
     actions = [m["action"] for m in messages if m["type"] == "prompt" and m.get("action")]
     assert actions == ["open_mouth", "smile"]
