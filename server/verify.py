@@ -50,7 +50,7 @@ class FaceChecker:
     def observe(
         self, rgb: np.ndarray, *, embed: bool = True, pixels: bool = True
     ) -> Observation:
-        """Analyse one frame. ``embed=False`` skips the ~70 ms embedding (mid-challenge
+        """Analyse one frame. ``embed=False`` skips the embedding (~7 ms; mid-challenge
         frames only need the mesh); ``pixels=False`` skips the passive pixel cues."""
         analysis = self.engine.analyse(rgb, mesh=True, embed=embed)
         faces = analysis.faces
