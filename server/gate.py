@@ -3,7 +3,9 @@
 Like aioquic's ``QuicConnection``, the gate never reads a clock, a socket or a
 model: the caller feeds it events (with the time they happened) and carries out
 the actions it returns. That keeps every path -- timeouts, lockout, re-verify --
-a fast, deterministic unit test, and keeps asyncio/aiortc at the edges.
+a fast, deterministic unit test, and keeps asyncio/aiortc at the edges. Like
+aioquic's ``get_timer()``, :meth:`Gate.next_deadline` tells the edge when the gate
+next needs a ``Tick``; the edge schedules exactly that instead of polling.
 
 States::
 
@@ -26,186 +28,50 @@ the end must match the one at the start. Failures are ``Reason.LIVENESS``.
 
 from __future__ import annotations
 
-import enum
 import math
 import random
 import secrets
 import statistics
-from collections import deque
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .gate_types import (
+    MESSAGES,
+    Action,
+    Admitted,
+    AnalysisFailed,
+    Event,
+    FrameAnalysed,
+    Leave,
+    LockedOut,
+    Match,
+    Observation,
+    Progress,
+    Prompt,
+    Reason,
+    Refused,
+    ReverifyRequested,
+    Start,
+    State,
+    StateChanged,
+    Tick,
+)
 from .liveness.challenge import PROMPTS, ActiveConfig, Challenge, StepStatus
 from .liveness.passive import PassiveCheck, PassiveConfig
 from .liveness.sample import LivenessPolicy, LivenessSample
+from .lockout import LockoutTracker
+
+__all__ = [  # the vocabulary is re-exported: callers import it from here
+    "MESSAGES", "Action", "Admitted", "AnalysisFailed", "Event", "FrameAnalysed", "Gate",
+    "GatePolicy", "Leave", "LockedOut", "LockoutTracker", "Match", "Observation", "Progress",
+    "Prompt", "Reason", "Refused", "ReverifyRequested", "Start", "State", "StateChanged",
+    "Tick",
+]  # fmt: skip
 
 
-class State(enum.Enum):
-    LOBBY = "lobby"
-    CHECKING = "checking"
-    CHALLENGE = "challenge"
-    FAILED = "failed"
-    ADMITTED = "admitted"
-    REVERIFYING = "reverifying"
-    DENIED = "denied"
-    LOCKED = "locked"
-    LEFT = "left"
-
-
-class Reason(enum.Enum):
-    """Why a frame is held or an attempt refused; each maps to advice a person can act on."""
-
-    NO_FACE = "no_face"
-    MULTIPLE_FACES = "multiple_faces"
-    POOR_QUALITY = "poor_quality"
-    NOT_RECOGNISED = "not_recognised"
-    AMBIGUOUS = "ambiguous"
-    NO_MOVEMENT = "no_movement"
-    LIVENESS = "liveness"
-    TIMED_OUT = "timed_out"
-    LOCKED_OUT = "locked_out"
-    NOT_ENROLLED = "not_enrolled"
-
-
-MESSAGES: dict[Reason, str] = {
-    Reason.NO_FACE: "No face found. Face the camera in good light.",
-    Reason.MULTIPLE_FACES: "More than one face in view. Only the person joining may be in frame.",
-    Reason.POOR_QUALITY: "The picture is not good enough. Move closer and add light.",
-    Reason.NOT_RECOGNISED: "Not recognised as an enrolled person for this room.",
-    Reason.AMBIGUOUS: "Could not tell enrolled people apart. Ask the owner to check enrolment.",
-    Reason.NO_MOVEMENT: "No movement seen. Move your head slightly; a still picture is refused.",
-    Reason.LIVENESS: "Liveness check failed. A live person must be in front of the camera.",
-    Reason.TIMED_OUT: "Timed out before a decision. Check your camera and try again.",
-    Reason.LOCKED_OUT: "Too many failed attempts. Try again later.",
-    Reason.NOT_ENROLLED: "Nobody is enrolled for this invite yet. Ask the room owner.",
-}
-
-
-@dataclass(frozen=True)
-class Match:
-    """Result of comparing one frame's face with the templates the gate is checking against."""
-
-    person_id: str | None
-    distance: float
-    accepted: bool
-    ambiguous: bool = False
-
-
-@dataclass(frozen=True)
-class Observation:
-    """What the face pipeline saw in one sampled frame.
-
-    ``center`` and ``width`` are fractions of the frame so motion is resolution-free.
-    ``quality`` holds human-readable problems (empty = good enough to judge).
-    ``liveness`` is the single face's sample for the liveness checks (when the mesh ran).
-    """
-
-    faces: int
-    match: Match | None = None
-    center: tuple[float, float] = (0.5, 0.5)
-    width: float = 0.0
-    quality: tuple[str, ...] = ()
-    liveness: LivenessSample | None = None
-
-
-# ---- events -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Start:
-    """Media is flowing and the participant is ready for an attempt."""
-
-    now: float
-
-
-@dataclass(frozen=True)
-class FrameAnalysed:
-    now: float
-    observation: Observation
-
-
-@dataclass(frozen=True)
-class Tick:
-    now: float
-
-
-@dataclass(frozen=True)
-class ReverifyRequested:
-    now: float
-
-
-@dataclass(frozen=True)
-class Leave:
-    now: float
-
-
-Event = Start | FrameAnalysed | Tick | ReverifyRequested | Leave
-
-
-# ---- actions ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StateChanged:
-    state: State
-
-
-@dataclass(frozen=True)
-class Progress:
-    frames: int
-    required: int
-    hold: Reason | None = None
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class Admitted:
-    person_id: str | None
-    distance: float
-    reverify: bool = False
-
-
-@dataclass(frozen=True)
-class Refused:
-    """One attempt failed; ``final`` means no further attempt is allowed.
-
-    ``detail`` says which liveness check failed (for the audit log, not the person).
-    """
-
-    reason: Reason
-    attempts_left: int
-    final: bool
-    distance: float | None = None
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class Prompt:
-    """Show one challenge instruction; ``text`` empty clears it.
-
-    ``time_limit_s`` is relative (the client's clock is not ours); ``deadline`` is the
-    gate's own time for the step, for the edge's bookkeeping.
-    """
-
-    text: str
-    action: str | None
-    step: int
-    steps: int
-    time_limit_s: float
-    deadline: float
-
-
-@dataclass(frozen=True)
-class LockedOut:
-    until: float
-
-
-Action = StateChanged | Progress | Admitted | Refused | LockedOut | Prompt
-
-
-# ---- policy and lockout -----------------------------------------------------
+# ---- policy -----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -218,45 +84,6 @@ class GatePolicy:
     liveness: LivenessPolicy = LivenessPolicy.ACTIVE_PASSIVE
     active: ActiveConfig = field(default_factory=ActiveConfig)
     passive: PassiveConfig = field(default_factory=PassiveConfig)
-
-
-@dataclass
-class LockoutTracker:
-    """Counts failures per key (invite, client IP) inside a sliding window.
-
-    Shared by every gate of a server; pure like the gate itself: time is passed in.
-    """
-
-    failures: int = 5
-    window_s: float = 180.0
-    duration_s: float = 1800.0
-    _history: dict[Hashable, deque[float]] = field(default_factory=dict)
-    _locked_until: dict[Hashable, float] = field(default_factory=dict)
-
-    def locked_until(self, keys: Sequence[Hashable], now: float) -> float | None:
-        until = max((self._locked_until.get(k, 0.0) for k in keys), default=0.0)
-        return until if until > now else None
-
-    def record_failure(self, keys: Sequence[Hashable], now: float) -> float | None:
-        """Remember a failure; return the lockout end if this failure triggers one."""
-        triggered: float | None = None
-        for key in keys:
-            history = self._history.setdefault(key, deque())
-            history.append(now)
-            while history and history[0] <= now - self.window_s:
-                history.popleft()
-            if len(history) >= self.failures:
-                self._locked_until[key] = now + self.duration_s
-                history.clear()
-                triggered = now + self.duration_s
-        return triggered
-
-    def forget_expired(self, now: float) -> None:
-        """Drop stale entries so memory does not grow with every IP ever seen."""
-        for key in [k for k, t in self._locked_until.items() if t <= now]:
-            del self._locked_until[key]
-        for key in [k for k, h in self._history.items() if not h or h[-1] <= now - self.window_s]:
-            del self._history[key]
 
 
 # ---- the machine ------------------------------------------------------------
@@ -280,6 +107,8 @@ class _Attempt:
     start_embedding: np.ndarray | None = None
     confirm_deadline: float | None = None
     reverify: bool = False
+    # Re-verification is pinned to the admitted person: nobody else can pass it.
+    pinned: str | None = None
 
 
 class Gate:
@@ -311,6 +140,19 @@ class Gate:
             return True
         return attempt.confirm_deadline is not None
 
+    def next_deadline(self) -> float | None:
+        """When the gate next needs a ``Tick`` (None: nothing is timed now)."""
+        attempt = self._attempt
+        if attempt is None:
+            return None
+        if self.state is State.CHALLENGE and attempt.challenge is not None:
+            if attempt.confirm_deadline is not None:
+                return attempt.confirm_deadline
+            return attempt.challenge.deadline
+        if self.state in (State.CHECKING, State.REVERIFYING):
+            return attempt.deadline
+        return None
+
     @property
     def challenge(self) -> Challenge | None:
         return self._attempt.challenge if self._attempt is not None else None
@@ -332,9 +174,12 @@ class Gate:
                 return []
             self._attempt = self._new_attempt(event.now)
             self._attempt.reverify = True
+            self._attempt.pinned = self.person_id
             return self._go(State.REVERIFYING)
         if isinstance(event, Tick):
             return self._tick(event.now)
+        if isinstance(event, AnalysisFailed):
+            return self._internal(event.detail)
         return self._frame(event.now, event.observation)
 
     def resume_admitted(self, person_id: str | None, distance: float) -> list[Action]:
@@ -384,6 +229,13 @@ class Gate:
 
     def _frame(self, now: float, obs: Observation) -> list[Action]:
         attempt = self._attempt
+        if attempt is not None and not attempt.reverify:
+            # Checked on every frame, not only when an attempt starts: a parallel session
+            # on the same invite must not finish an attempt after the invite got locked.
+            until = self.lockout.locked_until(self.lockout_keys, now)
+            if until is not None:
+                self._attempt = None
+                return [*self._go(State.LOCKED), LockedOut(until)]
         if attempt is not None and self.state is State.CHALLENGE:
             return self._challenge_frame(now, obs, attempt)
         if attempt is None or self.state not in (State.CHECKING, State.REVERIFYING):
@@ -402,9 +254,8 @@ class Gate:
         match = obs.match
         if match.ambiguous:
             return self._fail(now, Reason.AMBIGUOUS, match.distance)
-        if not match.accepted or (
-            attempt.person_id is not None and match.person_id != attempt.person_id
-        ):
+        expected = attempt.pinned or attempt.person_id
+        if not match.accepted or (expected is not None and match.person_id != expected):
             attempt.mismatches += 1
             attempt.mismatch_distance = match.distance
             # A different face replacing the first one mid-attempt restarts the evidence.
@@ -553,6 +404,23 @@ class Gate:
         self.person_id, self.distance = attempt.person_id, distance
         self._attempt = None
         return [*self._go(State.ADMITTED), Admitted(attempt.person_id, distance, reverify)]
+
+    def _internal(self, detail: str) -> list[Action]:
+        """End the attempt on our own failure: no attempt used, nothing toward lockout.
+
+        A re-verification cannot be retried (one attempt, the room waits), so it ends
+        as a final refusal; the audit record says ``internal``.
+        """
+        attempt = self._attempt
+        if attempt is None or self.state not in (
+            State.CHECKING, State.CHALLENGE, State.REVERIFYING
+        ):  # fmt: skip
+            return []
+        self._attempt = None
+        final = attempt.reverify
+        left = 0 if final else self.attempts_left
+        refused = Refused(Reason.INTERNAL, left, final, None, detail)
+        return [refused, *self._go(State.DENIED if final else State.FAILED)]
 
     def _fail(
         self, now: float, reason: Reason, distance: float | None, detail: str = ""
