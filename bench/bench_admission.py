@@ -85,6 +85,9 @@ def measure(embedder: str, counts: list[int], workdir: Path) -> list[dict[str, A
         "VIDEOGATE_LIVENESS_POLICY": "off",
         "VIDEOGATE_GATE_LOCKOUT_FAILURES": "100000",
         "VIDEOGATE_LIMITS_MESSAGES_PER_S": "1000",
+        # N synthetic participants share one invite and one address (docs/security.md).
+        "VIDEOGATE_LIMITS_LOBBY_PER_INVITE": "1000",
+        "VIDEOGATE_LIMITS_LOBBY_PER_ADDRESS": "1000",
     }
     rows = []
     with run_server(workdir / f"data-{embedder}", env=env) as server:

@@ -105,7 +105,11 @@ async def measure(runs: int, workdir: Path) -> dict[str, Any]:
     ours_decision: list[float] = []
     bare_first: list[float] = []
     # Liveness off: the decision figure excludes challenge time, as the target does.
-    env = {"VIDEOGATE_GATE_LOCKOUT_FAILURES": "1000", "VIDEOGATE_LIVENESS_POLICY": "off"}
+    env = {
+        "VIDEOGATE_GATE_LOCKOUT_FAILURES": "1000",
+        "VIDEOGATE_GATE_ADDRESS_FAILURES": "1000",
+        "VIDEOGATE_LIVENESS_POLICY": "off",
+    }
     with run_server(workdir / "data", env=env) as srv:
         link = srv.enrol("Bench Room", "Lestari", *stills)
         bare = BareEndpoint()

@@ -74,6 +74,9 @@ def measure(gallery: int, participants: int, workdir: Path) -> dict[str, float]:
         "VIDEOGATE_GATE_ATTEMPT_TIMEOUT_S": "90",
         "VIDEOGATE_GATE_LOCKOUT_FAILURES": "100000",
         "VIDEOGATE_LIMITS_MESSAGES_PER_S": "1000",
+        # N synthetic participants share one invite and one address (docs/security.md).
+        "VIDEOGATE_LIMITS_LOBBY_PER_INVITE": "1000",
+        "VIDEOGATE_LIMITS_LOBBY_PER_ADDRESS": "1000",
     }
     with run_server(data_dir, env=env) as server:
         urllib.request.urlopen(f"{server.base_url}/healthz").read()

@@ -259,6 +259,8 @@ class GateClient:
         with contextlib.suppress(Exception):
             if leave and self._ws is not None and not self._ws.closed:
                 await self.send({"type": "leave"})
+                # The server's goodbye: the session is torn down and its records written.
+                await self.wait_for(lambda r: any(m.get("type") == "bye" for m in r.messages), 3)
         for task in list(self._tasks):
             task.cancel()
         with contextlib.suppress(Exception):

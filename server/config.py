@@ -41,6 +41,9 @@ class GateSettings:
     lockout_failures: int = 5
     lockout_window_s: float = 180.0
     lockout_duration_s: float = 1800.0
+    # Failures from one client address in one room before that address is locked there
+    # (an address is shared by a school or an office: far above lockout_failures).
+    address_failures: int = 20
     frames_required: int = 3
     min_motion: float = 0.02
     rejoin_grace_s: float = 30.0
@@ -115,6 +118,20 @@ class LimitSettings:
     # seconds after joining (ICE never completes, no offer, camera never starts) is
     # told ``media_timeout`` and freed: pc, tasks and lobby seat.
     media_timeout_s: float = 45.0
+    # Lobby sessions (not yet admitted) at once: one client address in one room, and
+    # one room in all. Over either, a join is refused with "busy". An invite holds one
+    # lobby session: opening it again replaces the older one.
+    lobby_per_address: int = 20
+    lobby_per_room: int = 200
+    # Lobby sessions one invite may hold at once; a newer one replaces the oldest
+    # (load tests that reuse one invite raise it).
+    lobby_per_invite: int = 1
+    # After a refusal that allows another attempt, the session waits this long for the
+    # person to press "try again"; then it is closed (an idle lobby holds a pc).
+    idle_timeout_s: float = 300.0
+    # A socket write that takes longer than this (the client stopped reading) ends
+    # the session, so one slow client never stalls anyone else.
+    send_timeout_s: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -224,6 +241,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("[limits] messages_per_s must be > 0 and message_burst >= 1")
     if limits.media_timeout_s <= 0:
         raise ConfigError("[limits] media_timeout_s must be > 0")
+    if min(limits.lobby_per_address, limits.lobby_per_room, limits.lobby_per_invite) < 1:
+        raise ConfigError("[limits] lobby_per_address, _per_room and _per_invite must be >= 1")
+    if limits.idle_timeout_s <= 0 or limits.send_timeout_s <= 0:
+        raise ConfigError("[limits] idle_timeout_s and send_timeout_s must be > 0")
     gate = settings.gate
     if gate.sample_fps <= 0 or gate.sample_fps > 30:
         raise ConfigError("[gate] sample_fps must be in (0, 30]")

@@ -61,7 +61,7 @@ from .gate_types import (
 from .liveness.challenge import PROMPTS, ActiveConfig, Challenge, StepStatus
 from .liveness.passive import PassiveCheck, PassiveConfig
 from .liveness.sample import LivenessPolicy, LivenessSample
-from .lockout import LockoutTracker
+from .lockout import LockoutTracker, key_scope
 
 __all__ = [  # the vocabulary is re-exported: callers import it from here
     "MESSAGES", "Action", "Admitted", "AnalysisFailed", "Event", "FrameAnalysed", "Gate",
@@ -205,9 +205,9 @@ class Gate:
     def _start(self, now: float) -> list[Action]:
         if self.state not in (State.LOBBY, State.FAILED):
             return []
-        until = self.lockout.locked_until(self.lockout_keys, now)
-        if until is not None:
-            return [*self._go(State.LOCKED), LockedOut(until)]
+        lock = self.lockout.lock_of(self.lockout_keys, now)
+        if lock is not None:
+            return [*self._go(State.LOCKED), LockedOut(lock[0], key_scope(lock[1]))]
         self._attempt = self._new_attempt(now)
         return [*self._go(State.CHECKING), Progress(0, self.policy.frames_required)]
 
@@ -232,10 +232,10 @@ class Gate:
         if attempt is not None and not attempt.reverify:
             # Checked on every frame, not only when an attempt starts: a parallel session
             # on the same invite must not finish an attempt after the invite got locked.
-            until = self.lockout.locked_until(self.lockout_keys, now)
-            if until is not None:
+            lock = self.lockout.lock_of(self.lockout_keys, now)
+            if lock is not None:
                 self._attempt = None
-                return [*self._go(State.LOCKED), LockedOut(until)]
+                return [*self._go(State.LOCKED), LockedOut(lock[0], key_scope(lock[1]))]
         if attempt is not None and self.state is State.CHALLENGE:
             return self._challenge_frame(now, obs, attempt)
         if attempt is None or self.state not in (State.CHECKING, State.REVERIFYING):
@@ -428,12 +428,12 @@ class Gate:
         reverify = self._attempt is not None and self._attempt.reverify
         self._attempt = None
         self.failures += 1
-        lock_until = self.lockout.record_failure(self.lockout_keys, now)
-        if lock_until is not None:
+        lock = self.lockout.record(self.lockout_keys, now)
+        if lock is not None:
             return [
                 Refused(Reason.LOCKED_OUT, 0, True, distance, detail),
                 *self._go(State.LOCKED),
-                LockedOut(lock_until),
+                LockedOut(lock[0], key_scope(lock[1])),
             ]
         final = reverify or self.attempts_left == 0
         refused = Refused(reason, 0 if final else self.attempts_left, final, distance, detail)

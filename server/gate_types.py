@@ -183,7 +183,11 @@ class Prompt:
 
 @dataclass(frozen=True)
 class LockedOut:
+    """Locked until ``until``; ``scope`` is the kind of key locked (``invite``, ``ip``,
+    ``device``, ...) so the person is told what is true for them."""
+
     until: float
+    scope: str = ""
 
 
 Action = StateChanged | Progress | Admitted | Refused | LockedOut | Prompt

@@ -19,15 +19,7 @@ rate gets exactly one ``rate_limited`` error (fatal) and is closed with 1008
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-from .gate import State
-
-if TYPE_CHECKING:
-    from .participant import Participant
 
 
 @dataclass
@@ -56,41 +48,3 @@ class MessageRateLimiter:
             self._tokens -= 1.0
             return True
         return False
-
-
-def media_ready(participant: Participant) -> bool:
-    """Media counts as arrived when ICE/DTLS connected and the gate saw a frame.
-
-    A resumed participant (rejoin in the grace window) is admitted at its offer
-    without any frame analysed, so for it a connected pc is enough.
-    """
-    pc = participant.pc
-    if pc is None or pc.connectionState != "connected":
-        return False
-    return participant.gate.state is not State.LOBBY
-
-
-async def watch_media(
-    participant: Participant,
-    timeout_s: float,
-    expire: Callable[[], Awaitable[None]],
-    *,
-    poll_s: float = 0.25,
-) -> bool:
-    """Wait until media is ready or ``timeout_s`` passes; call ``expire`` in the latter case.
-
-    Returns True when media arrived in time. Polls (cheaply) rather than hooking
-    events so it needs nothing from the participant or aiortc beyond two attributes.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while loop.time() < deadline:
-        if participant.closed:
-            return False
-        if media_ready(participant):
-            return True
-        await asyncio.sleep(min(poll_s, max(0.0, deadline - loop.time())))
-    if participant.closed or media_ready(participant):
-        return not participant.closed
-    await expire()
-    return False

@@ -23,6 +23,9 @@ class LockoutTracker:
     window_s: float = 180.0
     duration_s: float = 1800.0
     prune_every_s: float = 60.0
+    # Per kind of key (the part before ":"), a different failure count: an address is
+    # shared by a school or an office, so it gets a far higher one than an invite.
+    thresholds: dict[str, int] = field(default_factory=dict)
     _history: dict[Hashable, deque[float]] = field(default_factory=dict)
     _locked_until: dict[Hashable, float] = field(default_factory=dict)
     _pruned_at: float | None = None
@@ -32,23 +35,41 @@ class LockoutTracker:
         return len(self._history.keys() | self._locked_until.keys())
 
     def locked_until(self, keys: Sequence[Hashable], now: float) -> float | None:
+        found = self.lock_of(keys, now)
+        return found[0] if found else None
+
+    def lock_of(self, keys: Sequence[Hashable], now: float) -> tuple[float, Hashable] | None:
+        """The latest lock among ``keys`` and which key holds it (None: none locked)."""
         self._maybe_prune(now)
-        until = max((self._locked_until.get(k, 0.0) for k in keys), default=0.0)
-        return until if until > now else None
+        best: tuple[float, Hashable] | None = None
+        for key in keys:
+            until = self._locked_until.get(key, 0.0)
+            if until > now and (best is None or until > best[0]):
+                best = (until, key)
+        return best
+
+    def _limit(self, key: Hashable) -> int:
+        return self.thresholds.get(key_scope(key), self.failures)
 
     def record_failure(self, keys: Sequence[Hashable], now: float) -> float | None:
         """Remember a failure; return the lockout end if this failure triggers one."""
+        found = self.record(keys, now)
+        return found[0] if found else None
+
+    def record(self, keys: Sequence[Hashable], now: float) -> tuple[float, Hashable] | None:
+        """Remember a failure; the lock it triggers and on which key (None: no lock)."""
         self._maybe_prune(now)
-        triggered: float | None = None
+        triggered: tuple[float, Hashable] | None = None
         for key in keys:
             history = self._history.setdefault(key, deque())
             history.append(now)
             while history and history[0] <= now - self.window_s:
                 history.popleft()
-            if len(history) >= self.failures:
+            if len(history) >= self._limit(key):
                 self._locked_until[key] = now + self.duration_s
                 history.clear()
-                triggered = now + self.duration_s
+                if triggered is None:
+                    triggered = (now + self.duration_s, key)
         return triggered
 
     def forget_expired(self, now: float) -> None:
@@ -62,3 +83,8 @@ class LockoutTracker:
         if self._pruned_at is None or now - self._pruned_at >= self.prune_every_s:
             self._pruned_at = now
             self.forget_expired(now)
+
+
+def key_scope(key: Hashable) -> str:
+    """The kind of a lockout key: ``invite:<token>`` -> ``invite``."""
+    return key.split(":", 1)[0] if isinstance(key, str) else ""

@@ -1,50 +1,65 @@
-"""One participant's session: websocket in, gate decisions, media plumbing out.
+"""One participant's session: one task, one input queue, the gate's actions applied in order.
 
-This is the asyncio edge around the sans-IO ``Gate``: it turns websocket
-messages, sampled frames and a ticker into gate events, and carries out the
-actions the gate returns (messages, audit records, SFU admission).
+Everything that can happen to a participant -- a websocket message, an analysed
+frame, a presence result, a deadline, the host asking for a re-verification, the
+room asking for a renegotiation, a close -- arrives on ``inputs`` (see
+``server/inputs.py``) and is handled by :meth:`Participant.run`, one at a time. So
+no two tasks ever act on one participant at once, and nothing this task does
+waits on input that only it could read: a renegotiation sends the offer and
+returns; the answer is a later input. Timers are deadlines: the gate says when
+it next needs time (``Gate.next_deadline``), as do the media watchdog, a pending
+answer, an idle lobby and the presence schedule; the task sleeps until the
+earliest of them or the next input, whichever comes first.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from aiortc.sdp import candidate_from_sdp
 
 from . import gate as g
-from .presence import PresenceCheck, PresenceEvent, PresenceMonitor
-from .presence.check import presence_check
-from .rtc.codecs import restrict_answer_codecs
+from .identity import AdmittedIdentity
+from .inputs import (
+    AnalysisError,
+    CloseRequest,
+    FrameResult,
+    Input,
+    PcStateChanged,
+    PresenceResult,
+    RenegotiateRequest,
+    ReverifyRequest,
+)
+from .media_link import MediaError, MediaLink
+from .messages import Bye, Error, OutMessage, SdpAnswer, SdpOffer
+from .presence import PresenceEvent, PresenceMonitor
+from .roles import CloseReason, RoomHandle
 from .rtc.forward import Publisher
-from .rtc.peer import create_peer_connection
 from .rtc.sampler import FrameSampler
-from .signalling import Answer, Candidate, ClientMessage, Leave, MediaState, Offer, Ready
+from .session_actions import apply_actions, dashboard_row, start_reverify
+from .signalling import Answer, Candidate, Leave, MediaState, Offer, Ready
 from .verify import FaceChecker
 
 if TYPE_CHECKING:
-    from .hub import Hub, RoomRuntime
+    from .outbox import Outbox
+    from .roles import SessionServices
 
 log = logging.getLogger(__name__)
 
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 NEGOTIATION_TIMEOUT_S = 10.0
-TICK_S = 0.5
+_BUSY = (g.State.LOBBY, g.State.CHECKING, g.State.CHALLENGE, g.State.REVERIFYING)
 
 
 class Participant:
     def __init__(
         self,
-        hub: Hub,
-        runtime: RoomRuntime,
-        send: Send,
+        services: SessionServices,
+        runtime: RoomHandle,
+        outbox: Outbox,
         checker: FaceChecker,
         *,
         policy: g.GatePolicy,
@@ -52,33 +67,44 @@ class Participant:
         person_id: str | None,
         lockout_keys: tuple[str, ...],
         ip: str,
+        invite_id: str | None = None,
     ) -> None:
         self.id = secrets.token_hex(8)
         self.rejoin_token = secrets.token_urlsafe(18)
-        self.hub = hub
+        self.services = services
         self.runtime = runtime
-        self.send = send
+        self.outbox = outbox
         self.checker = checker
         self.name = name
         self.claimed_person = person_id
         self.ip = ip
-        self.gate = g.Gate(policy, hub.lockout, lockout_keys, rng=hub.challenge_rng())
-        self.pc: RTCPeerConnection | None = None
-        self.publisher: Publisher | None = None
-        self.sampler: FrameSampler | None = None
+        self.invite_id = invite_id
+        self.gate = g.Gate(policy, services.lockout, lockout_keys, rng=services.challenge_rng())
+        self.inputs: asyncio.Queue[Input] = asyncio.Queue()
+        settings = services.settings
+        self.media = MediaLink(
+            self.id,
+            self.enqueue,
+            services.executor,
+            loopback=settings.server.loopback,
+            sample_fps=settings.gate.sample_fps,
+        )
         self.audio_on = True
         self.video_on = True
-        self._ticker: asyncio.Task[None] | None = None
-        self._negotiation = asyncio.Lock()
-        self._answer: asyncio.Future[str] | None = None
-        self._resume: tuple[str | None, float] | None = None
-        self._closed = False
         self.joined_at = time.time()
-        # Certified presence (docs/presence.md): sparse keyframe checks while admitted.
-        self.presence = PresenceMonitor(hub.presence_config(runtime.room))
-        self._presence_task: asyncio.Task[None] | None = None
-        self._reverifying = False
-        self._ever_admitted = False
+        self.identity: AdmittedIdentity | None = None
+        self.presence = PresenceMonitor(services.presence_config(runtime.room))
+        self.resume: AdmittedIdentity | None = None
+        self.reverifying = False
+        self.ever_admitted = False
+        self._closed = False
+        self._finished = asyncio.Event()
+        now = time.monotonic()
+        self._media_deadline: float | None = now + settings.limits.media_timeout_s
+        self._idle_deadline: float | None = None
+        self._negotiation: tuple[asyncio.Future[None], float] | None = None
+
+    # -- what others see (RoomMember) --
 
     @property
     def admitted(self) -> bool:
@@ -86,390 +112,325 @@ class Participant:
 
     @property
     def closed(self) -> bool:
-        """True once ``close`` ran: pc, tasks and the room seat are (being) released."""
+        """True once teardown started: pc, tasks and the room seat are (being) released."""
         return self._closed
 
-    def resume_after_blip(self, person_id: str | None, distance: float) -> None:
-        """Admit on connect without re-verifying: a rejoin inside the grace window."""
-        self._resume = (person_id, distance)
+    @property
+    def pc(self) -> RTCPeerConnection | None:
+        return self.media.pc
 
-    # -- messages from the client --
+    @property
+    def publisher(self) -> Publisher | None:
+        return self.media.publisher
 
-    async def handle(self, msg: ClientMessage) -> None:
+    @property
+    def sampler(self) -> FrameSampler | None:
+        return self.media.sampler
+
+    def send(self, message: OutMessage) -> None:
+        self.outbox.put(message)
+
+    def dashboard_row(self) -> dict[str, object]:
+        return dashboard_row(self)
+
+    def error(self, code: str, message: str, *, fatal: bool = False) -> None:
+        self.send(Error(code, message, fatal))
+
+    def enqueue(self, item: Input) -> None:
+        """The only way in: producers and other tasks put, this participant's task acts."""
+        if not self._closed:
+            self.inputs.put_nowait(item)
+
+    def request_close(
+        self, reason: CloseReason, *, grace: bool = True, code: str | None = None, message: str = ""
+    ) -> None:
+        self.enqueue(CloseRequest(reason, grace, code, message))
+
+    async def renegotiate(self) -> None:
+        """Called by the room (its own task): one offer/answer round on our pc."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._closed:
+            return
+        self.enqueue(RenegotiateRequest(done))
+        await done
+
+    async def request_reverify(self) -> bool:
+        """The host asks this admitted participant to verify again (dashboard, API)."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        if self._closed:
+            return False
+        self.enqueue(ReverifyRequest(done))
+        return await done
+
+    async def wait_closed(self, timeout_s: float) -> None:
+        try:
+            await asyncio.wait_for(self._finished.wait(), timeout_s)
+        except TimeoutError:
+            log.warning("participant %s did not finish within %.0f s", self.id, timeout_s)
+
+    # -- the task --
+
+    async def run(self) -> None:
+        """Drain inputs until closed; the only task that changes this participant."""
+        try:
+            while not self._closed:
+                item = await self._next_input()
+                try:
+                    if item is None:
+                        await self._on_time(time.monotonic())
+                    else:
+                        await self._dispatch(item)
+                except Exception as exc:
+                    log.exception("participant %s: handling %r failed", self.id, type(item))
+                    await self._internal(f"{type(exc).__name__}: {exc}")
+        finally:
+            if not self._closed:
+                await self.teardown(CloseReason.DISCONNECTED, grace=True)
+            self._finished.set()
+
+    async def _next_input(self) -> Input | None:
+        deadline = self._next_deadline()
+        if deadline is None:
+            return await self.inputs.get()
+        timeout = deadline - time.monotonic()
+        if timeout <= 0:
+            return None if self.inputs.empty() else self.inputs.get_nowait()
+        try:
+            return await asyncio.wait_for(self.inputs.get(), timeout)
+        except TimeoutError:
+            return None
+
+    def _next_deadline(self) -> float | None:
+        deadlines = [
+            self.gate.next_deadline(),
+            self._media_deadline,
+            self._idle_deadline,
+            self._negotiation[1] if self._negotiation else None,
+        ]
+        if self.admitted and self.identity is not None and not self.media.probing:
+            deadlines.append(self.presence.next_due)
+        return min((d for d in deadlines if d is not None), default=None)
+
+    async def _on_time(self, now: float) -> None:
+        deadline = self.gate.next_deadline()
+        if deadline is not None and now >= deadline:
+            await self._apply(self.gate.handle(g.Tick(now)))
+        if self._negotiation is not None and now >= self._negotiation[1]:
+            future, _ = self._negotiation
+            self._negotiation = None
+            if not future.done():
+                future.set_exception(TimeoutError("no answer to the server's offer"))
+        if self._media_deadline is not None and now >= self._media_deadline:
+            log.info("participant %s: no media in time, closing", self.id)
+            self.error(
+                "media_timeout",
+                "Your camera's video did not reach the server in time. Check the camera "
+                "and the network, then reload the page.",
+                fatal=True,
+            )
+            await self.teardown(CloseReason.MEDIA_TIMEOUT, grace=False)
+            return
+        if self._idle_deadline is not None and now >= self._idle_deadline:
+            self.error("idle", "Nothing happened for a while; the session was closed.", fatal=True)
+            await self.teardown(CloseReason.IDLE, grace=False)
+            return
+        due = self.presence.next_due
+        if self.admitted and self.identity is not None and due is not None and now >= due:
+            self._probe_presence()
+
+    async def _dispatch(self, item: Input) -> None:
+        if isinstance(item, FrameResult):
+            await self._on_frame(item)
+        elif isinstance(item, AnalysisError):
+            if self.gate.state is g.State.LOBBY:
+                await self._apply(self.gate.handle(g.Start(item.now)))
+            await self._apply(self.gate.handle(g.AnalysisFailed(item.now, item.detail)))
+        elif isinstance(item, PresenceResult):
+            self._on_presence(item)
+        elif isinstance(item, PcStateChanged):
+            if item.state in ("failed", "closed"):
+                await self.teardown(CloseReason.DISCONNECTED, grace=True)
+            else:
+                self._check_media_ready()
+        elif isinstance(item, RenegotiateRequest):
+            await self._offer(item.done)
+        elif isinstance(item, ReverifyRequest):
+            started = await start_reverify(self)
+            if not item.done.done():
+                item.done.set_result(started)
+        elif isinstance(item, CloseRequest):
+            if item.code is not None:
+                self.error(item.code, item.message, fatal=True)
+            await self.teardown(item.reason, grace=item.grace)
+        else:
+            await self._on_message(item)
+
+    # -- client messages --
+
+    async def _on_message(self, msg: Input) -> None:
         if isinstance(msg, Offer):
             await self._on_offer(msg.sdp)
         elif isinstance(msg, Answer):
-            if self._answer is not None and not self._answer.done():
-                self._answer.set_result(msg.sdp)
-            else:
-                await self.error("unexpected_answer", "no offer is waiting for an answer")
+            await self._on_answer(msg.sdp)
         elif isinstance(msg, Candidate):
-            await self._on_candidate(msg)
+            try:
+                await self.media.add_candidate(msg)
+            except MediaError as err:
+                self.error(err.code, err.message)
         elif isinstance(msg, Ready):
+            self._idle_deadline = None
             await self._apply(self.gate.handle(g.Start(time.monotonic())))
+            if self.gate.state is g.State.CHECKING and self.media.sampler is None:
+                self.media.start_sampling(self.checker_observe, self.wants_frame)
         elif isinstance(msg, MediaState):
             self.audio_on, self.video_on = msg.audio, msg.video
-            await self.runtime.broadcast_peers()
+            self.runtime.broadcast_peers()
         elif isinstance(msg, Leave):
-            await self.close(left=True)
+            await self.teardown(CloseReason.LEFT, grace=False)
         else:
-            await self.error("unexpected_message", "already joined")
-
-    async def error(self, code: str, message: str, *, fatal: bool = False) -> None:
-        await self.send({"type": "error", "code": code, "message": message, "fatal": fatal})
+            self.error("already_joined", "joined")
 
     async def _on_offer(self, sdp: str) -> None:
-        if self.pc is not None:
-            await self.error("unexpected_offer", "media is already connected")
+        if self.media.pc is not None:
+            self.error("unexpected_offer", "media is already connected")
             return
-        pc = create_peer_connection(loopback=self.hub.settings.server.loopback)
-        self.pc = pc
-        self.publisher = Publisher(self.id, pc)
-
-        @pc.on("connectionstatechange")
-        async def _state() -> None:
-            if pc.connectionState in ("failed", "closed") and not self._closed:
-                await self.close(left=False)
-
         try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
-            # VP8 everywhere: every browser decodes it, so one encoded stream fits all viewers.
-            restrict_answer_codecs(pc)
-            await pc.setLocalDescription(await pc.createAnswer())
-        except Exception as exc:  # aiortc raises ValueError and friends on bad SDP
-            log.info("participant %s sent an unusable offer: %s", self.id, exc)
-            await self.error("bad_sdp", f"offer rejected: {exc}", fatal=True)
-            await self.close(left=False)
-            return
-        await self.send({"type": "answer", "sdp": pc.localDescription.sdp})
-        if self._resume is not None:
-            person_id, distance = self._resume
-            await self._apply(self.gate.resume_admitted(person_id, distance))
-            return
-        video = self.publisher.decoded_video
-        has_video = any(
-            t.kind == "video" and t.receiver.track is not None for t in pc.getTransceivers()
-        )
-        if video is None or not has_video:
-            await self.error("no_video", "a camera track is required to be verified", fatal=True)
+            answer = await self.media.answer(sdp)
+            if self.resume is None and not self.media.has_video():
+                raise MediaError("no_video", "a camera track is required to be verified")
+        except MediaError as err:
+            self.error(err.code, err.message, fatal=True)
             # Fatal: free the pc (and its ICE sockets) now, not when the socket closes.
-            await self.close(left=False)
+            await self.teardown(CloseReason.BAD_REQUEST, grace=False)
             return
-        self.sampler = FrameSampler(video, self.hub.settings.gate.sample_fps, self._on_frame)
-        self.sampler.start()
-        self._ticker = asyncio.create_task(self._tick(), name=f"tick-{self.id}")
-
-    async def _on_candidate(self, msg: Candidate) -> None:
-        if self.pc is None or not msg.candidate:
+        self.send(SdpAnswer(answer))
+        if self.resume is not None:
+            identity = self.resume
+            await self._apply(self.gate.resume_admitted(identity.person_id, identity.distance))
             return
-        try:
-            candidate = candidate_from_sdp(msg.candidate.removeprefix("candidate:"))
-        except (ValueError, IndexError):
-            await self.error("bad_candidate", "ICE candidate could not be parsed")
-            return
-        candidate.sdpMid = msg.sdp_mid
-        candidate.sdpMLineIndex = msg.sdp_mline_index
-        await self.pc.addIceCandidate(candidate)
+        self.media.start_sampling(self.checker_observe, self.wants_frame)
 
-    # -- frames and time --
-
-    async def _on_frame(self, frame: Any, _received_at: float) -> None:
-        if self.gate.state is g.State.LOBBY:
-            await self._apply(self.gate.handle(g.Start(time.monotonic())))
-        if self.gate.state not in (g.State.CHECKING, g.State.REVERIFYING, g.State.CHALLENGE):
-            return
-        loop = asyncio.get_running_loop()
-        embed = self.gate.wants_embedding
-        observation = await loop.run_in_executor(self.hub.executor, self._observe, frame, embed)
-        if not self._closed:
-            await self._apply(self.gate.handle(g.FrameAnalysed(time.monotonic(), observation)))
-
-    def _observe(self, frame: Any, embed: bool = True) -> g.Observation:
-        rgb = frame.to_ndarray(format="rgb24")
+    def checker_observe(self, frame: object, embed: bool) -> g.Observation:
+        """Executor: decode to RGB and analyse (``server/verify.py``)."""
+        rgb = frame.to_ndarray(format="rgb24")  # type: ignore[attr-defined]
         return self.checker.observe(rgb, embed=embed)
 
-    async def _tick(self) -> None:
-        while not self._closed:
-            await asyncio.sleep(TICK_S)
-            await self._apply(self.gate.handle(g.Tick(time.monotonic())))
+    def wants_frame(self) -> bool | None:
+        """Read by the sampler before each analysis: None skips the frame."""
+        if self._closed or self.gate.state not in _BUSY:
+            return None
+        return self.gate.wants_embedding
 
-    # -- carrying out the gate's actions --
-
-    async def _apply(self, actions: list[g.Action]) -> None:
-        for action in actions:
-            if isinstance(action, g.StateChanged):
-                await self.send({"type": "state", "state": action.state.value})
-                await self.runtime.notify_dashboard()
-            elif isinstance(action, g.Prompt):
-                await self.send(
-                    {
-                        "type": "prompt",
-                        "text": action.text,
-                        "action": action.action,
-                        "step": action.step,
-                        "steps": action.steps,
-                        "time_limit_s": action.time_limit_s,
-                    }
-                )
-            elif isinstance(action, g.Progress):
-                await self._progress(action)
-            elif isinstance(action, g.Admitted):
-                await self._admitted(action)
-            elif isinstance(action, g.Refused):
-                await self._refused(action)
-            elif isinstance(action, g.LockedOut):
-                await self._locked(action)
-
-    async def _progress(self, action: g.Progress) -> None:
-        message = g.MESSAGES[action.hold] if action.hold else ""
-        if action.detail:
-            message = f"{message} ({action.detail})"
-        await self.send(
-            {
-                "type": "progress",
-                "frames": action.frames,
-                "required": action.required,
-                "hold": action.hold.value if action.hold else None,
-                "message": message or f"Checking… {action.frames} of {action.required}",
-            }
-        )
-
-    async def _admitted(self, action: g.Admitted) -> None:
-        await self._stop_sampling()
-        kind = "reverify" if action.reverify else "rejoin" if self._resume else "admission"
-        self.hub.audit(
-            self,
-            "reverify.passed" if action.reverify else "participant.admitted",
-            {
-                "distance": round(action.distance, 4),
-                "reverify": action.reverify,
-                "kind": kind,
-                "liveness": "skipped" if kind == "rejoin" else self.gate.policy.liveness.value,
-            },
-            person_id=action.person_id,
-        )
-        self._reverifying = False
-        self._ever_admitted = True
-        if action.person_id and self.claimed_person is None:
-            self.name = self.hub.person_name(action.person_id, self.name)
-        await self.send(
-            {
-                "type": "verdict",
-                "admitted": True,
-                "reason": None,
-                "message": f"Welcome, {self.name}.",
-                "attempts_left": self.gate.attempts_left,
-                "final": False,
-            }
-        )
-        assert self.pc is not None and self.publisher is not None
-        if not action.reverify:
-            await self.runtime.admit(self)
-        else:
-            self.publisher.resume_forwarding()
-            await self.runtime.broadcast_peers()
-        self._start_presence()
-
-    async def _refused(self, action: g.Refused) -> None:
-        # The distance goes to the audit log only: a refusal never tells the
-        # person how close they came or whom they resemble.
-        if self._reverifying:
-            event = "reverify.failed"
-        else:
-            event = "participant.denied" if action.final else "attempt.failed"
-        self.hub.audit(
-            self,
-            event,
-            {
-                "reverify": self._reverifying,
-                "reason": action.reason.value,
-                "attempts_left": action.attempts_left,
-                "distance": None if action.distance is None else round(action.distance, 4),
-                # Which liveness check failed (audit only; the person sees the reason).
-                "detail": action.detail,
-            },
-            person_id=self.claimed_person,
-        )
-        await self.send(
-            {
-                "type": "verdict",
-                "admitted": False,
-                "reason": action.reason.value,
-                "message": g.MESSAGES[action.reason],
-                "attempts_left": action.attempts_left,
-                "final": action.final,
-            }
-        )
-        if action.final:
-            await self.close(left=False)
-
-    async def _locked(self, action: g.LockedOut) -> None:
-        minutes = max(1, round((action.until - time.monotonic()) / 60))
-        await self.send(
-            {
-                "type": "verdict",
-                "admitted": False,
-                "reason": g.Reason.LOCKED_OUT.value,
-                "message": f"{g.MESSAGES[g.Reason.LOCKED_OUT]} Locked for about {minutes} min.",
-                "attempts_left": 0,
-                "final": True,
-            }
-        )
-        await self.close(left=False)
-
-    async def _stop_sampling(self) -> None:
-        if self.sampler is not None:
-            await self.sampler.stop()
-            self.sampler = None
-        if self.publisher is not None:
-            self.publisher.stop_decoding()
-
-    # -- host re-verification (docs/presence.md) --
-
-    async def request_reverify(self) -> bool:
-        """The host asks this admitted participant to verify again, now.
-
-        Decoding and the sampler restart for the attempt (the presence checks stop
-        first: they share the decoder), the participant's media to the others is
-        paused if configured, and the gate runs a normal attempt (challenge included).
-        Passing resumes everything; failing removes them from the room with the reason.
-        """
-        if self._closed or self.publisher is None or self.gate.state is not g.State.ADMITTED:
-            return False
-        actions = self.gate.handle(g.ReverifyRequested(time.monotonic()))
-        if not actions:
-            return False
-        self._reverifying = True
-        await self._stop_presence()
-        self.hub.audit(self, "reverify.requested", {})
-        if self.hub.settings.presence.pause_media_on_reverify:
-            self.publisher.pause_forwarding()
-        await self.send({"type": "reverify", "paused": self.publisher.paused})
-        video = self.publisher.start_decoding()
-        self.sampler = FrameSampler(video, self.hub.settings.gate.sample_fps, self._on_frame)
-        self.sampler.start()
-        if self._ticker is None:  # a rejoined session never ran one: timeouts need it
-            self._ticker = asyncio.create_task(self._tick(), name=f"tick-{self.id}")
-        await self._apply(actions)
-        await self.runtime.broadcast_peers()
-        return True
-
-    # -- continuous presence (docs/presence.md) --
-
-    def _start_presence(self) -> None:
-        if self.presence.config.interval_s <= 0 or self._closed:
+    async def _on_answer(self, sdp: str) -> None:
+        pc, pending = self.media.pc, self._negotiation
+        if pc is None or pending is None:
+            self.error("unexpected_answer", "no offer is waiting for an answer")
             return
-        self.presence.start(time.monotonic())
-        if self._presence_task is None or self._presence_task.done():
-            self._presence_task = asyncio.create_task(
-                self._presence_loop(), name=f"presence-{self.id}"
-            )
+        self._negotiation = None
+        future, _ = pending
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
+        except Exception as exc:
+            if not future.done():
+                future.set_exception(exc)
+            self.error("bad_sdp", f"answer rejected: {exc}")
+            return
+        if not future.done():
+            future.set_result(None)
 
-    async def _stop_presence(self) -> None:
-        task, self._presence_task = self._presence_task, None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+    async def _offer(self, done: asyncio.Future[None]) -> None:
+        """Server-side offer to add or retire forwarded tracks; the answer comes later."""
+        pc = self.media.pc
+        if pc is None or self._closed or pc.signalingState == "closed":
+            if not done.done():
+                done.set_result(None)
+            return
+        if self._negotiation is not None:  # the room serialises rounds; be safe anyway
+            done.set_exception(RuntimeError("a negotiation is already in flight"))
+            return
+        # The factory's createOffer keeps the numbering the browser negotiated.
+        await pc.setLocalDescription(await pc.createOffer())
+        self._negotiation = (done, time.monotonic() + NEGOTIATION_TIMEOUT_S)
+        self.send(SdpOffer(pc.localDescription.sdp))
 
-    async def _presence_loop(self) -> None:
-        """Every interval: one keyframe decoded, one face check in the executor."""
-        loop = asyncio.get_running_loop()
-        timeout = self.hub.settings.presence.keyframe_timeout_s
-        while not self._closed:
-            now = time.monotonic()
-            if not self.presence.due(now):
-                await asyncio.sleep(min(0.5, self.presence.config.interval_s))
-                continue
-            publisher = self.publisher
-            if publisher is None or self.gate.state is not g.State.ADMITTED:
-                return
-            frame = await publisher.decode_keyframe(timeout)
-            if self._closed or self.gate.state is not g.State.ADMITTED:
-                return
-            if frame is None:
-                check = PresenceCheck(time.monotonic(), made=False)
-            else:
-                check = await loop.run_in_executor(
-                    self.hub.executor, self._presence_check, frame, time.monotonic()
-                )
-            if self._closed:
-                return
-            for event in self.presence.feed(check):
-                self._presence_event(event)
-            await self.runtime.notify_dashboard()
+    # -- frames, presence, media readiness --
 
-    def _presence_check(self, frame: Any, now: float) -> PresenceCheck:
-        """Executor: faces in the keyframe and their distance to this person's templates."""
-        target = self.checker.target
-        person = self.gate.person_id or target.claimed
-        templates = target.gallery.get(person) if person else None
-        if templates is None:
-            templates = np.empty((0, 128), dtype=np.float32)
-        rgb = frame.to_ndarray(format="rgb24")
-        return presence_check(self.checker.engine, rgb, templates, target.threshold, now)
+    async def _on_frame(self, item: FrameResult) -> None:
+        if self.gate.state is g.State.LOBBY:
+            await self._apply(self.gate.handle(g.Start(item.now)))
+        await self._apply(self.gate.handle(g.FrameAnalysed(item.now, item.observation)))
+        self._check_media_ready()
+
+    def _check_media_ready(self) -> None:
+        """Media counts as arrived once ICE/DTLS connected and a frame was analysed
+        (a resumed participant needs only the connection)."""
+        if self._media_deadline is None or not self.media.connected:
+            return
+        if self.resume is not None or self.gate.state is not g.State.LOBBY:
+            self._media_deadline = None
+
+    def _probe_presence(self) -> None:
+        identity = self.identity
+        if identity is None or not identity.checkable:
+            return
+        timeout = self.services.settings.presence.keyframe_timeout_s
+        self.media.probe_presence(self.services.engine, identity, timeout)
+
+    def _on_presence(self, item: PresenceResult) -> None:
+        if not self.admitted:
+            return
+        for event in self.presence.feed(item.check):
+            self._presence_event(event)
+        self.runtime.notify_dashboard()
 
     def _presence_event(self, event: PresenceEvent) -> None:
-        details: dict[str, Any] = {
+        details: dict[str, object] = {
             "faces": event.faces,
             "checks": event.checks,
             "distance": None if event.distance is None else round(event.distance, 4),
         }
         if event.cleared:
             details["cleared"] = list(event.cleared)
-        self.hub.audit(self, event.kind, details)
+        self.services.audit(self, event.kind, details)
 
-    # -- renegotiation, driven by the SFU room --
+    # -- gate actions --
 
-    async def renegotiate(self) -> None:
-        """Server-side offer to add or remove forwarded tracks; waits for the answer."""
-        pc = self.pc
-        if pc is None or self._closed:
+    async def _apply(self, actions: list[g.Action]) -> None:
+        await apply_actions(self, actions)
+
+    async def _internal(self, detail: str) -> None:
+        """An unexpected failure in this task: end the attempt as ``internal``."""
+        if self._closed:
             return
-        async with self._negotiation:
-            # The factory's createOffer keeps the numbering the browser negotiated.
-            await pc.setLocalDescription(await pc.createOffer())
-            loop = asyncio.get_running_loop()
-            self._answer = loop.create_future()
-            await self.send({"type": "offer", "sdp": pc.localDescription.sdp})
-            try:
-                sdp = await asyncio.wait_for(self._answer, NEGOTIATION_TIMEOUT_S)
-            finally:
-                self._answer = None
-            await pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
+        actions = self.gate.handle(g.AnalysisFailed(time.monotonic(), detail))
+        if actions:
+            await self._apply(actions)
+
+    def arm_idle(self) -> None:
+        """After a non-final refusal the person has a while to try again, not forever."""
+        self._idle_deadline = time.monotonic() + self.services.settings.limits.idle_timeout_s
 
     # -- teardown --
 
-    async def close(self, *, left: bool, grace: bool = True, reason: str | None = None) -> None:
-        """Free everything; ``grace=False`` gives no rejoin window (the seat was taken over).
-
-        ``reason`` overrides the ``bye`` reason (default ``left`` / ``closed``).
-        """
+    async def teardown(self, reason: CloseReason, *, grace: bool) -> None:
+        """Free everything; ``grace`` keeps a rejoin window (only for an admitted session
+        whose connection dropped)."""
         if self._closed:
             return
         was_admitted = self.admitted
         self._closed = True
         self.gate.handle(g.Leave(time.monotonic()))
-        # close() can run inside the ticker (a tick-driven final refusal): cancelling the
-        # current task would abort this teardown at its next await and leak the pc. The
-        # loop ends by itself on ``_closed``.
-        if self._ticker is not None and self._ticker is not asyncio.current_task():
-            self._ticker.cancel()
-        await self._stop_presence()
-        await self._stop_sampling()
-        await self.runtime.remove(self, grace=was_admitted and not left and grace)
-        if self.publisher is not None:
-            with contextlib.suppress(Exception):
-                await self.publisher.close()
-        if self.pc is not None:
-            with contextlib.suppress(Exception):
-                await self.pc.close()
+        if self._negotiation is not None and not self._negotiation[0].done():
+            self._negotiation[0].cancel()
+        self._negotiation = None
+        self.runtime.remove(self, grace=was_admitted and grace and reason is not CloseReason.LEFT)
+        await self.media.close()
         stats = self.presence.stats
         if stats.made or stats.skipped:
             summary = {"checks": stats.made, "passed": stats.passed, "skipped": stats.skipped}
-            self.hub.audit(self, "presence.summary", summary)
-        if was_admitted or left or self._ever_admitted:
-            self.hub.audit(self, "participant.left", {"by_choice": left})
-        with contextlib.suppress(Exception):
-            await self.send({"type": "bye", "reason": reason or ("left" if left else "closed")})
-
+            self.services.audit(self, "presence.summary", summary)
+        if self.ever_admitted:
+            self.services.audit(self, "participant.left", {"by_choice": reason is CloseReason.LEFT})
+        await self.services.audit_settled()
+        self.send(Bye(reason.bye))
+        self.runtime.notify_dashboard()

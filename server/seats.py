@@ -8,34 +8,40 @@ the seat: every other admitted session of the same person in that room gets a
 ``replaced`` error and ``bye`` and is closed **without** a rejoin window, so the
 old device cannot bounce back in without verifying. Someone holding a stolen
 invite therefore cannot kick the rightful person out: they would have to pass
-the gate as that person first. Sessions still in the lobby are left alone (each
-must verify on its own), so two lobbies of one invite can coexist until one
-admission wins.
+the gate as that person first. The person is the *admitted identity*
+(``server/identity.py``), so in open rooms too a seat belongs to whoever the
+gate identified.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .roles import CloseReason, RoomMember
+
 if TYPE_CHECKING:
-    from .hub import RoomRuntime
-    from .participant import Participant
+    from .room_runtime import RoomRuntime
 
 REPLACED_MESSAGE = "You joined this room from another device; this session was closed."
 
 
-async def take_seat(runtime: RoomRuntime, newcomer: Participant) -> list[str]:
-    """Close the other admitted sessions of ``newcomer``'s person; return their ids."""
-    person = newcomer.gate.person_id or newcomer.claimed_person
+def person_of(member: RoomMember) -> str | None:
+    return member.identity.person_id if member.identity is not None else None
+
+
+def take_seat(runtime: RoomRuntime, newcomer: RoomMember) -> list[RoomMember]:
+    """Ask the other admitted sessions of ``newcomer``'s person to close; return them."""
+    person = person_of(newcomer)
     if person is None:
         return []
     replaced = [
         p
         for p in list(runtime.participants.values())
-        if p is not newcomer and p.admitted and (p.gate.person_id or p.claimed_person) == person
+        if p is not newcomer and p.admitted and person_of(p) == person
     ]
     for old in replaced:
         runtime.hub.audit(old, "participant.replaced", {"by": newcomer.id}, person_id=person)
-        await old.error("replaced", REPLACED_MESSAGE, fatal=True)
-        await old.close(left=False, grace=False, reason="replaced")
-    return [p.id for p in replaced]
+        old.request_close(
+            CloseReason.REPLACED, grace=False, code="replaced", message=REPLACED_MESSAGE
+        )
+    return replaced

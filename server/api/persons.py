@@ -51,6 +51,7 @@ async def update_person(request: web.Request) -> web.Response:
 
 async def delete_person(request: web.Request) -> web.Response:
     hub(request).store.delete_person(request.match_info["person_id"], request_owner(request).id)
+    hub(request).person_deleted(request.match_info["person_id"])
     return web.Response(status=204)
 
 

@@ -56,6 +56,7 @@ async def update_room(request: web.Request) -> web.Response:
 
 async def delete_room(request: web.Request) -> web.Response:
     hub(request).store.delete_room(request.match_info["room_id"], request_owner(request).id)
+    hub(request).room_deleted(request.match_info["room_id"])
     return web.Response(status=204)
 
 
@@ -89,7 +90,10 @@ async def create_invite(request: web.Request) -> web.Response:
 
 
 async def revoke_invite(request: web.Request) -> web.Response:
-    hub(request).store.revoke_invite_id(request.match_info["invite_id"], request_owner(request).id)
+    info = hub(request).store.revoke_invite_id(
+        request.match_info["invite_id"], request_owner(request).id
+    )
+    hub(request).invite_revoked(info.id)
     return web.Response(status=204)
 
 

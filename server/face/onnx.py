@@ -1,4 +1,4 @@
-"""onnxruntime session construction shared by the detector and the face mesh."""
+"""onnxruntime session construction: the one helper every ONNX model here uses."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ from pathlib import Path
 import onnxruntime as ort
 
 
-def make_session(path: Path) -> ort.InferenceSession:
-    """A CPU session with one intra-op thread.
+def make_session(path: Path, intra_op_threads: int = 1) -> ort.InferenceSession:
+    """A CPU session, by default with one intra-op thread.
 
     ``InferenceSession.run`` is safe to call from several threads at once, so the engine
     shares one session per model between the gate's executor workers; one intra-op thread
     per call keeps two concurrent calls from fighting over the two cores.
     """
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
+    opts.intra_op_num_threads = intra_op_threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -140,6 +140,7 @@ async def delete_person(request: web.Request, owner: Owner) -> web.StreamRespons
         hub(request).store.delete_person(person.id, owner.id)
     except StoreError:
         return not_found(request, "person")
+    hub(request).person_deleted(person.id)
     await flash(request, f"{person.name} deleted with their templates, photos and invites.")
     raise _room_redirect(person.room_id)
 
@@ -198,6 +199,7 @@ async def revoke_invite(request: web.Request, owner: Owner) -> web.StreamRespons
         info = hub(request).store.revoke_invite_id(request.match_info["invite_id"], owner.id)
     except StoreError:
         return not_found(request, "invite")
+    hub(request).invite_revoked(info.id)
     await flash(request, "Invite revoked: the link no longer opens the room.")
     raise _room_redirect(info.room_id)
 

@@ -153,6 +153,7 @@ async def delete_room(request: web.Request, owner: Owner) -> web.StreamResponse:
         hub(request).store.delete_room(request.match_info["room_id"], owner.id)
     except StoreError:
         return not_found(request, "room")
+    hub(request).room_deleted(request.match_info["room_id"])
     await flash(request, "Room deleted with its people, templates, photos and invites.")
     raise web.HTTPSeeOther("/owner/rooms")
 

@@ -88,6 +88,11 @@ class PresenceMonitor:
         """The problems currently raised (for the dashboard)."""
         return tuple(k for k in (LOST, MISMATCH, EXTRA) if k in self._flagged)
 
+    @property
+    def next_due(self) -> float | None:
+        """When the next check is due (None: checks are off or not started)."""
+        return None if self.config.interval_s <= 0 else self._next_due
+
     def due(self, now: float) -> bool:
         """Whether a check should be made now (the scheduler asks before each keyframe)."""
         if self.config.interval_s <= 0:

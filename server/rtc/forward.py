@@ -107,6 +107,8 @@ class ForwardedTrack(MediaStreamTrack):
         self.first_was_keyframe: bool | None = None
         #: frames dropped on overflow or codec mismatch
         self.dropped = 0
+        #: the viewer may not receive room media now (it is being re-verified)
+        self.viewer_paused = False
 
     @property
     def state(self) -> str:
@@ -118,7 +120,7 @@ class ForwardedTrack(MediaStreamTrack):
 
     def _offer(self, packet: EncodedPacket, codec: RTCRtpCodecParameters, keyframe: bool) -> None:
         """Called by the publisher for every encoded frame (event loop, synchronous)."""
-        if self._state == "idle" or self.readyState != "live":
+        if self._state == "idle" or self.readyState != "live" or self.viewer_paused:
             return
         if codec.mimeType.lower() != self.codec.mimeType.lower():
             self.dropped += 1
@@ -150,6 +152,18 @@ class ForwardedTrack(MediaStreamTrack):
         """After a pause in forwarding, resume only at a keyframe (video legs)."""
         if self.kind == "video" and self._state == "flowing":
             self._state = "waiting"
+
+    def pause_viewer(self) -> None:
+        """Send this viewer nothing until ``resume_viewer`` (what is queued is dropped)."""
+        self.viewer_paused = True
+        self.dropped += self._drain()
+
+    def resume_viewer(self) -> None:
+        if self.viewer_paused:
+            self.viewer_paused = False
+            self._hold_for_keyframe()
+            if self.kind == "video":
+                self._request_keyframe()
 
     def _request_keyframe(self) -> None:
         if self._publisher is not None:

@@ -37,7 +37,9 @@ import asyncio
 import hashlib
 import logging
 import re
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiortc import RTCPeerConnection, RTCRtpTransceiver
 
@@ -121,6 +123,15 @@ class SfuRoom:
             and (publisher_id is None or leg.publisher_id == publisher_id)
         ]
 
+    def pause_viewer(self, participant_id: str) -> None:
+        """Stop every leg *to* ``participant_id`` (re-verification: no room media meanwhile)."""
+        for leg in self.legs(viewer_id=participant_id):
+            leg.track.pause_viewer()
+
+    def resume_viewer(self, participant_id: str) -> None:
+        for leg in self.legs(viewer_id=participant_id):
+            leg.track.resume_viewer()
+
     async def admit(self, participant_id: str, pc: RTCPeerConnection, publisher: Publisher) -> None:
         """Add a verified participant: it receives everyone, everyone receives it.
 
@@ -128,6 +139,14 @@ class SfuRoom:
         A failed or timed-out renegotiation is logged, not raised: one slow viewer
         must not block another's admission.
         """
+        await self.attach(participant_id, pc, publisher)
+
+    def attach(
+        self, participant_id: str, pc: RTCPeerConnection, publisher: Publisher
+    ) -> Coroutine[Any, Any, None]:
+        """``admit`` in two halves: the legs exist when this returns; the returned
+        coroutine runs the renegotiations (the session layer runs it in the background,
+        so no participant's own task ever waits for its own answer)."""
         if participant_id in self._members:
             raise ValueError(f"{participant_id} is already admitted")
         if publisher.participant_id != participant_id:
@@ -149,7 +168,7 @@ class SfuRoom:
                 if self._add_leg(member, other, kind):
                     changed[other.participant_id] = other
         self._members[participant_id] = member
-        await self._negotiate(list(changed.values()))
+        return self._negotiate(list(changed.values()))
 
     def _add_leg(self, publisher: _Member, viewer: _Member, kind: str) -> bool:
         if not (_usable(viewer.pc) and _usable(publisher.pc)):
@@ -189,9 +208,14 @@ class SfuRoom:
         The publisher itself is left open (decoding may restart, e.g. back in the
         lobby); close it with ``Publisher.close()`` when the participant leaves.
         """
+        await self.detach(participant_id)
+
+    def detach(self, participant_id: str) -> Coroutine[Any, Any, None]:
+        """``remove`` in two halves: forwarding has stopped when this returns; the
+        returned coroutine stops the senders and renegotiates the affected pcs."""
         member = self._members.pop(participant_id, None)
         if member is None:
-            return
+            return _nothing()
         affected: dict[str, _Member] = {}
         for leg in list(self._legs):
             if participant_id not in (leg.publisher_id, leg.viewer_id):
@@ -202,9 +226,12 @@ class SfuRoom:
             leg.transceiver.direction = "inactive"
             viewer.retired.append(leg.transceiver)
             affected[viewer.participant_id] = viewer
-        await asyncio.gather(*(self._stop_retired(m) for m in affected.values()))
-        others = [m for m in affected.values() if m is not member]
-        if member in affected.values() and _usable(member.pc):
+        return self._after_detach(member, list(affected.values()))
+
+    async def _after_detach(self, member: _Member, affected: list[_Member]) -> None:
+        await asyncio.gather(*(self._stop_retired(m) for m in affected))
+        others = [m for m in affected if m is not member]
+        if member in affected and _usable(member.pc):
             others.append(member)
         await self._negotiate(others)
         await member.negotiator.close()
@@ -230,3 +257,7 @@ class SfuRoom:
         """Remove everyone (no renegotiation is awaited for pcs already closed)."""
         for participant_id in list(self._members):
             await self.remove(participant_id)
+
+
+async def _nothing() -> None:
+    return None

@@ -73,6 +73,7 @@ class Invite:
     room: Room
     person: Person | None
     expires: float | None
+    id: str = ""  # the owner's handle on it (InviteInfo.id): revoking it ends live sessions
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
-"""The repository interface the web UI, the API and the gate program against.
+"""The store's roles: one narrow Protocol per aggregate, and ``Repository``, all of them.
 
-``SqliteStore`` implements it today; a PostgreSQL (+pgvector) store implements the
-same methods with the same ``StoreError`` codes. mypy checks the SQLite store
-against this protocol (see the assignment at the bottom), so the two cannot drift.
+Callers type against the role they use (the audit trail needs ``AuditStore``, the
+webhook dispatcher ``WebhookStore``, ...), so a second implementation (PostgreSQL)
+can be written and tested role by role. ``SqliteStore`` implements every role
+today, with the same ``StoreError`` codes another store must raise; mypy checks it
+against ``Repository`` (see ``server/store/__init__.py``).
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from .records import (
 FaceInput = tuple[np.ndarray, bytes | None, str]
 
 
-class Repository(Protocol):
-    # owners and keys
+class OwnerStore(Protocol):
+    """Owner accounts and their API keys."""
+
     def create_owner(self, email: str, password_hash: str) -> Owner: ...
     def owner_credentials(self, email: str) -> tuple[Owner, str]: ...
     def set_password_hash(self, owner_id: str, password_hash: str) -> None: ...
@@ -40,7 +43,8 @@ class Repository(Protocol):
     def revoke_api_key(self, owner_id: str, key_id: str) -> None: ...
     def owner_by_api_key(self, secret: str) -> Owner: ...
 
-    # rooms
+
+class RoomStore(Protocol):
     def create_room(
         self,
         name: str,
@@ -56,7 +60,10 @@ class Repository(Protocol):
     def update_room(self, room_id: str, owner_id: str, changes: Mapping[str, Any]) -> Room: ...
     def delete_room(self, room_id: str, owner_id: str) -> None: ...
 
-    # persons, templates, photos
+
+class PersonStore(Protocol):
+    """People, their templates and (opt-in) photos."""
+
     def add_person(
         self,
         room_id: str,
@@ -92,7 +99,8 @@ class Repository(Protocol):
     def gallery_version(self, room_id: str) -> tuple[int, int]: ...
     def delete_person(self, person_id: str, owner_id: str | None = None) -> None: ...
 
-    # invites
+
+class InviteStore(Protocol):
     def create_invite(
         self, room_id: str, person_id: str | None, ttl_s: float | None = ...
     ) -> str: ...
@@ -110,7 +118,8 @@ class Repository(Protocol):
     def revoke_invite_id(self, invite_id: str, owner_id: str) -> InviteInfo: ...
     def resolve_invite(self, slug: str, token: str, now: float | None = None) -> Invite: ...
 
-    # audit
+
+class AuditStore(Protocol):
     def audit(
         self,
         event: str,
@@ -121,12 +130,18 @@ class Repository(Protocol):
     ) -> None: ...
     def audit_log(self, room_id: str, limit: int | None = None) -> list[AuditRecord]: ...
 
-    # meetings and webhooks (certified presence, docs/presence.md)
+
+class MeetingStore(Protocol):
+    """Meetings of a room (certified presence, docs/presence.md)."""
+
     def start_meeting(self, room_id: str, now: float | None = None) -> Meeting: ...
     def end_meeting(self, meeting_id: str, now: float | None = None) -> None: ...
     def meetings(self, room_id: str, limit: int = 50) -> list[Meeting]: ...
     def meeting(self, meeting_id: str, room_id: str) -> Meeting: ...
     def meeting_audit(self, meeting_id: str) -> list[AuditRecord]: ...
+
+
+class WebhookStore(Protocol):
     def create_webhook(
         self,
         room_id: str,
@@ -149,5 +164,12 @@ class Repository(Protocol):
         last_error: str | None,
     ) -> None: ...
     def deliveries(self, webhook_id: str, limit: int = 50) -> list[Delivery]: ...
+
+
+class Repository(
+    OwnerStore, RoomStore, PersonStore, InviteStore, AuditStore, MeetingStore, WebhookStore,
+    Protocol,
+):  # fmt: skip
+    """Every role: what one store implementation provides."""
 
     def close(self) -> None: ...

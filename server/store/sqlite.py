@@ -594,7 +594,7 @@ class SqliteStore:
             raise StoreError("expired_invite", "this invite link has expired")
         room = self.room_by_slug(slug)
         person = self.person(row["person_id"]) if row["person_id"] else None
-        return Invite(room, person, row["expires"])
+        return Invite(room, person, row["expires"], row["id"])
 
     # -- audit --
 

@@ -97,6 +97,10 @@ async def test_two_enrolled_see_each_other_and_stranger_is_refused(
 
     for page, other in ((page_a, "Dee Nine"), (page_b, "Lestari")):
         await page.wait_for_selector(f".tile.peer figcaption:has-text('{other}')", timeout=30_000)
+        # Admitted: the lobby (its preview, progress, verdict) is gone, not stacked above
+        # the room (author CSS once overrode [hidden]); the room's controls are visible.
+        assert await page.is_hidden("#lobby") and await page.is_hidden("#progress")
+        assert await page.is_visible("#leave")
         seen = await wait_for_peer_video(page)
         assert seen["widths"] and all(w > 0 for w in seen["widths"])  # type: ignore[union-attr]
 

@@ -106,8 +106,13 @@ async def test_only_admitted_peers_receive_media(gatekeeper: Gatekeeper, faces_d
         await a.join()
         assert (await a.wait_verdict(VERDICT_TIMEOUT))["admitted"] is True
         await stranger.join()
+        verdict = await stranger.wait_verdict(VERDICT_TIMEOUT)
+        assert verdict["admitted"] is False
+        # The rightful person opens the same invite: one lobby session per invite, so
+        # the stranger's (refused, still waiting) session is replaced.
         await b.join()
         assert (await b.wait_verdict(VERDICT_TIMEOUT))["admitted"] is True
+        assert [e["code"] for e in stranger.result.of_type("error")] == ["replaced"]
         # Both admitted peers decode each other's video.
         for viewer in (a, b):
             await viewer.wait_for(
@@ -118,8 +123,6 @@ async def test_only_admitted_peers_receive_media(gatekeeper: Gatekeeper, faces_d
         peers_a = a.result.of_type("peers")[-1]["peers"]
         assert [p["name"] for p in peers_a] == ["D9"]
         assert peers_a[0]["mids"]
-        verdict = await stranger.wait_verdict(VERDICT_TIMEOUT)
-        assert verdict["admitted"] is False
         # The refused peer never got a forwarded track, and nobody got its media.
         assert stranger.result.received == []
         assert not stranger.result.of_type("peers")

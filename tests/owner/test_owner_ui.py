@@ -318,13 +318,13 @@ async def test_live_dashboard_pushes_room_state(world: World) -> None:
     await world.hub.push_dashboard(room_id)
     pushed = await asyncio.wait_for(ws.receive_json(), 5)
     assert pushed["recent"][0]["name"] == "Stranger" and pushed["recent"][0]["distance"] == 0.812
-    assert world.hub.dashboards.get(room_id)
+    assert world.hub.dashboard.sinks.get(room_id)
     await ws.close()
     for _ in range(50):
-        if not world.hub.dashboards.get(room_id):
+        if not world.hub.dashboard.sinks.get(room_id):
             break
         await asyncio.sleep(0.02)
-    assert not world.hub.dashboards.get(room_id)
+    assert not world.hub.dashboard.sinks.get(room_id)
     signed_out = await world.owner()
     resp = await signed_out.client.get(f"/owner/rooms/{room_id}/live")
     assert resp.status == 401

@@ -1,5 +1,6 @@
-"""Brute force end to end: failed verifications lock the invite and the address, and no
-refusal, hold or error ever reveals a distance or who the nearest enrolled person is.
+"""Brute force end to end: failed verifications lock the invite (never the shared
+address), and no refusal, hold or error ever reveals a distance or who the nearest
+enrolled person is.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ async def test_failures_lock_the_invite_and_the_address(
     assert [v["reason"] for v in verdicts] == ["not_recognised"] * 3
     assert [v["attempts_left"] for v in verdicts] == [2, 1, 0]
     assert verdicts[-1]["final"] is True
-    # Session 2: the fifth failure in the window locks the invite and the address.
+    # Session 2: the fifth failure in the window locks the invite (not the address:
+    # people behind one address must not pay for one person's failures; issue 12).
     second = attacker(d9)
     try:
         verdicts = await attempt_until_final(second)
@@ -67,15 +69,14 @@ async def test_failures_lock_the_invite_and_the_address(
         await second.close()
     assert [v["reason"] for v in verdicts] == ["not_recognised", "locked_out"]
     assert verdicts[-1]["final"] is True and verdicts[-1]["attempts_left"] == 0
+    assert "invite link is locked" in str(verdicts[-1]["message"])
     now = time.monotonic()
-    for key in (f"invite:{d9}", "ip:127.0.0.1"):
-        until = hub.lockout.locked_until((key,), now)
-        assert until is not None and until - now > policy.lockout_duration_s - 60
-    # Locked: even the right face on another invite from this address is refused at
-    # its first frame, with no frame analysed.
-    rightful = GateClient(
-        gate.base_url, gate.room_slug, invite=lestari, video=StillTrack(d9_frames, 10)
-    )
+    until = hub.lockout.locked_until((f"invite:{d9}",), now)
+    assert until is not None and until - now > policy.lockout_duration_s - 60
+    assert hub.lockout.locked_until((f"ip:{gate.room_id}:127.0.0.1",), now) is None
+    # Locked: even the right face on the locked invite is refused at its first frame,
+    # with no frame analysed.
+    rightful = GateClient(gate.base_url, gate.room_slug, invite=d9, video=StillTrack(d9_frames, 10))
     try:
         await rightful.join()
         verdict = await rightful.wait_verdict(VERDICT_S)
@@ -84,7 +85,19 @@ async def test_failures_lock_the_invite_and_the_address(
     assert verdict["admitted"] is False and verdict["reason"] == "locked_out"
     assert verdict["final"] is True
     assert not [m for m in rightful.result.of_type("progress") if m["frames"]]
-    for client, others in ((first, ["Lestari"]), (second, ["Lestari"]), (rightful, ["D9"])):
+    # A bystander on another invite, from the same address, is checked as usual.
+    # (Not D9's face: dlib puts D9 within 0.51-0.55 of Lestari's stills, under its 0.60
+    # threshold, a real false match the second engine of issue 14 is for.)
+    bystander = GateClient(
+        gate.base_url, gate.room_slug, invite=lestari, video=StillTrack(stranger_frames, 10)
+    )
+    try:
+        await bystander.join()
+        verdict = await bystander.wait_verdict(VERDICT_S)
+    finally:
+        await bystander.close()
+    assert verdict["reason"] == "not_recognised", verdict
+    for client, others in ((first, ["Lestari"]), (second, ["Lestari"]), (rightful, ["Lestari"])):
         assert client.video_frames_received() == 0
         assert_no_leak(client.result.messages, others)
     events = [r.event for r in gate.store.audit_log(gate.room_id)]

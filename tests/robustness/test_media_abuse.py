@@ -240,11 +240,10 @@ async def test_media_that_never_arrives_times_out_and_is_freed(
         assert messages[-1] == {"type": "bye", "reason": "closed"}
         assert close.type is aiohttp.WSMsgType.CLOSE
         assert 1.5 <= took < 8.0, took
-        # Everything of that participant is gone: seat, pc, sampler, ticker.
+        # Everything of that participant is gone: seat, pc, sampler, its task.
         assert participant.closed and not hub.rooms
         if offer:
             assert participant.pc is not None and participant.pc.connectionState == "closed"
         assert participant.sampler is None
-        ticker = participant._ticker
-        await wait_until(lambda: ticker is None or ticker.done())
+        await participant.wait_closed(5)
         await wait_until(lambda: len(asyncio.all_tasks()) <= tasks_before, timeout=10)

@@ -15,6 +15,9 @@ let admitted = false;
 let leaving = false;
 let peers = [];
 const streamsByMid = new Map();
+// Reconnecting after a blip: bounded, with backoff, inside the server's grace window.
+const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 8000];
+let reconnects = 0;
 
 function setStatus(text) { $("status").textContent = text; }
 
@@ -122,7 +125,13 @@ function renderGrid() {
 
 function enterRoom() {
   admitted = true;
+  reconnects = 0;
+  // The lobby is done: no stale hint, progress or verdict is left behind it.
   $("lobby").hidden = true;
+  $("verdict").hidden = true;
+  $("prompt").hidden = true;
+  $("progress").value = 0;
+  setStatus("");
   $("room").hidden = false;
   $("self-video").srcObject = localStream;
   renderGrid();
@@ -142,6 +151,10 @@ function onMessage(msg) {
   switch (msg.type) {
     case "welcome":
       if (msg.rejoin) sessionStorage.setItem(REJOIN_KEY, msg.rejoin);
+      if (admitted && !msg.resumed) {
+        // The blip outlasted the grace window: the server verifies again, in the lobby.
+        backToLobby("Your connection dropped for too long, so the gate checks you again.");
+      }
       $("who").textContent = msg.person
         ? `Joining ${msg.room} as ${msg.person}.`
         : `Joining ${msg.room}.`;
@@ -176,8 +189,8 @@ function onMessage(msg) {
     case "verdict":
       $("prompt").hidden = true;
       if (msg.admitted) {
-        showVerdict(true, "Verified", msg.message, "");
         enterRoom();
+        sendMediaState();  // a rejoined session tells the others its mute/camera state again
       } else {
         const next = msg.final
           ? "No attempts left for this visit."
@@ -234,11 +247,14 @@ function openSocket() {
   ws.addEventListener("message", (event) => onMessage(JSON.parse(event.data)));
   ws.addEventListener("close", () => {
     if (leaving) return;
-    if (admitted) {
+    if (admitted && reconnects < RECONNECT_DELAYS_MS.length) {
       // A short blip: rejoin without re-verifying while the grace window lasts.
       $("room-status").textContent = "Connection lost, rejoining…";
       resetPeerConnection();
-      setTimeout(openSocket, 1000);
+      setTimeout(openSocket, RECONNECT_DELAYS_MS[reconnects]);
+      reconnects += 1;
+    } else if (admitted) {
+      exitRoom("The connection to the server is lost. Reload the page to join again.");
     } else {
       setStatus("Connection to the server closed. Reload the page to try again.");
     }
@@ -250,6 +266,30 @@ function resetPeerConnection() {
   pc = null;
   streamsByMid.clear();
   peers = [];
+}
+
+function backToLobby(text) {
+  admitted = false;
+  peers = [];
+  renderGrid();
+  $("room").hidden = true;
+  $("lobby").hidden = false;
+  $("verdict").hidden = true;
+  $("retry").hidden = true;
+  setStatus(text);
+}
+
+function currentMediaState() {
+  const tracks = localStream ? localStream.getTracks() : [];
+  return {
+    audio: tracks.filter((t) => t.kind === "audio").every((t) => t.enabled),
+    video: tracks.filter((t) => t.kind === "video").every((t) => t.enabled),
+  };
+}
+
+function sendMediaState() {
+  const state = currentMediaState();
+  if (!state.audio || !state.video) send({ type: "media", ...state });
 }
 
 function exitRoom(text) {
@@ -299,9 +339,7 @@ function toggle(button, kind, offLabel, onLabel) {
   track.enabled = !track.enabled;
   button.setAttribute("aria-pressed", String(!track.enabled));
   button.textContent = track.enabled ? offLabel : onLabel;
-  const audio = localStream.getAudioTracks().every((t) => t.enabled);
-  const video = localStream.getVideoTracks().every((t) => t.enabled);
-  send({ type: "media", audio, video });
+  send({ type: "media", ...currentMediaState() });
 }
 
 $("mute").addEventListener("click", (e) => toggle(e.currentTarget, "audio", "Mute", "Unmute"));

@@ -1,0 +1,72 @@
+"""Everything that can happen to a participant, as values on its one input queue.
+
+The socket reader, the frame sampler, the presence prober, the room (asking for a
+renegotiation) and the host (asking for a re-verification) only *put* these; the
+participant's own task takes them one at a time, in order, and is the only code
+that changes the participant's state (``server/participant.py``).
+Client messages (``server/signalling.py``) travel on the same queue unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from .gate import Observation
+from .presence import PresenceCheck
+from .roles import CloseReason
+from .signalling import ClientMessage
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """One sampled frame analysed in the executor."""
+
+    now: float
+    observation: Observation
+
+
+@dataclass(frozen=True)
+class AnalysisError:
+    """The analysis of a frame raised (already logged with its traceback)."""
+
+    now: float
+    detail: str
+
+
+@dataclass(frozen=True)
+class PresenceResult:
+    check: PresenceCheck
+
+
+@dataclass(frozen=True)
+class PcStateChanged:
+    state: str
+
+
+@dataclass(frozen=True)
+class RenegotiateRequest:
+    """The room changed this participant's forwarded tracks: offer, await the answer."""
+
+    done: asyncio.Future[None]
+
+
+@dataclass(frozen=True)
+class ReverifyRequest:
+    """The host asks for a re-verification; ``done`` says whether it started."""
+
+    done: asyncio.Future[bool]
+
+
+@dataclass(frozen=True)
+class CloseRequest:
+    reason: CloseReason
+    grace: bool = True
+    code: str | None = None  # an ``error`` to send first (fatal), e.g. ``replaced``
+    message: str = ""
+
+
+Input = (
+    ClientMessage | FrameResult | AnalysisError | PresenceResult | PcStateChanged
+    | RenegotiateRequest | ReverifyRequest | CloseRequest
+)  # fmt: skip

@@ -1,0 +1,201 @@
+"""One participant's media: peer connection, publisher tap, frame sampler, presence probe.
+
+Owned by the participant's task (``server/participant.py``), which calls these
+methods; the only code here that runs in other tasks are the *producers* -- the
+sampler's worker and the presence probe -- and they never touch session state:
+they put their results on the participant's input queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any
+
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.sdp import candidate_from_sdp
+
+from .face.engine import FaceEngine
+from .gate import Observation
+from .identity import AdmittedIdentity
+from .inputs import AnalysisError, FrameResult, Input, PcStateChanged, PresenceResult
+from .presence import PresenceCheck
+from .presence.check import presence_check
+from .rtc.codecs import restrict_answer_codecs
+from .rtc.forward import Publisher
+from .rtc.peer import create_peer_connection
+from .rtc.sampler import FrameSampler
+from .signalling import Candidate
+
+log = logging.getLogger(__name__)
+
+Observe = Callable[[Any, bool], Observation]
+
+
+class MediaError(Exception):
+    """The client's media cannot be used (bad SDP, no camera track): fatal for the join."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class MediaLink:
+    def __init__(
+        self,
+        participant_id: str,
+        enqueue: Callable[[Input], None],
+        executor: Executor,
+        *,
+        loopback: bool,
+        sample_fps: float,
+    ) -> None:
+        self.participant_id = participant_id
+        self._enqueue = enqueue
+        self._executor = executor
+        self._loopback = loopback
+        self._sample_fps = sample_fps
+        self.pc: RTCPeerConnection | None = None
+        self.publisher: Publisher | None = None
+        self.sampler: FrameSampler | None = None
+        self._probe: asyncio.Task[None] | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self.pc is not None and self.pc.connectionState == "connected"
+
+    @property
+    def probing(self) -> bool:
+        return self._probe is not None and not self._probe.done()
+
+    async def answer(self, sdp: str) -> str:
+        """Accept the client's offer; returns our answer (raises ``MediaError``)."""
+        pc = create_peer_connection(loopback=self._loopback)
+        self.pc = pc
+        self.publisher = Publisher(self.participant_id, pc)
+
+        @pc.on("connectionstatechange")
+        def _state() -> None:
+            self._enqueue(PcStateChanged(pc.connectionState))
+
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
+            # VP8 everywhere: every browser decodes it, so one encoded stream fits all.
+            restrict_answer_codecs(pc)
+            await pc.setLocalDescription(await pc.createAnswer())
+        except Exception as exc:  # aiortc raises ValueError and friends on bad SDP
+            log.info("participant %s sent an unusable offer: %s", self.participant_id, exc)
+            raise MediaError("bad_sdp", f"offer rejected: {exc}") from exc
+        return str(pc.localDescription.sdp)
+
+    def has_video(self) -> bool:
+        pc, publisher = self.pc, self.publisher
+        if pc is None or publisher is None or publisher.decoded_video is None:
+            return False
+        return any(
+            t.kind == "video" and t.receiver.track is not None for t in pc.getTransceivers()
+        )
+
+    async def add_candidate(self, msg: Candidate) -> None:
+        if self.pc is None or not msg.candidate:
+            return
+        try:
+            candidate = candidate_from_sdp(msg.candidate.removeprefix("candidate:"))
+        except (ValueError, IndexError) as exc:
+            raise MediaError("bad_candidate", "ICE candidate could not be parsed") from exc
+        candidate.sdpMid = msg.sdp_mid
+        candidate.sdpMLineIndex = msg.sdp_mline_index
+        await self.pc.addIceCandidate(candidate)
+
+    # -- sampling for the gate --
+
+    def start_sampling(self, observe: Observe, wants: Callable[[], bool | None]) -> None:
+        """Decode and analyse up to ``sample_fps`` frames a second.
+
+        ``wants()`` is read before each analysis: None = skip this frame (nothing is
+        being checked), else whether the frame needs an embedding.
+        """
+        assert self.publisher is not None
+        video = self.publisher.start_decoding()
+        loop = asyncio.get_running_loop()
+
+        async def analyse(frame: Any, _received_at: float) -> None:
+            embed = wants()
+            if embed is None:
+                return
+            try:
+                observation = await loop.run_in_executor(self._executor, observe, frame, embed)
+            except Exception as exc:
+                log.exception("frame analysis failed for participant %s", self.participant_id)
+                self._enqueue(AnalysisError(time.monotonic(), f"{type(exc).__name__}: {exc}"))
+                return
+            self._enqueue(FrameResult(time.monotonic(), observation))
+
+        self.sampler = FrameSampler(video, self._sample_fps, analyse)
+        self.sampler.start()
+
+    async def stop_sampling(self) -> None:
+        if self.sampler is not None:
+            await self.sampler.stop()
+            self.sampler = None
+        if self.publisher is not None:
+            self.publisher.stop_decoding()
+
+    # -- presence: one keyframe, one check, off the session's task --
+
+    def probe_presence(
+        self, engine: FaceEngine, identity: AdmittedIdentity, keyframe_timeout_s: float
+    ) -> None:
+        if self.probing or self.publisher is None:
+            return
+        publisher = self.publisher
+        loop = asyncio.get_running_loop()
+
+        async def probe() -> None:
+            frame = await publisher.decode_keyframe(keyframe_timeout_s)
+            if frame is None:
+                self._enqueue(PresenceResult(PresenceCheck(time.monotonic(), made=False)))
+                return
+            rgb = frame.to_ndarray(format="rgb24")
+            try:
+                check = await loop.run_in_executor(
+                    self._executor,
+                    presence_check,
+                    engine,
+                    rgb,
+                    identity.templates,
+                    identity.threshold,
+                    time.monotonic(),
+                )
+            except Exception:
+                log.exception("presence check failed for participant %s", self.participant_id)
+                check = PresenceCheck(time.monotonic(), made=False)
+            self._enqueue(PresenceResult(check))
+
+        self._probe = asyncio.create_task(probe(), name=f"presence-{self.participant_id}")
+
+    async def stop_probe(self) -> None:
+        task, self._probe = self._probe, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def close(self) -> None:
+        await self.stop_probe()
+        await self.stop_sampling()
+        if self.publisher is not None:
+            try:
+                await self.publisher.close()
+            except Exception:
+                log.exception("publisher close failed for %s", self.participant_id)
+        if self.pc is not None:
+            try:
+                await self.pc.close()
+            except Exception:
+                log.exception("peer connection close failed for %s", self.participant_id)

@@ -1,0 +1,121 @@
+"""Server -> client messages of the participant websocket, as typed values.
+
+One dataclass per message ``type`` and one encoder, so what the server can say is
+listed in one place and checked against docs/protocol.md by a test
+(tests/test_messages.py). Client -> server messages are parsed in
+``server/signalling.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class Welcome:
+    TYPE: ClassVar[str] = "welcome"
+    participant_id: str
+    room: str
+    person: str | None
+    attempts_left: int
+    rejoin: str
+    resumed: bool
+
+
+@dataclass(frozen=True)
+class SdpAnswer:
+    TYPE: ClassVar[str] = "answer"
+    sdp: str
+
+
+@dataclass(frozen=True)
+class SdpOffer:
+    TYPE: ClassVar[str] = "offer"
+    sdp: str
+
+
+@dataclass(frozen=True)
+class StateMessage:
+    TYPE: ClassVar[str] = "state"
+    state: str
+
+
+@dataclass(frozen=True)
+class ProgressMessage:
+    TYPE: ClassVar[str] = "progress"
+    frames: int
+    required: int
+    hold: str | None
+    message: str
+
+
+@dataclass(frozen=True)
+class PromptMessage:
+    TYPE: ClassVar[str] = "prompt"
+    text: str
+    action: str | None
+    step: int
+    steps: int
+    time_limit_s: float
+
+
+@dataclass(frozen=True)
+class Verdict:
+    TYPE: ClassVar[str] = "verdict"
+    admitted: bool
+    reason: str | None
+    message: str
+    attempts_left: int
+    final: bool
+
+
+@dataclass(frozen=True)
+class Peer:
+    id: str
+    name: str
+    mids: list[str]
+    audio: bool
+    video: bool
+
+
+@dataclass(frozen=True)
+class Peers:
+    TYPE: ClassVar[str] = "peers"
+    peers: list[Peer] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Error:
+    TYPE: ClassVar[str] = "error"
+    code: str
+    message: str
+    fatal: bool = False
+
+
+@dataclass(frozen=True)
+class Bye:
+    TYPE: ClassVar[str] = "bye"
+    reason: str
+
+
+@dataclass(frozen=True)
+class Reverify:
+    TYPE: ClassVar[str] = "reverify"
+    paused: bool
+
+
+OutMessage = (
+    Welcome | SdpAnswer | SdpOffer | StateMessage | ProgressMessage | PromptMessage | Verdict
+    | Peers | Error | Bye | Reverify
+)  # fmt: skip
+MESSAGE_TYPES: tuple[type[Any], ...] = (
+    Welcome, SdpAnswer, SdpOffer, StateMessage, ProgressMessage, PromptMessage, Verdict,
+    Peers, Error, Bye, Reverify,
+)  # fmt: skip
+
+
+def encode(message: OutMessage) -> dict[str, Any]:
+    """The JSON object sent on the socket: ``type`` first, then the fields."""
+    return {"type": message.TYPE, **dataclasses.asdict(message)}

@@ -1,0 +1,132 @@
+"""One live room: its participants, its SFU, its meeting, and who is told what.
+
+Only admitted participants are handed to the SFU, so nobody unverified receives
+room media. Changes to the SFU happen at once (forwarding starts or stops before
+the call returns); the renegotiations they require run in background tasks owned
+by the room, so no participant's task ever waits for its own answer (issue 11,
+defect 3). After a viewer's renegotiation completes, that viewer alone is sent
+its peer list (the mids are known only then): one admission costs O(N) messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+from .messages import Peer, Peers
+from .roles import RoomMember
+from .rtc.room import SfuRoom
+from .seats import take_seat
+from .store import Room
+
+if TYPE_CHECKING:
+    from .hub import Hub
+
+log = logging.getLogger(__name__)
+
+
+class RoomRuntime:
+    def __init__(self, hub: Hub, room: Room) -> None:
+        self.hub = hub
+        self.room = room
+        self.participants: dict[str, RoomMember] = {}
+        self.sfu = SfuRoom(self._renegotiate)
+        # A meeting is one live session of the room: it ends when the room empties.
+        self.meeting_id: str | None = hub.start_meeting(room.id)
+        self.had_admission = False
+        self._paused_viewers: set[str] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> None:
+        async def guarded() -> None:
+            try:
+                await coro
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("room %s: %s failed", self.room.id, what)
+
+        task = asyncio.create_task(guarded(), name=f"room-{self.room.id}-{what}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _renegotiate(self, participant_id: str) -> None:
+        member = self.participants.get(participant_id)
+        if member is None:
+            return
+        await member.renegotiate()
+        self.send_peers(member)
+
+    def add(self, member: RoomMember) -> None:
+        self.participants[member.id] = member
+        self.hub.audit(member, "participant.joined", {})
+
+    def admit(self, member: RoomMember) -> None:
+        """Seat ``member`` (one admitted session per person) and start forwarding."""
+        assert member.pc is not None and member.publisher is not None
+        for old in take_seat(self, member):
+            # Out of the SFU now; its own task finishes the teardown.
+            self._spawn(self.sfu.detach(old.id), "detach")
+        self.had_admission = True
+        self._spawn(self.sfu.attach(member.id, member.pc, member.publisher), "admit")
+        for viewer in self._paused_viewers:
+            self.sfu.pause_viewer(viewer)  # new legs to someone being re-verified: held too
+        self.send_peers(member)
+        self.notify_dashboard()
+
+    def remove(self, member: RoomMember, *, grace: bool) -> None:
+        if self.participants.pop(member.id, None) is None:
+            return
+        self._paused_viewers.discard(member.id)
+        if grace:
+            self.hub.remember_for_rejoin(self, member)
+        if self.sfu.is_admitted(member.id):
+            self._spawn(self.sfu.detach(member.id), "remove")
+        self.notify_dashboard()
+        if not self.participants:
+            self.hub.forget_room(self)
+
+    def pause_viewer(self, member: RoomMember) -> None:
+        """While ``member`` re-verifies, no room media reaches it."""
+        self._paused_viewers.add(member.id)
+        self.sfu.pause_viewer(member.id)
+
+    def resume_viewer(self, member: RoomMember) -> None:
+        self._paused_viewers.discard(member.id)
+        self.sfu.resume_viewer(member.id)
+
+    def admitted(self) -> list[RoomMember]:
+        return [p for p in self.participants.values() if p.admitted]
+
+    def send_peers(self, viewer: RoomMember) -> None:
+        """Tell one admitted participant who else is in, and which m-lines are theirs."""
+        if not viewer.admitted:
+            return
+        mids: dict[str, list[str]] = {}
+        for leg in self.sfu.legs(viewer_id=viewer.id):
+            if leg.mid is not None:
+                mids.setdefault(leg.publisher_id, []).append(leg.mid)
+        peers = [
+            Peer(other.id, other.name, mids.get(other.id, []), other.audio_on, other.video_on)
+            for other in self.admitted()
+            if other is not viewer
+        ]
+        viewer.send(Peers(peers))
+
+    def broadcast_peers(self) -> None:
+        for viewer in self.admitted():
+            self.send_peers(viewer)
+        self.notify_dashboard()
+
+    def notify_dashboard(self) -> None:
+        self.hub.dashboard.changed(self.room.id)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
