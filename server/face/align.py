@@ -55,7 +55,24 @@ MESH_5 = (263, 362, 33, 133, 2)
 # the person's own right / left eye): their mean is the eye centre the 112x112
 # template's first two points stand for (annotated pupil centres, open eyes).
 MESH_RIGHT_EYE_RING = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
-MESH_LEFT_EYE_RING = (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466)
+MESH_LEFT_EYE_RING = (
+    263,
+    249,
+    390,
+    373,
+    374,
+    380,
+    381,
+    382,
+    362,
+    398,
+    384,
+    385,
+    386,
+    387,
+    388,
+    466,
+)
 MESH_NOSE_TIP = 1
 MESH_MOUTH_RIGHT, MESH_MOUTH_LEFT = 61, 291  # the person's right / left outer lip corner
 
