@@ -111,7 +111,8 @@ def build_room_index(store: Any, room_id: str, engine: str) -> GalleryIndex | En
     if engine == "dlib":
         return GalleryIndex(store.gallery(room_id, engine="dlib"))
     scorer = scorer_for(engine)
-    return EngineGallery({e: store.gallery(room_id, engine=e) for e in scorer.engines}, scorer)
+    galleries = {e: store.gallery(room_id, engine=e) for e in scorer.engines}
+    return EngineGallery(galleries, scorer, enrolled=store.engine_coverage(room_id).keys())
 
 
 class FaceChecker:

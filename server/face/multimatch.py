@@ -14,7 +14,7 @@ silently matched on one engine.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import numpy as np
 
@@ -76,21 +76,23 @@ class EngineGallery:
     search under one scorer. ``person_ids`` are the people usable by this mode."""
 
     def __init__(
-        self, galleries: Mapping[str, Mapping[str, np.ndarray]], scorer: Scorer = DLIB_SCORER
+        self,
+        galleries: Mapping[str, Mapping[str, np.ndarray]],
+        scorer: Scorer = DLIB_SCORER,
+        *,
+        enrolled: Collection[str] | None = None,
     ) -> None:
+        """``enrolled``: everyone with templates of any engine (default: anyone in
+        ``galleries``), to name those this mode cannot match in ``missing``."""
         self.scorer = scorer
         self.indexes = {e: GalleryIndex(galleries.get(e, {})) for e in scorer.engines}
         sets = [set(ix.person_ids) for ix in self.indexes.values()]
-        everyone = set().union(*(galleries.get(e, {}) for e in galleries))
+        everyone = set(enrolled) if enrolled is not None else _everyone(galleries)
         usable = set.intersection(*sets) if sets else set()
         first = self.indexes[scorer.engines[0]].person_ids
         self.person_ids = [pid for pid in first if pid in usable]
         # enrolled, but lacking templates of an engine this mode needs
-        self.missing = sorted(
-            pid
-            for pid in everyone
-            if pid not in usable and any(np.asarray(t).size for t in _person(galleries, pid))
-        )
+        self.missing = sorted(everyone - usable)
         self._columns = {
             e: np.array([ix.person_ids.index(p) for p in self.person_ids], dtype=np.int64)
             for e, ix in self.indexes.items()
@@ -134,5 +136,5 @@ class EngineGallery:
         return Identification("match", self.person_ids[best_i], best, runner)
 
 
-def _person(galleries: Mapping[str, Mapping[str, np.ndarray]], pid: str) -> list[np.ndarray]:
-    return [g[pid] for g in galleries.values() if pid in g]
+def _everyone(galleries: Mapping[str, Mapping[str, np.ndarray]]) -> set[str]:
+    return {pid for g in galleries.values() for pid, t in g.items() if np.asarray(t).size}
