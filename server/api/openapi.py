@@ -264,15 +264,17 @@ SCHEMAS: J = {
             "distance": {"type": "number"},
             "decision": {"type": "string", "enum": ["match", "no_match"]},
             "threshold": {"type": "number"},
+            "engine": ROOM_SETTINGS["engine"],
             "box": {"type": "array", "items": {"type": "number"}},
             "quality": {"type": "array", "items": {"type": "string"}},
         },
-        ["person_id", "distance", "decision", "threshold", "box", "quality"],
+        ["person_id", "distance", "decision", "threshold", "engine", "box", "quality"],
     ),
     "SearchResult": obj(
         {
             "room_id": {"type": "string"},
             "threshold": {"type": "number"},
+            "engine": ROOM_SETTINGS["engine"],
             "faces": {
                 "type": "array",
                 "items": obj(
@@ -287,7 +289,7 @@ SCHEMAS: J = {
                 ),
             },
         },
-        ["room_id", "threshold", "faces"],
+        ["room_id", "threshold", "engine", "faces"],
     ),
     "Invite": obj(
         {
