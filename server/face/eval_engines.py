@@ -173,8 +173,12 @@ def pair_distances(
     *,
     dlib_flip: bool = True,
     sface_flip: bool = False,
+    live_probe: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(dlib distances, SFace distances) per pair; inf where an image has no face."""
+    """(dlib distances, SFace distances) per pair; inf where an image has no face.
+
+    ``live_probe``: the pair's second image is embedded as a probe of a both / fused
+    room is (dlib on one chip, ``FaceEngine.fused_dlib_flip``), the first as a template."""
     d1 = np.full(len(pairs), np.inf)
     d2 = np.full(len(pairs), np.inf)
 
@@ -189,7 +193,8 @@ def pair_distances(
     for i, p in enumerate(pairs):
         a, b = engines(p.a), engines(p.b)
         if a is not None and b is not None:
-            d1[i] = float(np.linalg.norm(a[0] - b[0]))
+            probe = vectors[p.b][0].astype(np.float64) if live_probe else b[0]
+            d1[i] = float(np.linalg.norm(a[0] - probe))
             d2[i] = float(np.linalg.norm(a[1] - b[1]))
     return d1, d2
 
@@ -211,6 +216,9 @@ def fit_mode(mode: str, d1: np.ndarray, d2: np.ndarray, same: np.ndarray) -> tup
         ), {"dlib_threshold": t1, "sface_threshold": t2}
     fusion = fit_calibrated(d1, d2, same)
     return fusion.distance, {"fusion": fusion.as_dict()}
+
+
+CURVE = [round(0.40 + 0.02 * i, 2) for i in range(21)]  # thresholds in dlib's unit
 
 
 def report_mode(
@@ -243,6 +251,14 @@ def report_mode(
     r1, r01 = roc_point(ds, dd, 0.01), roc_point(ds, dd, 0.001)
     out["tar_at_far_1pct"] = None if r1 is None else r1[0]
     out["tar_at_far_0_1pct"] = None if r01 is None else r01[0]
+    out["curve"] = [
+        [
+            t,
+            round(float(np.mean(deployed[~same] <= t)), 5),
+            round(float(np.mean(deployed[same] > t)), 5),
+        ]
+        for t in CURVE
+    ]
     accept = deployed <= REFERENCE_THRESHOLD
     out["deployed"] = {
         "threshold": REFERENCE_THRESHOLD,
@@ -265,12 +281,12 @@ def _pct(x: float | None) -> str:
 
 
 def print_table(reports: dict[str, dict[str, Any]]) -> None:
-    print(f"{'engine':8s} {'10-fold':>9s} {'EER':>7s} {'TAR@1%':>8s} {'TAR@0.1%':>9s}"
+    print(f"{'engine':10s} {'10-fold':>9s} {'EER':>7s} {'TAR@1%':>8s} {'TAR@0.1%':>9s}"
           f" {'acc@0.60':>9s} {'FAR':>7s} {'FRR':>7s}")  # fmt: skip
     for mode, r in reports.items():
         dep = r["deployed"]
         print(
-            f"{mode:8s} {_pct(r.get('accuracy_10fold')):>9s} {_pct(r['eer']):>7s} "
+            f"{mode:10s} {_pct(r.get('accuracy_10fold')):>9s} {_pct(r['eer']):>7s} "
             f"{_pct(r['tar_at_far_1pct']):>8s} {_pct(r['tar_at_far_0_1pct']):>9s} "
             f"{_pct(dep['accuracy']):>9s} {_pct(dep['far']):>7s} {_pct(dep['frr']):>7s}"
         )
@@ -304,11 +320,15 @@ def main(argv: list[str] | None = None) -> int:
     folds = np.array([p.fold for p in pairs]) if has_folds else None
     order = [args.engine, *[m for m in ROOM_ENGINES if m != args.engine]]
     reports = {m: report_mode(m, d1, d2, same, folds) for m in order}
+    live = pair_distances(pairs, vectors, sface_flip=args.sface_flip, live_probe=True)
+    for mode in ("both", "fused"):
+        reports[f"{mode}-live"] = report_mode(mode, *live, same, folds)
     print(
         f"{len(rels)} images ({len(rels) - len(vectors)} without a face), {len(pairs)} pairs; "
         f"embeddings {'from cache' if cached else 'computed'}: {path}"
     )
     print_table(reports)
+    print("(-live: probe as in both/fused rooms, dlib on one chip, vs flip-averaged templates)")
     print("ms per image (median): " + " ".join(f"{k}={v}" for k, v in timings.items()))
     result = {
         "data": str(args.data),
@@ -323,6 +343,11 @@ def main(argv: list[str] | None = None) -> int:
         "modes": reports,
         "wall_seconds": round(time.monotonic() - t0, 1),
     }
+    curves = {m: reports[m]["curve"] for m in ROOM_ENGINES}
+    line = {"set": f"{args.data.resolve().name} ({len(pairs)} pairs)", "curves": curves,
+            "params": {"sface_threshold": Scorer().sface_threshold,
+                       "fusion": Scorer().fusion.as_dict()}}  # fmt: skip
+    result["calibration_line"] = line
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))
