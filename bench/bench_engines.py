@@ -11,7 +11,9 @@ single-threaded (onnxruntime intra-op threads = 1, OpenCV threads = 1):
   chip -> ONNX ResNet on the chip and its mirror image;
 - ``sface``: 5 mesh points -> 112x112 chip -> SFace on one chip (rewritten graph);
 - ``sface, file as shipped``: the same chip through the unmodified ONNX graph;
-- ``both`` / ``fused``: both engines' embeddings plus the scorer (same cost for both);
+- ``both`` / ``fused``: both engines' embeddings plus the scorer (same cost for both),
+  as a both / fused room's probe is made: dlib on one chip (``fused_dlib_flip``), SFace on
+  one chip; ``fused, dlib flip-averaged too`` is the template-style alternative;
 - ``analyse``: the whole per-frame pipeline (detect, mesh, quality, embeddings) with
   the engines each setting needs, on frames with one face.
 
@@ -81,10 +83,10 @@ def main() -> int:
             mesh = engine.mesh.run(frame, det).points
 
             def dlib_onnx(
-                f: np.ndarray = frame, m: np.ndarray = mesh, d: Detection = det
+                f: np.ndarray = frame, m: np.ndarray = mesh, d: Detection = det, flip: bool = True
             ) -> np.ndarray:
                 chip = engine.aligner.chip(f, engine.aligner.five_points(f, d, m))
-                return engine.embed_chip(chip, flip=True)
+                return engine.embed_chip(chip, flip=flip)
 
             def sface_one(f: np.ndarray = frame, m: np.ndarray = mesh) -> np.ndarray:
                 return np.asarray(sface.embed([align_chip(f, arcface_points(m))])[0])
@@ -92,9 +94,9 @@ def main() -> int:
             def sface_file(f: np.ndarray = frame, m: np.ndarray = mesh) -> np.ndarray:
                 return np.asarray(plain.embed([align_chip(f, arcface_points(m))])[0])
 
-            def fused_face(scorer: Scorer = fused) -> object:
+            def fused_face(scorer: Scorer = fused, flip: bool = False) -> object:
                 d = {
-                    "dlib": np.asarray(np.linalg.norm(dlib_onnx())),
+                    "dlib": np.asarray(np.linalg.norm(dlib_onnx(flip=flip))),
                     "sface": np.asarray(np.linalg.norm(sface_one())),
                 }
                 return scorer.combine(d)
@@ -106,6 +108,7 @@ def main() -> int:
                     "sface, file as shipped": sface_file,
                     "both": lambda: fused_face(both),
                     "fused": fused_face,
+                    "fused, dlib flip-averaged too": lambda: fused_face(fused, True),
                 },
                 args.repeat,
             )
