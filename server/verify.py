@@ -12,6 +12,28 @@ The room's engine setting (``Room.engine``: dlib, sface, both, fused) lives in
 templates to compare, how to combine the distances) happens here and in
 ``server.face``, so the session layer only builds the target with :func:`load_target`
 (1:1) or :func:`build_room_index` (1:N) and passes it on.
+
+What the session layer's call sites pass (nothing else there knows about engines)::
+
+    # join (1:1 invite or 1:N open link)
+    threshold = room.threshold or hub.default_threshold
+    index = None if person else await hub.room_gallery(room)         # 1:N only
+    target = load_target(store, room, person.id if person else None,
+                         threshold=threshold, index=index)
+    if not target.enrolled:   # nobody (or not this person) has the room's engines
+        refuse("not_enrolled", ...)   # 1:1 in an sface/both/fused room: "re-enrol"
+    checker = FaceChecker(hub.engine, target)
+
+    # Hub.room_gallery(room): cache per room on (store.gallery_version(room.id),
+    # room.engine), built in the executor:
+    index = await loop.run_in_executor(executor, build_room_index, store, room.id,
+                                       room.engine)
+
+    # presence check on a keyframe (executor); host re-verification reuses observe()
+    checker.presence(rgb, gate.person_id or checker.target.claimed, now)
+
+    # optional, once at start-up in the executor: SFace templates from kept photos
+    backfill.backfill_templates(store, engine)
 """
 
 from __future__ import annotations
