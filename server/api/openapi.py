@@ -17,6 +17,7 @@ from ..store.records import (
     NAME_MAX,
     PRESENCE_INTERVAL_RANGE,
     ROOM_MODES,
+    TEMPLATE_ENGINES,
     WEBHOOK_EVENTS,
     WEBHOOK_URL_MAX,
 )
@@ -121,7 +122,12 @@ ROOM_SETTINGS: J = {
         "type": "boolean",
         "description": "keep enrolment photos (encrypted); turning it off deletes them",
     },
-    "engine": {"type": "string", "enum": list(ENGINES)},
+    "engine": {
+        "type": "string",
+        "enum": list(ENGINES),
+        "description": "face engine: dlib, sface, both (both must accept) or fused "
+        "(one calibrated score from both); see docs/face.md",
+    },
     "presence_interval_s": {
         **NULLABLE_NUMBER,
         "minimum": PRESENCE_INTERVAL_RANGE[0],
@@ -156,6 +162,19 @@ SCHEMAS: J = {
             "name": {"type": "string"},
             **ROOM_SETTINGS,
             "effective_threshold": {"type": "number"},
+            "calibration": {
+                "type": "object",
+                "description": "per engine setting: LFW FAR / FRR at effective_threshold "
+                "(null = not measured there), see docs/face.md",
+                "additionalProperties": obj(
+                    {
+                        "far": {"type": "number", "nullable": True},
+                        "frr": {"type": "number", "nullable": True},
+                        "set": {"type": "string"},
+                    },
+                    ["far", "frr", "set"],
+                ),
+            },
             "link": {"type": "string"},
             "created": {"type": "number"},
         },
@@ -170,6 +189,7 @@ SCHEMAS: J = {
             "max_attempts",
             "retain_photos",
             "engine",
+            "calibration",
             "presence_interval_s",
             "link",
             "created",
@@ -185,9 +205,20 @@ SCHEMAS: J = {
             "name": {"type": "string"},
             "external_id": {"type": "string", "nullable": True},
             "faces": {"type": "integer", "description": "enrolled templates"},
+            "engines": {
+                "type": "array",
+                "items": {"type": "string", "enum": list(TEMPLATE_ENGINES)},
+                "description": "face engines the person has templates for",
+            },
+            "reenrol_for": {
+                "type": "array",
+                "items": {"type": "string", "enum": list(TEMPLATE_ENGINES)},
+                "description": "engines without templates (enrolled before the engine "
+                "existed, photos not kept): re-enrol before a room using them can match",
+            },
             "created": {"type": "number"},
         },
-        ["id", "room_id", "name", "external_id", "faces", "created"],
+        ["id", "room_id", "name", "external_id", "faces", "engines", "reenrol_for", "created"],
     ),
     "PersonCreate": obj(
         {
@@ -208,10 +239,11 @@ SCHEMAS: J = {
             "id": {"type": "integer"},
             "person_id": {"type": "string"},
             "engine": {"type": "string"},
+            "engines": {"type": "array", "items": {"type": "string"}},
             "photo_retained": {"type": "boolean"},
             "created": {"type": "number"},
         },
-        ["id", "person_id", "engine", "photo_retained", "created"],
+        ["id", "person_id", "engine", "engines", "photo_retained", "created"],
     ),
     "FaceList": obj({"faces": {"type": "array", "items": ref("Face")}}, ["faces"]),
     "Verdict": obj(
@@ -232,15 +264,17 @@ SCHEMAS: J = {
             "distance": {"type": "number"},
             "decision": {"type": "string", "enum": ["match", "no_match"]},
             "threshold": {"type": "number"},
+            "engine": ROOM_SETTINGS["engine"],
             "box": {"type": "array", "items": {"type": "number"}},
             "quality": {"type": "array", "items": {"type": "string"}},
         },
-        ["person_id", "distance", "decision", "threshold", "box", "quality"],
+        ["person_id", "distance", "decision", "threshold", "engine", "box", "quality"],
     ),
     "SearchResult": obj(
         {
             "room_id": {"type": "string"},
             "threshold": {"type": "number"},
+            "engine": ROOM_SETTINGS["engine"],
             "faces": {
                 "type": "array",
                 "items": obj(
@@ -255,7 +289,7 @@ SCHEMAS: J = {
                 ),
             },
         },
-        ["room_id", "threshold", "faces"],
+        ["room_id", "threshold", "engine", "faces"],
     ),
     "Invite": obj(
         {

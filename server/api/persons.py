@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
+from ..store import Person
 from .auth import request_owner
 from .context import hub
 from .errors import ApiError
@@ -13,15 +16,21 @@ from .photos import MAX_PHOTO_BYTES, Upload, UploadTooLarge, evaluate_all, read_
 PERSON_FIELDS = {"name", "external_id"}
 
 
-def _face_count(request: web.Request, person_id: str, room_id: str) -> int:
-    return hub(request).store.face_counts(room_id).get(person_id, 0)
+def _person_out(request: web.Request, person: Person) -> dict[str, Any]:
+    store = hub(request).store
+    faces = store.face_counts(person.room_id).get(person.id, 0)
+    engines = store.engine_coverage(person.room_id).get(person.id, ())
+    return person_json(person, faces, engines)
 
 
 async def list_persons(request: web.Request) -> web.Response:
     store = hub(request).store
     room = store.room(request.match_info["room_id"], request_owner(request).id)
     counts = store.face_counts(room.id)
-    persons = [person_json(p, counts.get(p.id, 0)) for p in store.persons(room.id)]
+    coverage = store.engine_coverage(room.id)
+    persons = [
+        person_json(p, counts.get(p.id, 0), coverage.get(p.id, ())) for p in store.persons(room.id)
+    ]
     return web.json_response({"persons": persons})
 
 
@@ -38,7 +47,7 @@ async def create_person(request: web.Request) -> web.Response:
 
 async def get_person(request: web.Request) -> web.Response:
     person = hub(request).store.person(request.match_info["person_id"], request_owner(request).id)
-    return web.json_response(person_json(person, _face_count(request, person.id, person.room_id)))
+    return web.json_response(_person_out(request, person))
 
 
 async def update_person(request: web.Request) -> web.Response:
@@ -46,7 +55,7 @@ async def update_person(request: web.Request) -> web.Response:
     person = hub(request).store.update_person(
         request.match_info["person_id"], request_owner(request).id, body
     )
-    return web.json_response(person_json(person, _face_count(request, person.id, person.room_id)))
+    return web.json_response(_person_out(request, person))
 
 
 async def delete_person(request: web.Request) -> web.Response:
@@ -77,7 +86,10 @@ async def add_face(request: web.Request) -> web.Response:
     if verdict.embedding is None:
         raise ApiError(422, verdict.code, "; ".join(verdict.reasons), verdict.public())
     (face,) = h.store.add_faces(
-        person.id, owner.id, [(verdict.embedding, data, sniff_mime(data))], h.engine.embedder.name
+        person.id,
+        owner.id,
+        [(verdict.embeddings or verdict.embedding, data, sniff_mime(data))],
+        h.engine.embedder.name,
     )
     return web.json_response({"face": face_json(face), "verdict": verdict.public()}, status=201)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+from collections.abc import Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
@@ -50,6 +51,8 @@ class PhotoVerdict:
     thumbnail: str | None = None  # data: URL (JPEG), or None when the bytes are not an image
     box: list[float] | None = None
     embedding: np.ndarray | None = field(default=None, repr=False)
+    # one template per loaded engine ("dlib", "sface"): what the store keeps per face
+    embeddings: Mapping[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def public(self) -> dict[str, object]:
         return {
@@ -126,7 +129,9 @@ def evaluate(engine: FaceEngine, filename: str, data: bytes) -> PhotoVerdict:
     if result.embedding is None:
         code = result.issues[0].code if result.issues else "unusable"
         return PhotoVerdict(filename, False, code, result.reasons, thumb, box)
-    return PhotoVerdict(filename, True, "ok", [], thumb, box, result.embedding)
+    return PhotoVerdict(
+        filename, True, "ok", [], thumb, box, result.embedding, result.embeddings
+    )
 
 
 def too_large_verdict(filename: str) -> PhotoVerdict:

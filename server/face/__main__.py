@@ -11,6 +11,10 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m server.face {eval,models} ...")
         return 0 if args else 2
     cmd, rest = args[0], args[1:]
+    if cmd == "eval" and any(a == "--engine" or a.startswith("--engine=") for a in rest):
+        from .eval_engines import main as engines_main
+
+        return engines_main(rest)
     if cmd == "eval":
         from .eval import main as eval_main
 

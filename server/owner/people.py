@@ -111,7 +111,7 @@ async def upload_photos(request: web.Request, owner: Owner) -> web.StreamRespons
         )
     verdicts: list[PhotoVerdict] = await evaluate_all(h.engine, h.executor, uploads)
     good = [
-        (v.embedding, u.data, u.mime)
+        (v.embeddings or v.embedding, u.data, u.mime)
         for v, u in zip(verdicts, uploads, strict=True)
         if v.embedding is not None
     ]

@@ -13,9 +13,10 @@ from aiohttp import web
 
 from ..api.context import hub
 from ..api.jsonio import base_url
+from ..backfill import blocking_engines, reenrol_needed
 from ..store import LIVENESS_POLICIES, Owner, Room, StoreError
 from ..store.records import ENGINES, MAX_ATTEMPTS_RANGE
-from .calibration import calibration
+from .calibration import calibration, engine_calibrations
 from .common import flash, form_str, not_found, render, signed_in
 from .presence import webhook_context
 
@@ -76,6 +77,7 @@ def room_context(request: web.Request, room: Room) -> dict[str, Any]:
     faces = {p.id: store.faces(p.id) for p in persons}
     invites = list(reversed(store.invites(room.id)))
     recent = [r for r in store.audit_log(room.id, limit=200) if r.event in DASHBOARD_EVENTS]
+    reenrol = reenrol_needed(store, room.id)
     return {
         "room": room,
         "persons": persons,
@@ -86,6 +88,14 @@ def room_context(request: web.Request, room: Room) -> dict[str, Any]:
         "recent": list(reversed(recent))[:30],
         "link": f"{base_url(request, h.settings.server.public_url)}/r/{room.slug}",
         "calibration": calibration(),
+        # each engine setting's LFW FAR / FRR at this room's threshold
+        "engine_calibration": engine_calibrations(room.threshold or h.default_threshold),
+        # person -> engines without templates ("re-enrol for sface"), and those this
+        # room's engine setting needs right now
+        "reenrol": reenrol,
+        "reenrol_blocking": {
+            pid: blocking_engines(missing, room.engine) for pid, missing in reenrol.items()
+        },
         "default_threshold": h.default_threshold,
         "default_attempts": h.settings.gate.max_attempts,
         "policies": LIVENESS_POLICIES,

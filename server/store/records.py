@@ -13,7 +13,24 @@ from typing import Any
 LIVENESS_POLICIES = ("off", "passive", "active", "active+passive")
 DEFAULT_LIVENESS_POLICY = "active+passive"
 ROOM_MODES = ("invite", "open")  # invite = 1:1 claimed identity, open = 1:N identify
-ENGINES = ("dlib",)  # the embedders this build ships; templates are per engine
+# A room's engine setting (server.face.scoring): one engine, both must accept, or fused.
+ENGINES = ("dlib", "sface", "both", "fused")
+# The descriptor engines templates are stored for (one template per engine per photo).
+TEMPLATE_ENGINES = ("dlib", "sface")
+
+
+def engine_family(name: str) -> str:
+    """The template engine of an embedder name: dlib's ResNet and its ONNX port give the
+    same vectors ('dlib_resnet_v1', 'dlib_resnet_v1_onnx' -> 'dlib')."""
+    for family in TEMPLATE_ENGINES:
+        if name == family or name.startswith(family + "_"):
+            return family
+    raise StoreError("bad_engine", f"unknown template engine '{name}'")
+
+
+def room_engines(engine: str) -> tuple[str, ...]:
+    """The template engines a room's engine setting needs."""
+    return TEMPLATE_ENGINES if engine in ("both", "fused") else (engine,)
 MAX_ATTEMPTS_RANGE = (1, 10)
 PRESENCE_INTERVAL_RANGE = (1.0, 3600.0)
 WEBHOOK_EVENTS = (
@@ -104,6 +121,8 @@ class Face:
     engine: str
     created: float
     photo_id: str | None
+    # every engine with a template from this photo (the first one is ``engine``)
+    engines: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

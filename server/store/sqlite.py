@@ -45,6 +45,7 @@ from .records import (
     clean_name,
     clean_room_settings,
     clean_webhook,
+    engine_family,
 )
 
 __all__ = ["MIGRATIONS", "SqliteStore", "StoreError", "slugify"]
@@ -52,8 +53,24 @@ __all__ = ["MIGRATIONS", "SqliteStore", "StoreError", "slugify"]
 EMBEDDING_DIM = 128
 API_KEY_PREFIX = "vg_"
 
-# (embedding, optional photo bytes, photo mime type)
-FaceInput = tuple[np.ndarray, bytes | None, str]
+# (embedding, optional photo bytes, photo mime type); the embedding is one engine's
+# vector or a mapping engine -> vector (one template per engine, dlib's first).
+FaceInput = tuple[np.ndarray | Mapping[str, np.ndarray], bytes | None, str]
+
+
+def _per_engine(
+    embedding: np.ndarray | Mapping[str, np.ndarray], engine: str
+) -> list[tuple[str, np.ndarray]]:
+    """[(engine, vector)], the primary engine (dlib when present) first."""
+    items = (
+        [(engine_family(e), v) for e, v in embedding.items()]
+        if isinstance(embedding, Mapping)
+        else [(engine_family(engine), embedding)]
+    )
+    if not items:
+        raise StoreError("no_templates", "a face needs at least one engine's template")
+    items.sort(key=lambda item: item[0] != "dlib")
+    return [(e, np.asarray(v, np.float32).reshape(EMBEDDING_DIM)) for e, v in items]
 
 
 def _hash_token(token: str) -> str:
@@ -325,7 +342,7 @@ class SqliteStore:
         """Templates per person of a room (enrolment status at a glance)."""
         rows = self._rows(
             "SELECT p.id, COUNT(t.id) AS n FROM persons p LEFT JOIN templates t "
-            "ON t.person_id=p.id WHERE p.room_id=? GROUP BY p.id",
+            "ON t.person_id=p.id AND t.source_id IS NULL WHERE p.room_id=? GROUP BY p.id",
             (room_id,),
         )
         return {r["id"]: int(r["n"]) for r in rows}
@@ -340,15 +357,37 @@ class SqliteStore:
         return len(vectors)
 
     def _insert_template(
-        self, db: sqlite3.Connection, person_id: str, vector: np.ndarray, engine: str, now: float
+        self,
+        db: sqlite3.Connection,
+        person_id: str,
+        vector: np.ndarray,
+        engine: str,
+        now: float,
+        source_id: int | None = None,
     ) -> int:
         sealed = self._sealer.seal(np.asarray(vector, np.float32).tobytes(), person_id)
         cur = db.execute(
-            "INSERT INTO templates (person_id, engine, sealed, created) VALUES (?,?,?,?)",
-            (person_id, engine, sealed, now),
+            "INSERT INTO templates (person_id, engine, sealed, created, source_id) "
+            "VALUES (?,?,?,?,?)",
+            (person_id, engine_family(engine), sealed, now, source_id),
         )
         assert cur.lastrowid is not None
         return int(cur.lastrowid)
+
+    def _insert_face(
+        self,
+        db: sqlite3.Connection,
+        person_id: str,
+        embedding: np.ndarray | Mapping[str, np.ndarray],
+        engine: str,
+        now: float,
+    ) -> tuple[int, tuple[str, ...]]:
+        """One photo's templates: the primary one, then one per other engine."""
+        items = _per_engine(embedding, engine)
+        primary = self._insert_template(db, person_id, items[0][1], items[0][0], now)
+        for other, vector in items[1:]:
+            self._insert_template(db, person_id, vector, other, now, source_id=primary)
+        return primary, tuple(e for e, _ in items)
 
     def add_faces(
         self, person_id: str, owner_id: str | None, faces: Sequence[FaceInput], engine: str
@@ -372,8 +411,7 @@ class SqliteStore:
             else:
                 retain = _owned_person(db, person_id, owner_id).retain_photos
             for embedding, photo, mime in faces:
-                vector = np.asarray(embedding, np.float32).reshape(EMBEDDING_DIM)
-                template_id = self._insert_template(db, person_id, vector, engine, now)
+                template_id, engines = self._insert_face(db, person_id, embedding, engine, now)
                 photo_id = None
                 if retain and photo is not None:
                     photo_id = uuid.uuid4().hex
@@ -388,7 +426,7 @@ class SqliteStore:
                             now,
                         ),
                     )
-                added.append(Face(template_id, person_id, engine, now, photo_id))
+                added.append(Face(template_id, person_id, engines[0], now, photo_id, engines))
             _audit(
                 db,
                 "person.enrolled",
@@ -403,19 +441,26 @@ class SqliteStore:
     def faces(self, person_id: str, owner_id: str | None = None) -> list[Face]:
         self.person(person_id, owner_id)
         rows = self._rows(
-            "SELECT t.id, t.person_id, t.engine, t.created, ph.id AS photo_id FROM templates t "
-            "LEFT JOIN photos ph ON ph.template_id=t.id WHERE t.person_id=? ORDER BY t.id",
+            "SELECT t.id, t.person_id, t.engine, t.created, ph.id AS photo_id, "
+            "(SELECT GROUP_CONCAT(d.engine) FROM templates d WHERE d.source_id=t.id) AS more "
+            "FROM templates t LEFT JOIN photos ph ON ph.template_id=t.id "
+            "WHERE t.person_id=? AND t.source_id IS NULL ORDER BY t.id",
             (person_id,),
         )
         return [
-            Face(r["id"], r["person_id"], r["engine"], r["created"], r["photo_id"]) for r in rows
+            Face(
+                r["id"], r["person_id"], r["engine"], r["created"], r["photo_id"],
+                (r["engine"], *sorted(set((r["more"] or "").split(",")) - {""})),
+            )  # fmt: skip
+            for r in rows
         ]
 
     def delete_face(self, person_id: str, face_id: int, owner_id: str) -> None:
         with self._tx() as db:
             _owned_person(db, person_id, owner_id)
             cur = db.execute(
-                "DELETE FROM templates WHERE id=? AND person_id=?", (face_id, person_id)
+                "DELETE FROM templates WHERE id=? AND person_id=? AND source_id IS NULL",
+                (face_id, person_id),
             )
             if cur.rowcount == 0:
                 raise StoreError("unknown_face", "no such face")
@@ -434,13 +479,27 @@ class SqliteStore:
         self,
         room_id: str,
         name: str,
-        embeddings: np.ndarray,
+        embeddings: np.ndarray | Mapping[str, np.ndarray],
         engine: str,
         external_id: str | None = None,
     ) -> Person:
-        """Create a person with their templates in one transaction: all or nothing."""
-        vectors = np.asarray(embeddings, dtype=np.float32).reshape(-1, EMBEDDING_DIM)
-        if len(vectors) == 0:
+        """Create a person with their templates in one transaction: all or nothing.
+
+        ``embeddings``: (N, 128) of ``engine``, or engine -> (N, 128) with row i of every
+        engine coming from photo i."""
+        if isinstance(embeddings, Mapping):
+            per = {e: np.asarray(v, np.float32).reshape(-1, EMBEDDING_DIM)
+                   for e, v in embeddings.items()}  # fmt: skip
+            counts = {len(v) for v in per.values()}
+            if len(counts) > 1:
+                raise StoreError("bad_templates", "every engine needs one vector per photo")
+            n = counts.pop() if counts else 0
+            faces: list[np.ndarray | Mapping[str, np.ndarray]] = [
+                {e: v[i] for e, v in per.items()} for i in range(n)
+            ]
+        else:
+            faces = list(np.asarray(embeddings, dtype=np.float32).reshape(-1, EMBEDDING_DIM))
+        if len(faces) == 0:
             raise StoreError("no_templates", "at least one usable photo is needed to enrol")
         name = clean_name(name, "person name")
         person = Person(uuid.uuid4().hex, room_id, name, clean_external_id(external_id))
@@ -452,21 +511,24 @@ class SqliteStore:
                 "INSERT INTO persons VALUES (?,?,?,?,?)",
                 (person.id, room_id, person.name, person.external_id, now),
             )
-            for vector in vectors:
-                self._insert_template(db, person.id, vector, engine, now)
+            for face in faces:
+                self._insert_face(db, person.id, face, engine, now)
         return person
 
-    def templates(self, person_id: str) -> np.ndarray:
+    def templates(self, person_id: str, engine: str = "dlib") -> np.ndarray:
+        """The person's templates of one engine, (T, 128)."""
         rows = self._rows(
-            "SELECT sealed FROM templates WHERE person_id=? ORDER BY id", (person_id,)
+            "SELECT sealed FROM templates WHERE person_id=? AND engine=? ORDER BY id",
+            (person_id, engine_family(engine)),
         )
         return self._open_rows(person_id, rows)
 
-    def gallery(self, room_id: str) -> dict[str, np.ndarray]:
+    def gallery(self, room_id: str, engine: str = "dlib") -> dict[str, np.ndarray]:
+        """Person -> (T, 128) templates of one engine, for the room's people who have any."""
         rows = self._rows(
             "SELECT t.person_id, t.sealed FROM templates t JOIN persons p "
-            "ON p.id = t.person_id WHERE p.room_id=? ORDER BY t.id",
-            (room_id,),
+            "ON p.id = t.person_id WHERE p.room_id=? AND t.engine=? ORDER BY t.id",
+            (room_id, engine_family(engine)),
         )
         grouped: dict[str, list[sqlite3.Row]] = {}
         for row in rows:
@@ -482,6 +544,57 @@ class SqliteStore:
             (room_id,),
         )[0]
         return int(row[0]), int(row[1])
+
+    def engine_coverage(self, room_id: str) -> dict[str, tuple[str, ...]]:
+        """Person -> the template engines they have templates for (enrolled people only)."""
+        rows = self._rows(
+            "SELECT DISTINCT t.person_id, t.engine FROM templates t JOIN persons p "
+            "ON p.id = t.person_id WHERE p.room_id=? ORDER BY t.engine",
+            (room_id,),
+        )
+        out: dict[str, tuple[str, ...]] = {}
+        for r in rows:
+            out[r["person_id"]] = (*out.get(r["person_id"], ()), r["engine"])
+        return out
+
+    def photos_missing_engine(
+        self, engine: str, room_id: str | None = None
+    ) -> list[tuple[str, int, bytes]]:
+        """Kept photos whose face has no template of ``engine``: (person id, face id,
+        decrypted photo), for the template back-fill."""
+        family = engine_family(engine)
+        rows = self._rows(
+            "SELECT ph.person_id, ph.template_id, ph.sealed FROM photos ph "
+            "JOIN persons p ON p.id = ph.person_id "
+            "WHERE (? IS NULL OR p.room_id = ?) AND NOT EXISTS (SELECT 1 FROM templates t "
+            "WHERE t.engine = ? AND (t.id = ph.template_id OR t.source_id = ph.template_id)) "
+            "ORDER BY ph.created",
+            (room_id, room_id, family),
+        )
+        return [
+            (r["person_id"], int(r["template_id"]),
+             self._sealer.open(r["sealed"], f"photo:{r['person_id']}"))
+            for r in rows
+        ]  # fmt: skip
+
+    def add_engine_template(self, face_id: int, engine: str, vector: np.ndarray) -> bool:
+        """Add ``engine``'s template to an enrolled face (a primary template); False when
+        the face is gone or already has one (back-fills may race with deletions)."""
+        family = engine_family(engine)
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT person_id, engine FROM templates WHERE id=? AND source_id IS NULL",
+                (face_id,),
+            ).fetchone()
+            if row is None or row["engine"] == family:
+                return False
+            if db.execute(
+                "SELECT 1 FROM templates WHERE source_id=? AND engine=?", (face_id, family)
+            ).fetchone():
+                return False
+            vec = np.asarray(vector, np.float32).reshape(EMBEDDING_DIM)
+            self._insert_template(db, row["person_id"], vec, family, time.time(), face_id)
+        return True
 
     def _open_rows(self, person_id: str, rows: list[sqlite3.Row]) -> np.ndarray:
         vectors = [

@@ -26,6 +26,7 @@ def test_manifest_covers_every_model() -> None:
         "face_landmark",
         "shape_predictor_5",
         "dlib_resnet_v1",
+        "sface_2021dec",
     }
     for spec in m.models.values():
         assert len(spec.sha256) == 64 and spec.version

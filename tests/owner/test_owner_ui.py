@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import aiohttp
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -329,3 +330,24 @@ async def test_live_dashboard_pushes_room_state(world: World) -> None:
     resp = await signed_out.client.get(f"/owner/rooms/{room_id}/live")
     assert resp.status == 401
     assert json.loads(await resp.text())["error"]["code"] == "signed_out"
+
+
+async def test_engine_calibration_and_reenrol_flag_on_the_room_page(world: World) -> None:
+    owner = await world.owner()
+    await owner.signup("engines@example.org")
+    room_id = await owner.create_room("Engines")
+    vector = np.full((1, 128), 0.05, np.float32)
+    world.store.enrol_person(room_id, "Legacy", vector, "dlib_resnet_v1")
+    page = await owner.page(f"/owner/rooms/{room_id}")
+    assert 'data-reenrol="sface"' in page and "re-enrol for sface" in page
+    for engine in ("dlib", "sface", "both", "fused"):
+        assert f'<tr data-engine="{engine}"' in page
+    assert "0.53%" in page and "0.13%" in page  # dlib and fused FAR at 0.60 on LFW
+    resp = await owner.post(
+        f"/owner/rooms/{room_id}/settings",
+        {"name": "Engines", "mode": "invite", "liveness_policy": "off", "engine": "fused"},
+    )
+    assert resp.status == 303
+    page = await owner.page(f"/owner/rooms/{room_id}")
+    assert "fused (this room)" in page
+    assert 'class="reenrol pending"' in page  # the fused room needs SFace templates now
