@@ -28,6 +28,7 @@ from .device import load_device_ids
 from .face.engine import FaceEngine
 from .face.gallery import GalleryIndex
 from .face.matcher import DEFAULT_THRESHOLD
+from .face.multimatch import EngineGallery
 from .gate import GatePolicy
 from .identity import AdmittedIdentity
 from .liveness import ActiveConfig, LivenessPolicy, PassiveConfig
@@ -37,6 +38,7 @@ from .report import build_report, load_or_create_signing_key, sign_report
 from .roles import CloseReason, RoomMember
 from .room_runtime import RoomRuntime
 from .store import Room, SqliteStore, StoreError
+from .verify import build_room_index
 from .webhooks import WebhookDispatcher
 
 log = logging.getLogger(__name__)
@@ -61,8 +63,8 @@ class GraceEntry:
 
 @dataclass
 class _CachedGallery:
-    version: tuple[int, int]
-    index: GalleryIndex
+    version: tuple[tuple[int, int], str]
+    index: GalleryIndex | EngineGallery
     used: float
 
 
@@ -102,12 +104,13 @@ class Hub:
 
     # -- galleries (1:N) --
 
-    async def room_gallery(self, room_id: str) -> GalleryIndex:
-        """The room's templates decrypted and packed once, rebuilt (in the executor,
-        off the event loop) only when the room's gallery changed."""
+    async def room_gallery(self, room: Room) -> GalleryIndex | EngineGallery:
+        """The room's templates decrypted and packed once for its engine setting, rebuilt
+        (in the executor, off the event loop) only when the gallery or engine changed."""
         # One build per room at a time: twenty people joining at once share it.
+        room_id = room.id
         async with self._gallery_locks.setdefault(room_id, asyncio.Lock()):
-            version = self.store.gallery_version(room_id)
+            version = (self.store.gallery_version(room_id), room.engine)
             cached = self._galleries.get(room_id)
             if cached is not None and cached.version == version:
                 cached.used = time.monotonic()
@@ -115,7 +118,7 @@ class Hub:
                 return cached.index
             loop = asyncio.get_running_loop()
             index = await loop.run_in_executor(
-                self.executor, lambda: GalleryIndex(self.store.gallery(room_id))
+                self.executor, build_room_index, self.store, room_id, room.engine
             )
             self._galleries[room_id] = _CachedGallery(version, index, time.monotonic())
             self._galleries.move_to_end(room_id)

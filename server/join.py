@@ -13,7 +13,7 @@ from .participant import Participant
 from .roles import CloseReason
 from .signalling import Join
 from .store import StoreError
-from .verify import CheckTarget, FaceChecker
+from .verify import FaceChecker, load_target
 
 LOBBY_REPLACED = "This link was opened in another window; this one was closed."
 
@@ -52,19 +52,21 @@ async def join(
         elif room.mode != "open":
             refuse("invite_required", "This room is entered with a personal invite link.")
             return None
-        if person is not None:
-            gallery = {person.id: store.templates(person.id)}
-            index = None
-            enrolled = len(gallery[person.id]) > 0
-        else:
-            # 1:N: the room's packed gallery, shared by every join until it changes.
-            gallery, index = {}, await hub.room_gallery(room.id)
-            enrolled = len(index) > 0
+        threshold = room.threshold or hub.default_threshold
+        # 1:N: the room's packed gallery, shared by every join until it changes.
+        index = None if person is not None else await hub.room_gallery(room)
+        target = load_target(
+            store, room, person.id if person else None, threshold=threshold, index=index
+        )
     except StoreError as err:
         refuse(err.code, err.message)
         return None
-    if not enrolled:
-        refuse("not_enrolled", "Nobody is enrolled for this link yet. Ask the room owner.")
+    if not target.enrolled:
+        if person is not None and store.templates(person.id, engine="dlib").size:
+            # Enrolled, but not for every engine this room now requires (issue 14).
+            refuse("not_enrolled", "Your enrolment must be renewed for this room. Ask the owner.")
+        else:
+            refuse("not_enrolled", "Nobody is enrolled for this link yet. Ask the room owner.")
         return None
     live = hub.rooms.get(room.id)
     lobby = [m for m in live.participants.values() if not m.admitted] if live else []
@@ -84,8 +86,6 @@ async def join(
     if len(lobby) >= limits.lobby_per_room:
         refuse("busy", "This room's lobby is full right now. Try again in a minute.")
         return None
-    threshold = room.threshold or hub.default_threshold
-    target = CheckTarget(person.id if person else None, gallery, threshold, index=index)
     participant = Participant(
         hub,
         hub.runtime(room),

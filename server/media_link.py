@@ -24,12 +24,12 @@ from .gate import Observation
 from .identity import AdmittedIdentity
 from .inputs import AnalysisError, FrameResult, Input, PcStateChanged, PresenceResult
 from .presence import PresenceCheck
-from .presence.check import presence_check
 from .rtc.codecs import restrict_answer_codecs
 from .rtc.forward import Publisher
 from .rtc.peer import create_peer_connection
 from .rtc.sampler import FrameSampler
 from .signalling import Candidate
+from .verify import FaceChecker
 
 log = logging.getLogger(__name__)
 
@@ -151,9 +151,12 @@ class MediaLink:
     def probe_presence(
         self, engine: FaceEngine, identity: AdmittedIdentity, keyframe_timeout_s: float
     ) -> None:
+        """Decode one keyframe and check it against the admitted person (1:1, the room's
+        engines) in the executor; the result goes on the input queue."""
         if self.probing or self.publisher is None:
             return
         publisher = self.publisher
+        checker = FaceChecker(engine, identity.target)
         loop = asyncio.get_running_loop()
 
         async def probe() -> None:
@@ -164,13 +167,7 @@ class MediaLink:
             rgb = frame.to_ndarray(format="rgb24")
             try:
                 check = await loop.run_in_executor(
-                    self._executor,
-                    presence_check,
-                    engine,
-                    rgb,
-                    identity.templates,
-                    identity.threshold,
-                    time.monotonic(),
+                    self._executor, checker.presence, rgb, identity.person_id, time.monotonic()
                 )
             except Exception:
                 log.exception("presence check failed for participant %s", self.participant_id)

@@ -10,13 +10,11 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from . import gate as g
-from .identity import AdmittedIdentity
+from .identity import AdmittedIdentity, pin_target
 from .messages import ProgressMessage, PromptMessage, Reverify, StateMessage, Verdict
 from .roles import CloseReason
-from .verify import CheckTarget, FaceChecker
+from .verify import FaceChecker
 
 if TYPE_CHECKING:
     from .participant import Participant
@@ -62,19 +60,11 @@ def pin_identity(p: Participant, action: g.Admitted) -> AdmittedIdentity:
     """Who this session is from now on, with that person's templates (1:1 or 1:N)."""
     target = p.checker.target
     person = action.person_id
-    templates: np.ndarray
-    if person is None:
-        templates = np.zeros((0, 128), dtype=np.float32)
-    elif target.claimed is not None:
-        templates = np.asarray(target.gallery.get(target.claimed, np.zeros((0, 128))))
-    else:
-        templates = p.checker.index.templates_of(person)
+    pinned = target if person is None else pin_target(target, person)
     name = p.name
     if person is not None and p.claimed_person is None:
         name = p.services.person_name(person, p.name)
-    return AdmittedIdentity(
-        person, name, templates.astype(np.float32), target.threshold, action.distance, time.time()
-    )
+    return AdmittedIdentity(person, name, pinned, action.distance, time.time())
 
 
 async def _admitted(p: Participant, action: g.Admitted) -> None:
@@ -173,13 +163,7 @@ async def start_reverify(p: Participant) -> bool:
         return False
     p.reverifying = True
     await p.media.stop_probe()
-    p.checker = FaceChecker(
-        p.checker.engine,
-        CheckTarget(
-            identity.person_id, {identity.person_id or "": identity.templates},
-            identity.threshold,
-        ),
-    )  # fmt: skip
+    p.checker = FaceChecker(p.checker.engine, identity.target)
     p.services.audit(p, "reverify.requested", {})
     if p.services.settings.presence.pause_media_on_reverify:
         publisher.pause_forwarding()

@@ -31,7 +31,6 @@ from .dlib_dat import (
 )
 from .models import ModelError
 
-MODEL_NAME = "dlib_resnet_v1_onnx"
 ONNX_OPSET = 17
 ONNX_IR_VERSION = 9  # onnx 1.23 writes IR 14, which onnxruntime 1.31 rejects
 CHIP_SIZE = 150

@@ -46,6 +46,16 @@ from typing import Any
 
 import numpy as np
 
+# The converter is a build-time tool in its own module (it needs the onnx package).
+from .dlib_convert import (
+    CHIP_SIZE,
+    DESCRIPTOR_DIM,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    convert_dat_bytes,
+    face_resnet_topology,
+    match_topology,
+)
 from .dlib_dat import (
     Conv,
     DatFormatError,
@@ -56,22 +66,9 @@ from .models import MANIFEST_PATH, ModelError, ModelStore, atomic_write, sha256_
 from .onnx import make_session
 
 MODEL_NAME = "dlib_resnet_v1_onnx"
-ONNX_OPSET = 17
-ONNX_IR_VERSION = 9  # onnx 1.23 writes IR 14, which onnxruntime 1.31 rejects
-CHIP_SIZE = 150
-DESCRIPTOR_DIM = 128
-INPUT_NAME = "chips"
-OUTPUT_NAME = "descriptors"
 
 
-# ----------------------------------------------------------------------------- topology
-
-
-from .dlib_convert import (  # noqa: E402  (re-exported: the converter lives there)
-    convert_dat_bytes,
-    face_resnet_topology,
-    match_topology,
-)
+# ----------------------------------------------------------------------------- model cache
 
 
 @dataclass(frozen=True)

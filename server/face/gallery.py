@@ -57,15 +57,6 @@ class GalleryIndex:
     def __len__(self) -> int:
         return len(self._templates)
 
-    def templates_of(self, person_id: str) -> np.ndarray:
-        """One person's templates (empty when unknown): what an admitted session keeps."""
-        try:
-            i = self.person_ids.index(person_id)
-        except ValueError:
-            return np.zeros((0, self._templates.shape[1]), dtype=np.float32)
-        end = int(self._starts[i + 1]) if i + 1 < len(self._starts) else len(self._templates)
-        return self._templates[int(self._starts[i]) : end].copy()
-
     def per_person_distances(self, probes: np.ndarray) -> np.ndarray:
         """(frames, persons): each person's best template distance per probe frame."""
         p = _as_matrix(probes, "probes").astype(np.float32)

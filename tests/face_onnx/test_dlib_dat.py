@@ -7,6 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from server.face.dlib_convert import face_resnet_topology, match_topology
 from server.face.dlib_dat import (
     Affine,
     Conv,
@@ -17,7 +18,6 @@ from server.face.dlib_dat import (
     _Reader,
     parse_dat,
 )
-from server.face.dlib_onnx import face_resnet_topology, match_topology
 
 
 def test_primitives() -> None:

@@ -11,14 +11,8 @@ import numpy as np
 import onnx
 import pytest
 
-from server.face.dlib_onnx import (
-    DESCRIPTOR_DIM,
-    OnnxResNetEmbedder,
-    convert_dat_bytes,
-    convert_dat_file,
-    ensure_onnx,
-    load_spec,
-)
+from server.face.dlib_convert import convert_dat_bytes, convert_dat_file
+from server.face.dlib_onnx import DESCRIPTOR_DIM, OnnxResNetEmbedder, ensure_onnx, load_spec
 from server.face.embedder import DlibResNetEmbedder, Embedder
 from server.face.models import MANIFEST_PATH, Manifest, ModelError, ModelStore, sha256_file
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import aiohttp
@@ -96,12 +97,35 @@ async def test_room_gallery_is_cached_until_enrolment_changes(gatekeeper: Gateke
     hub = gatekeeper.app[HUB]
     store = gatekeeper.store
     room = store.create_room("Open Cache", mode="open")
-    empty = await hub.room_gallery(room.id)
+    empty = await hub.room_gallery(room)
     assert len(empty) == 0
-    assert await hub.room_gallery(room.id) is empty
+    assert await hub.room_gallery(room) is empty
     person = store.enrol_person(room.id, "A", np.ones((2, 128), np.float32), "onnx")
-    grown = await hub.room_gallery(room.id)
+    grown = await hub.room_gallery(room)
     assert len(grown) == 2 and grown.person_ids == [person.id]
-    assert await hub.room_gallery(room.id) is grown
+    assert await hub.room_gallery(room) is grown
     store.delete_person(person.id)
-    assert len(await hub.room_gallery(room.id)) == 0
+    assert len(await hub.room_gallery(room)) == 0
+
+
+async def test_room_gallery_cache_is_bounded_and_evicted(gatekeeper: Gatekeeper) -> None:
+    """Issue 11, defect 5: caches and their locks do not grow with every room ever used."""
+    from server import hub as hub_module
+
+    hub = gatekeeper.app[HUB]
+    store = gatekeeper.store
+    rooms = [store.create_room(f"Many {i}", mode="open") for i in range(5)]
+    for room in rooms:
+        await hub.room_gallery(room)
+    # A deleted room's cache and lock go at once (the owner deleting it ends sessions).
+    hub.room_deleted(rooms[0].id)
+    assert rooms[0].id not in hub._galleries and rooms[0].id not in hub._gallery_locks
+    # Idle rooms with nobody live are dropped by housekeeping.
+    hub.housekeeping(time.monotonic() + hub_module.GALLERY_IDLE_S + 1)
+    assert not hub._galleries and not hub._gallery_locks
+    # And the cache never holds more than its bound.
+    bound = hub_module.GALLERY_CACHE_ROOMS
+    many = [store.create_room(f"More {i}", mode="open") for i in range(bound + 3)]
+    for room in many:
+        await hub.room_gallery(room)
+    assert len(hub._galleries) == bound
