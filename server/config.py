@@ -93,6 +93,14 @@ class WebhookSettings:
     timeout_s: float = 5.0
     # Deliveries waiting beyond this are dropped (logged as such): media never waits.
     queue_max: int = 1000
+    # Fairness between tenants: tries in flight server-wide and per owner, and the
+    # deliveries one owner may have waiting (docs/security.md, "Webhooks").
+    concurrency: int = 4
+    owner_concurrency: int = 2
+    owner_queue_max: int = 200
+    # Networks (CIDRs, comma-separated) that webhooks may reach although they are not
+    # public, e.g. "10.20.0.0/16" for an on-premises receiver. Empty: public only.
+    allow_networks: str = ""
 
 
 @dataclass(frozen=True)
@@ -251,5 +259,13 @@ def _validate(settings: Settings) -> None:
     hooks = settings.webhooks
     if hooks.max_attempts < 1 or hooks.backoff_s < 0 or hooks.timeout_s <= 0:
         raise ConfigError("[webhooks] need max_attempts >= 1, backoff_s >= 0, timeout_s > 0")
+    if min(hooks.concurrency, hooks.owner_concurrency, hooks.owner_queue_max, hooks.queue_max) < 1:
+        raise ConfigError("[webhooks] concurrency, owner_* and queue_max must be >= 1")
+    from .webhooks.guard import parse_networks
+
+    try:
+        parse_networks(hooks.allow_networks)
+    except ValueError as exc:
+        raise ConfigError(f"[webhooks] allow_networks: {exc}") from exc
     if bool(settings.server.tls_cert) != bool(settings.server.tls_key):
         raise ConfigError("[server] tls_cert and tls_key must be set together")
