@@ -15,7 +15,6 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +32,7 @@ from .seats import take_seat
 from .store import Room, SqliteStore, StoreError
 from .store.records import WEBHOOK_EVENTS
 from .webhooks import WebhookDispatcher
+from .workpool import WorkPool
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class Hub:
         self.lockout = LockoutTracker(
             gate.lockout_failures, gate.lockout_window_s, gate.lockout_duration_s
         )
-        self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="face")
+        self.executor = WorkPool.from_settings(settings.workers)
         self.rooms: dict[str, RoomRuntime] = {}
         self.grace: dict[str, GraceEntry] = {}
         self._galleries: dict[str, tuple[tuple[int, int], GalleryIndex]] = {}

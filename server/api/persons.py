@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..workpool import UPLOAD, lane
 from .auth import request_owner
 from .context import hub
 from .errors import ApiError
@@ -72,7 +73,8 @@ async def add_face(request: web.Request) -> web.Response:
     h = hub(request)
     person = h.store.person(request.match_info["person_id"], owner.id)  # 404 before reading
     data = await read_photo(request)
-    (verdict,) = await evaluate_all(h.engine, h.executor, [Upload("photo", data, "")])
+    uploads = [Upload("photo", data, "")]
+    (verdict,) = await evaluate_all(h.engine, lane(h.executor, UPLOAD), uploads)
     if verdict.embedding is None:
         raise ApiError(422, verdict.code, "; ".join(verdict.reasons), verdict.public())
     (face,) = h.store.add_faces(

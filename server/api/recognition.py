@@ -15,6 +15,7 @@ from ..face.engine import FaceEngine, FrameAnalysis
 from ..face.imageio import ImageError, decode_image
 from ..face.matcher import identify, verify
 from ..face.quality import frame_issues
+from ..workpool import API, lane
 from .auth import request_owner
 from .context import hub
 from .errors import ApiError
@@ -30,7 +31,7 @@ async def analyse_upload(request: web.Request) -> FrameAnalysis:
     data = await read_photo(request)
     loop = asyncio.get_running_loop()
     try:
-        return await loop.run_in_executor(h.executor, _analyse, h.engine, data)
+        return await loop.run_in_executor(lane(h.executor, API), _analyse, h.engine, data)
     except ImageError as err:
         raise ApiError(422, err.code, err.message) from err
 
