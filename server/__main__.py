@@ -1,4 +1,5 @@
-"""Command line: ``python -m server [serve]`` and ``python -m server enrol``."""
+"""Command line: ``python -m server [serve]``, ``enrol``, ``verify-report``,
+``signup-link`` and ``rotate-keys``."""
 
 from __future__ import annotations
 
@@ -108,6 +109,17 @@ def enrol(args: argparse.Namespace) -> int:
     return 0
 
 
+def signup_link(args: argparse.Namespace) -> int:
+    from .owner.signup import make_signup_invite
+
+    settings = _settings(args)
+    token = make_signup_invite(settings, args.email, args.days * 86400)
+    if settings.owner.signup != "invite":
+        print(f"note: [owner] signup is {settings.owner.signup!r}, not 'invite'", file=sys.stderr)
+    print(f"{settings.base_url}/owner/signup?invite={token}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m server", description=__doc__)
     parser.add_argument("--config", type=Path, help="extra TOML file over config/default.toml")
@@ -138,6 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
     p_verify.add_argument("file", help="the report's JSON file")
     p_verify.add_argument("--key", help="pin this public key (PEM, base64 or well-known JSON)")
     p_verify.add_argument("--data-dir", dest="data_dir", help="pin the key of this data dir")
+
+    p_link = sub.add_parser(
+        "signup-link", help="print a sign-up link for one email ([owner] signup = invite)"
+    )
+    p_link.add_argument("email", help="the only email address the link signs up")
+    p_link.add_argument("--days", type=float, default=7.0, help="how long the link works")
+    p_link.add_argument("--data-dir", dest="data_dir")
     return parser
 
 
@@ -147,6 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "enrol":
             return enrol(args)
+        if args.command == "signup-link":
+            return signup_link(args)
         if args.command == "verify-report":
             from .report.cli import run
 

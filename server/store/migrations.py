@@ -126,4 +126,8 @@ MIGRATIONS: list[str] = [
     CREATE INDEX webhook_deliveries_hook ON webhook_deliveries(webhook_id, created);
     ALTER TABLE rooms ADD COLUMN presence_interval_s REAL
     """,
+    # 4: owner session versions ("sign out everywhere", password change end old cookies).
+    """
+    ALTER TABLE owners ADD COLUMN session_version INTEGER NOT NULL DEFAULT 0
+    """,
 ]

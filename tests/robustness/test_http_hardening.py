@@ -87,11 +87,18 @@ def test_templates_have_no_inline_script_or_handlers() -> None:
 
 
 async def signup(http: aiohttp.ClientSession, base: str, email: str) -> aiohttp.ClientResponse:
+    """Sign up, then sign in (sign-up alone never signs in); the sign-in response."""
     async with http.get(base + "/owner/signup") as page:
         token = CSRF_RE.search(await page.text())
         assert token is not None
-    return await http.post(
+    async with http.post(
         base + "/owner/signup",
+        data={"email": email, "password": PASSWORD, "_csrf": token.group(1)},
+        allow_redirects=False,
+    ) as resp:
+        assert resp.status == 303
+    return await http.post(
+        base + "/owner/signin",
         data={"email": email, "password": PASSWORD, "_csrf": token.group(1)},
         allow_redirects=False,
     )
