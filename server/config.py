@@ -31,6 +31,8 @@ class ServerSettings:
     data_dir: str = "data"
     tls_cert: str = ""
     tls_key: str = ""
+    # Bearer token for /metrics (counts, threshold, queues); empty: /metrics is off.
+    metrics_token: str = ""
 
 
 @dataclass(frozen=True)

@@ -219,6 +219,8 @@ async def test_tls_serves_https_with_secure_cookies(
         async with http.get(base + "/healthz") as resp:
             assert resp.status == 200 and (await resp.json())["ok"] is True
             assert_security_headers(resp, "https healthz")
+            # Served over TLS: browsers must keep to https for this host from now on.
+            assert resp.headers["Strict-Transport-Security"] == "max-age=31536000"
         resp = await signup(http, base, "tls@example.org")
         assert resp.status == 303
         flags = cookie_flags(resp)
