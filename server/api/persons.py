@@ -9,7 +9,7 @@ from .auth import request_owner
 from .context import hub
 from .errors import ApiError
 from .jsonio import face_json, person_json, read_json
-from .photos import MAX_PHOTO_BYTES, Upload, UploadTooLarge, evaluate_all, read_body, sniff_mime
+from .photos import MAX_PHOTO_BYTES, Upload, UploadTooLarge, evaluate_all, read_body
 
 PERSON_FIELDS = {"name", "external_id"}
 
@@ -78,7 +78,10 @@ async def add_face(request: web.Request) -> web.Response:
     if verdict.embedding is None:
         raise ApiError(422, verdict.code, "; ".join(verdict.reasons), verdict.public())
     (face,) = h.store.add_faces(
-        person.id, owner.id, [(verdict.embedding, data, sniff_mime(data))], h.engine.embedder.name
+        person.id,
+        owner.id,
+        [(verdict.embedding, verdict.stored, verdict.stored_mime)],
+        h.engine.embedder.name,
     )
     return web.json_response({"face": face_json(face), "verdict": verdict.public()}, status=201)
 

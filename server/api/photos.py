@@ -20,6 +20,7 @@ from PIL import Image
 
 from ..face.engine import FaceEngine
 from ..face.imageio import ImageError, decode_image
+from ..face.metadata import strip_metadata
 
 MAX_PHOTO_BYTES = 20 * 1024 * 1024
 MAX_PHOTOS_PER_UPLOAD = 12
@@ -50,6 +51,10 @@ class PhotoVerdict:
     thumbnail: str | None = None  # data: URL (JPEG), or None when the bytes are not an image
     box: list[float] | None = None
     embedding: np.ndarray | None = field(default=None, repr=False)
+    # What may be stored for an accepted photo: metadata (EXIF/GPS, XMP, comments)
+    # stripped (``face.metadata``), with the MIME type of those bytes.
+    stored: bytes | None = field(default=None, repr=False)
+    stored_mime: str = "application/octet-stream"
 
     def public(self) -> dict[str, object]:
         return {
@@ -126,7 +131,8 @@ def evaluate(engine: FaceEngine, filename: str, data: bytes) -> PhotoVerdict:
     if result.embedding is None:
         code = result.issues[0].code if result.issues else "unusable"
         return PhotoVerdict(filename, False, code, result.reasons, thumb, box)
-    return PhotoVerdict(filename, True, "ok", [], thumb, box, result.embedding)
+    stored, mime = strip_metadata(data, rgb)
+    return PhotoVerdict(filename, True, "ok", [], thumb, box, result.embedding, stored, mime)
 
 
 def too_large_verdict(filename: str) -> PhotoVerdict:

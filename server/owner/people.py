@@ -117,11 +117,7 @@ async def upload_photos(request: web.Request, owner: Owner) -> web.StreamRespons
         )
     except Busy as err:
         return busy_response(err)
-    good = [
-        (v.embedding, u.data, u.mime)
-        for v, u in zip(verdicts, uploads, strict=True)
-        if v.embedding is not None
-    ]
+    good = [(v.embedding, v.stored, v.stored_mime) for v in verdicts if v.embedding is not None]
     try:
         if good:
             h.store.add_faces(person.id, owner.id, good, h.engine.embedder.name)
