@@ -105,6 +105,35 @@ class SqliteStore:
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version={number}")
 
+    def reseal_all(self, sealer: Sealer) -> dict[str, int]:
+        """Re-encrypt every sealed value with ``sealer``'s primary key, in one transaction.
+
+        Values already sealed by that key are left alone, so a rotation that was cut
+        short can simply be run again. Returns how many values of each kind changed.
+        """
+        plan = (
+            ("templates", "id", "sealed", "person_id", ""),
+            ("photos", "id", "sealed", "person_id", "photo:"),
+            ("webhooks", "id", "sealed_secret", "id", "webhook:"),
+        )
+        counts: dict[str, int] = {}
+        with self._tx() as db:
+            for table, key, column, context_column, prefix in plan:
+                rows = db.execute(
+                    f"SELECT {key} AS k, {column} AS blob, {context_column} AS c FROM {table}"
+                ).fetchall()
+                changed = 0
+                for row in rows:
+                    if sealer.sealed_by_primary(row["blob"]):
+                        continue
+                    context = f"{prefix}{row['c']}"
+                    fresh = sealer.seal(sealer.open(row["blob"], context), context)
+                    db.execute(f"UPDATE {table} SET {column}=? WHERE {key}=?", (fresh, row["k"]))
+                    changed += 1
+                counts[table] = changed
+        self._sealer = sealer
+        return counts
+
     @property
     def schema_version(self) -> int:
         return int(self._rows("PRAGMA user_version")[0][0])
@@ -142,8 +171,7 @@ class SqliteStore:
         """A new password ends every session issued before it (the version moves on)."""
         with self._tx() as db:
             db.execute(
-                "UPDATE owners SET password_hash=?, session_version=session_version+1 "
-                "WHERE id=?",
+                "UPDATE owners SET password_hash=?, session_version=session_version+1 WHERE id=?",
                 (password_hash, owner_id),
             )
         return self.owner(owner_id)
