@@ -19,6 +19,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from server.api import photos
+from server.api.ratelimit import KeyedRateLimiter
 from server.app import HUB, create_app
 from server.config import load_settings
 from server.face.engine import FaceEngine
@@ -148,3 +149,13 @@ def test_pool_reserves_a_worker_for_the_gate_and_bounds_lanes() -> None:
         for future in running:
             future.result(timeout=GUARD_S)
         pool.shutdown()
+
+
+def test_key_rate_limiter_refills_and_says_when() -> None:
+    limiter = KeyedRateLimiter(rate=2.0, burst=3)
+    assert [limiter.retry_after("k", 0.0) for _ in range(3)] == [None, None, None]
+    assert limiter.retry_after("k", 0.0) == 1  # empty: one token back in 0.5 s -> 1 s
+    assert limiter.retry_after("other", 0.0) is None  # keys are independent
+    assert limiter.retry_after("k", 0.5) is None  # refilled at 2/s
+    assert limiter.retry_after("k", 0.5) == 1
+    assert [limiter.retry_after("k", 100.0) for _ in range(4)] == [None, None, None, 1]

@@ -25,6 +25,8 @@ from server.owner import auth
 from server.owner.session import COOKIE_NAME
 from server.store import SqliteStore, open_store
 
+# aiohttp-session 2.12 stores its state under plain string keys.
+pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 CSRF_RE = re.compile(r'name="_csrf" value="([^"]+)"')
 PASSWORD = "correct horse battery"
 GUARD_S = 10.0  # a hang guard, not a timing assertion
@@ -234,3 +236,17 @@ async def test_password_hashing_is_bounded_before_hashing(
     assert calls == 2
     assert all(status == 503 and int(h["Retry-After"]) >= 1 for status, _, h in busy)
     assert sorted(r[0] for r in results) == [303, 303, 503, 503, 503, 503]
+
+
+def test_signup_invites_are_bound_to_email_and_expiry(tmp_path: Path) -> None:
+    from server.owner.signup import check_signup_invite, make_signup_invite
+
+    settings = load_settings(env={}, overrides={"server": {"data_dir": str(tmp_path)}})
+    token = make_signup_invite(settings, "Ann@Example.org", ttl_s=60, now=1000.0)
+    assert check_signup_invite(settings, "ann@example.org", token, now=1059.0)
+    assert not check_signup_invite(settings, "ann@example.org", token, now=1061.0)  # expired
+    assert not check_signup_invite(settings, "bob@example.org", token, now=1001.0)
+    expires, mac = token.split(".")
+    forged = f"{int(expires) + 86400}.{mac}"  # a longer life without the key
+    assert not check_signup_invite(settings, "ann@example.org", forged, now=1001.0)
+    assert not check_signup_invite(settings, "ann@example.org", "garbage", now=1001.0)
