@@ -20,7 +20,6 @@ import ipaddress
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -199,8 +198,3 @@ def error_class(exc: BaseException) -> str:
     if isinstance(exc, aiohttp.InvalidURL):
         return "bad_url"
     return "bad_response"
-
-
-def describe(exc: BaseException) -> dict[str, Any]:
-    """For the server's own log (operator only): class and exception type, no message."""
-    return {"class": error_class(exc), "type": type(exc).__name__}
