@@ -20,10 +20,14 @@ import ipaddress
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
+
+if TYPE_CHECKING:
+    from ..config import WebhookSettings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -108,6 +112,37 @@ def address_allowed(ip: IPAddress, allow: Sequence[IPNetwork] = ()) -> bool:
     if any(ip.version == net.version and ip in net for net in _ALWAYS_BLOCKED):
         return False
     return ip.is_global and not ip.is_multicast
+
+
+def obviously_internal(url: str, allow: Sequence[IPNetwork] = ()) -> bool:
+    """True when the URL names a refused address without any DNS: an IP literal (also
+    the one-number form) or ``localhost``. Lets the owner hear it when creating the
+    webhook; names are still checked at every delivery (:func:`resolve_target`)."""
+    try:
+        host = (URL(url).raw_host or "").strip("[]").lower()
+    except (ValueError, TypeError):
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return not any(ipaddress.ip_address("127.0.0.1") in net for net in allow)
+    try:
+        ip: IPAddress = (
+            ipaddress.IPv4Address(int(host)) if host.isdigit() else ipaddress.ip_address(host)
+        )
+    except ValueError:
+        return False
+    return not address_allowed(ip, allow)
+
+
+def refuse_internal_url(settings: WebhookSettings, url: object) -> None:
+    """At creation: StoreError ``bad_url`` for a URL that could never be delivered."""
+    from ..store import StoreError
+
+    if isinstance(url, str) and obviously_internal(url, parse_networks(settings.allow_networks)):
+        raise StoreError(
+            "bad_url",
+            "webhooks can reach public addresses only (not loopback, private, link-local "
+            "or metadata addresses); the operator can allow on-premises networks",
+        )
 
 
 Lookup = Callable[[str, int], Awaitable[list[str]]]

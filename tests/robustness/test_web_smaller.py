@@ -140,3 +140,28 @@ def test_formats_we_do_not_accept_are_never_decoded(fmt: str, mode: str) -> None
 def test_accepted_formats_still_decode(fmt: str) -> None:
     rgb = decode_image(_encode(fmt))
     assert rgb.shape == (32, 48, 3) and rgb.dtype == np.uint8
+
+
+async def test_webhooks_to_internal_addresses_are_refused_at_creation(
+    served: dict[str, Any],
+) -> None:
+    """The owner hears it at once (422 ``bad_url``); delivery-time checks stay the defence
+    for names (tests/robustness/test_webhook_abuse.py)."""
+    headers = {"Authorization": f"Bearer {served['key']}"}
+    url = f"{served['base']}/api/v1/rooms/{served['room'].id}/webhooks"
+    async with aiohttp.ClientSession() as http:
+        for target in (
+            "http://169.254.169.254/latest/meta-data/",
+            "http://127.0.0.1:6379/",
+            "http://[::1]/x",
+            "http://2130706433/x",
+            "http://localhost:8080/x",
+            "http://10.0.0.1/x",
+        ):
+            async with http.post(url, json={"url": target}, headers=headers) as resp:
+                body = await resp.json()
+                assert (resp.status, body["error"]["code"]) == (422, "bad_url"), target
+        async with http.post(
+            url, json={"url": "https://hooks.example.org/x"}, headers=headers
+        ) as resp:
+            assert resp.status == 201
