@@ -250,3 +250,23 @@ def test_signup_invites_are_bound_to_email_and_expiry(tmp_path: Path) -> None:
     forged = f"{int(expires) + 86400}.{mac}"  # a longer life without the key
     assert not check_signup_invite(settings, "ann@example.org", forged, now=1001.0)
     assert not check_signup_invite(settings, "ann@example.org", "garbage", now=1001.0)
+
+
+async def test_live_dashboard_opened_with_a_stolen_cookie_stops(site: Site) -> None:
+    """A dashboard socket opened with the copied cookie gets no further room state after
+    the owner signs out everywhere."""
+    from server.app import HUB
+
+    victim = await _signed_up(site, "ada@example.org")
+    owner, _ = site.store.owner_credentials("ada@example.org")
+    room = site.store.create_room("Live", owner_id=owner.id)
+    headers = {"Cookie": f"{COOKIE_NAME}={victim.cookie()}"}
+    url = f"{site.base}/owner/rooms/{room.id}/live"
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as ws:
+        first = await ws.receive_json(timeout=GUARD_S)
+        assert first  # the thief sees the room...
+        await victim.get("/owner/account")
+        await victim.post("/owner/signout-everywhere", {})
+        await site.server.app[HUB].push_dashboard(room.id)
+        msg = await ws.receive(timeout=GUARD_S)
+        assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), msg  # ...no more
