@@ -1,5 +1,5 @@
-"""Command line: ``python -m server [serve]``, ``enrol``, ``verify-report`` and
-``backfill-templates``."""
+"""Command line: ``python -m server [serve]``, ``enrol``, ``verify-report``,
+``backfill-templates``, ``signup-link`` and ``rotate-keys``."""
 
 from __future__ import annotations
 
@@ -129,6 +129,35 @@ def backfill(args: argparse.Namespace) -> int:
     return 0
 
 
+def signup_link(args: argparse.Namespace) -> int:
+    from .owner.signup import make_signup_invite
+
+    settings = _settings(args)
+    token = make_signup_invite(settings, args.email, args.days * 86400)
+    if settings.owner.signup != "invite":
+        print(f"note: [owner] signup is {settings.owner.signup!r}, not 'invite'", file=sys.stderr)
+    print(f"{settings.base_url}/owner/signup?invite={token}")
+    return 0
+
+
+def rotate_keys(args: argparse.Namespace) -> int:
+    from .store.crypto import TemplateKeyError
+    from .store.rotate import rotate_keys as rotate
+
+    settings = _settings(args)
+    try:
+        done = rotate(settings.data_path)
+    except (TemplateKeyError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    counts = ", ".join(f"{n} {kind}" for kind, n in done.counts.items())
+    print(f"Re-encrypted under key {done.new_key_id}: {counts}.")
+    if done.env_mode:
+        print("Now set VIDEOGATE_TEMPLATE_KEY to the value of VIDEOGATE_TEMPLATE_KEY_NEW.")
+    print("Stop the server while rotating; old backups still need the old key.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m server", description=__doc__)
     parser.add_argument("--config", type=Path, help="extra TOML file over config/default.toml")
@@ -167,6 +196,17 @@ def build_parser() -> argparse.ArgumentParser:
     p_fill.add_argument("--engine", choices=("sface",), default="sface")
     p_fill.add_argument("--room", help="only this room id")
     p_fill.add_argument("--data-dir", dest="data_dir")
+    p_link = sub.add_parser(
+        "signup-link", help="print a sign-up link for one email ([owner] signup = invite)"
+    )
+    p_link.add_argument("email", help="the only email address the link signs up")
+    p_link.add_argument("--days", type=float, default=7.0, help="how long the link works")
+    p_link.add_argument("--data-dir", dest="data_dir")
+
+    p_rotate = sub.add_parser(
+        "rotate-keys", help="re-encrypt templates, photos and webhook secrets under a new key"
+    )
+    p_rotate.add_argument("--data-dir", dest="data_dir")
     return parser
 
 
@@ -178,6 +218,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return enrol(args)
         if args.command == "backfill-templates":
             return backfill(args)
+        if args.command == "rotate-keys":
+            return rotate_keys(args)
+        if args.command == "signup-link":
+            return signup_link(args)
         if args.command == "verify-report":
             from .report.cli import run
 

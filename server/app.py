@@ -15,6 +15,7 @@ from .device import COOKIE as DEVICE_COOKIE
 from .device import MAX_AGE_S as DEVICE_MAX_AGE_S
 from .face.engine import FaceEngine
 from .hub import Hub
+from .metrics import metrics
 from .owner import setup_owner
 from .report.http import WELL_KNOWN_PATH, signing_key
 from .state import HUB, SETTINGS
@@ -41,19 +42,27 @@ SECURITY_HEADERS = {
     "Permissions-Policy": "camera=(self), microphone=(self)",
 }
 
+# Under TLS (served directly, or public_url is https behind a proxy): browsers that
+# saw it once refuse plain http to this host for a year, so a network attacker cannot
+# strip TLS from the owner's next visit. Browsers ignore it on plain http responses.
+HSTS = "max-age=31536000"
+
 
 @web.middleware
 async def security_headers(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     """Every response, raised ones (404, redirects) included, carries the headers."""
+    headers = SECURITY_HEADERS
+    if request.secure or request.config_dict[SETTINGS].base_url.startswith("https:"):
+        headers = {**SECURITY_HEADERS, "Strict-Transport-Security": HSTS}
     try:
         response: web.StreamResponse = await handler(request)
     except web.HTTPException as exc:
-        for name, value in SECURITY_HEADERS.items():
+        for name, value in headers.items():
             exc.headers.setdefault(name, value)
         raise
-    for name, value in SECURITY_HEADERS.items():
+    for name, value in headers.items():
         response.headers.setdefault(name, value)
     return response
 
@@ -92,16 +101,9 @@ async def room_page(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def health(request: web.Request) -> web.Response:
-    hub = request.app[HUB]
-    return web.json_response(
-        {
-            "ok": True,
-            "rooms_live": len(hub.rooms),
-            "participants": sum(len(r.participants) for r in hub.rooms.values()),
-            "threshold": hub.default_threshold,
-        }
-    )
+async def health(_request: web.Request) -> web.Response:
+    """Liveness only: counts and thresholds are on /metrics (server/metrics.py)."""
+    return web.json_response({"ok": True})
 
 
 def create_app(
@@ -117,6 +119,7 @@ def create_app(
     app.router.add_get("/r/{slug}", room_page)
     app.router.add_get("/ws", websocket)
     app.router.add_get("/healthz", health)
+    app.router.add_get("/metrics", metrics)
     app.router.add_get(WELL_KNOWN_PATH, signing_key)
     app.router.add_static("/static", WEB / "static")
     # Owner UI (/owner) and REST API (/api/v1): sub-applications with their own

@@ -31,6 +31,8 @@ class ServerSettings:
     data_dir: str = "data"
     tls_cert: str = ""
     tls_key: str = ""
+    # Bearer token for /metrics (counts, threshold, queues); empty: /metrics is off.
+    metrics_token: str = ""
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,14 @@ class WebhookSettings:
     timeout_s: float = 5.0
     # Deliveries waiting beyond this are dropped (logged as such): media never waits.
     queue_max: int = 1000
+    # Fairness between tenants: tries in flight server-wide and per owner, and the
+    # deliveries one owner may have waiting (docs/security.md, "Webhooks").
+    concurrency: int = 4
+    owner_concurrency: int = 2
+    owner_queue_max: int = 200
+    # Networks (CIDRs, comma-separated) that webhooks may reach although they are not
+    # public, e.g. "10.20.0.0/16" for an on-premises receiver. Empty: public only.
+    allow_networks: str = ""
 
 
 @dataclass(frozen=True)
@@ -135,6 +145,40 @@ class LimitSettings:
 
 
 @dataclass(frozen=True)
+class WorkerSettings:
+    """[workers]: the CPU pool (server/workpool.py). The gate always keeps
+    ``gate_reserved`` threads; API verify/search and photo uploads share the rest and
+    wait in bounded queues (over them: 503 ``busy`` with Retry-After)."""
+
+    count: int = 2
+    gate_reserved: int = 1
+    api_queue: int = 4
+    upload_queue: int = 4
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """[api]: the REST API. Requests per API key: a token bucket (429 ``rate_limited``)."""
+
+    requests_per_s: float = 10.0
+    burst: int = 60
+
+
+@dataclass(frozen=True)
+class OwnerSettings:
+    """[owner]: owner accounts (docs/security.md, "Owner accounts")."""
+
+    # open: anyone may create an account; invite: only with a sign-up link from
+    # ``python -m server signup-link EMAIL``; closed: no new accounts.
+    signup: str = "open"
+    # Sign-up attempts per client address per hour.
+    signups_per_hour: int = 10
+    # Password hashes computed at once (argon2id costs ~64 MiB each); more wait briefly,
+    # then get "busy" before any hashing is done.
+    hash_concurrency: int = 2
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     gate: GateSettings = field(default_factory=GateSettings)
@@ -143,6 +187,9 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     presence: PresenceSettings = field(default_factory=PresenceSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    workers: WorkerSettings = field(default_factory=WorkerSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    owner: OwnerSettings = field(default_factory=OwnerSettings)
 
     @property
     def data_path(self) -> Path:
@@ -225,6 +272,9 @@ def load_settings(
         "limits": LimitSettings,
         "presence": PresenceSettings,
         "webhooks": WebhookSettings,
+        "workers": WorkerSettings,
+        "api": ApiSettings,
+        "owner": OwnerSettings,
     }
     for section in data:
         if section not in sections:
@@ -272,5 +322,25 @@ def _validate(settings: Settings) -> None:
     hooks = settings.webhooks
     if hooks.max_attempts < 1 or hooks.backoff_s < 0 or hooks.timeout_s <= 0:
         raise ConfigError("[webhooks] need max_attempts >= 1, backoff_s >= 0, timeout_s > 0")
+    if min(hooks.concurrency, hooks.owner_concurrency, hooks.owner_queue_max, hooks.queue_max) < 1:
+        raise ConfigError("[webhooks] concurrency, owner_* and queue_max must be >= 1")
+    from .webhooks.guard import parse_networks
+
+    try:
+        parse_networks(hooks.allow_networks)
+    except ValueError as exc:
+        raise ConfigError(f"[webhooks] allow_networks: {exc}") from exc
+    workers = settings.workers
+    if workers.count < 1 or not 0 <= workers.gate_reserved < workers.count:
+        raise ConfigError("[workers] need count >= 1 and 0 <= gate_reserved < count")
+    if min(workers.api_queue, workers.upload_queue) < 1:
+        raise ConfigError("[workers] api_queue and upload_queue must be >= 1")
+    if settings.api.requests_per_s <= 0 or settings.api.burst < 1:
+        raise ConfigError("[api] requests_per_s must be > 0 and burst >= 1")
+    owner = settings.owner
+    if owner.signup not in ("open", "invite", "closed"):
+        raise ConfigError("[owner] signup must be open, invite or closed")
+    if owner.signups_per_hour < 1 or owner.hash_concurrency < 1:
+        raise ConfigError("[owner] signups_per_hour and hash_concurrency must be >= 1")
     if bool(settings.server.tls_cert) != bool(settings.server.tls_key):
         raise ConfigError("[server] tls_cert and tls_key must be set together")

@@ -17,7 +17,6 @@ import random
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +39,7 @@ from .room_runtime import RoomRuntime
 from .store import Room, SqliteStore, StoreError
 from .verify import build_room_index
 from .webhooks import WebhookDispatcher
+from .workpool import WorkPool
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class Hub:
             gate.lockout_duration_s,
             thresholds={"ip": gate.address_failures},
         )
-        self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="face")
+        self.executor = WorkPool.from_settings(settings.workers)
         self.rooms: dict[str, RoomRuntime] = {}
         self.grace: dict[str, GraceEntry] = {}
         self._galleries: OrderedDict[str, _CachedGallery] = OrderedDict()

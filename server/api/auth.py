@@ -1,10 +1,14 @@
 """Bearer API keys: every API request is one owner's, identified by a hashed key.
 
 Keys are created and revoked in the owner UI; the store keeps only their SHA-256.
-Cookies are ignored here on purpose, so the API needs no CSRF token.
+Cookies are ignored here on purpose, so the API needs no CSRF token. Each key is
+rate-limited (``[api] requests_per_s`` / ``burst``) once it is known to be valid.
 """
 
 from __future__ import annotations
+
+import hashlib
+import time
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -12,8 +16,10 @@ from aiohttp.typedefs import Handler
 from ..store import Owner, StoreError
 from .context import hub
 from .errors import error_response
+from .ratelimit import KeyedRateLimiter
 
 OWNER: web.RequestKey[Owner] = web.RequestKey("api_owner", Owner)
+LIMITER: web.AppKey[KeyedRateLimiter] = web.AppKey("api_limiter", KeyedRateLimiter)
 PUBLIC_PATHS = {"/api/v1/openapi.json"}
 
 
@@ -38,4 +44,13 @@ async def key_auth(request: web.Request, handler: Handler) -> web.StreamResponse
         request[OWNER] = hub(request).store.owner_by_api_key(secret.strip())
     except StoreError:
         return _unauthorized("invalid or revoked API key", 'Bearer error="invalid_token"')
+    limiter = request.app[LIMITER]
+    key = hashlib.sha256(secret.strip().encode()).hexdigest()
+    wait = limiter.retry_after(key, time.monotonic())
+    if wait is not None:
+        response = error_response(
+            429, "rate_limited", f"too many requests for this API key; retry in {wait} s"
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response
     return await handler(request)

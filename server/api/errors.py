@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from ..store import StoreError, TemplateKeyError
+from ..workpool import Busy
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,15 @@ def error_response(
     return web.json_response({"error": body}, status=status)
 
 
+def busy_response(err: Busy) -> web.Response:
+    """503 ``busy``: the face workers' queue for this kind of request is full."""
+    response = error_response(
+        503, "busy", f"the server is busy analysing faces; retry in {err.retry_after_s} s"
+    )
+    response.headers["Retry-After"] = str(err.retry_after_s)
+    return response
+
+
 def store_error_status(err: StoreError) -> int:
     if err.code in NOT_FOUND_CODES:
         return 404
@@ -65,6 +75,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return await handler(request)
     except ApiError as err:
         return error_response(err.status, err.code, err.message, err.details)
+    except Busy as err:
+        return busy_response(err)
     except StoreError as err:
         return error_response(store_error_status(err), err.code, err.message)
     except web.HTTPException as exc:

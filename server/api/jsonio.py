@@ -11,6 +11,7 @@ from aiohttp import web
 
 from ..store import Face, InviteInfo, Person, Room
 from ..store.records import TEMPLATE_ENGINES
+from .context import hub
 from .errors import ApiError
 
 MAX_JSON_BYTES = 64 * 1024
@@ -42,8 +43,15 @@ async def read_json(
     return body
 
 
-def base_url(request: web.Request, public_url: str) -> str:
-    return public_url.rstrip("/") if public_url else str(request.url.origin())
+def base_url(request: web.Request, public_url: str = "") -> str:
+    """The base of every link we hand out (invites, room links): configuration only.
+
+    Never the request's ``Host`` header: it is whatever the client sent, so an attacker
+    who can make an owner's request carry ``Host: evil.example`` (or who sits between
+    a proxy and us) would get invite links pointing at their own server, where the
+    token is harvested. ``[server] public_url`` wins; otherwise scheme://host:port.
+    """
+    return public_url.rstrip("/") if public_url else hub(request).settings.base_url
 
 
 def room_json(room: Room, base: str, default_threshold: float) -> dict[str, Any]:

@@ -59,7 +59,7 @@ def json_body(schema: str) -> J:
 
 IMAGE_BODY: J = {
     "required": True,
-    "description": "The photo's bytes (JPEG, PNG, WebP, BMP, GIF, TIFF); at most 20 MB.",
+    "description": "The photo's bytes (JPEG, PNG, WebP, BMP or GIF); at most 20 MB.",
     "content": {
         mime: {"schema": {"type": "string", "format": "binary"}}
         for mime in ("image/jpeg", "image/png", "application/octet-stream")
@@ -72,10 +72,17 @@ E422 = error("Invalid input or unusable photo; `code` says why")
 E400 = error("Malformed JSON")
 E415 = error("The body must be application/json")
 E413 = error("The body is too large")
+E429 = error(
+    "`rate_limited`: too many requests for this API key; wait `Retry-After` seconds"
+)
+E503 = error(
+    "`busy`: the face workers' queue is full (the gate comes first); "
+    "retry after `Retry-After` seconds"
+)
 
 
 def op(summary: str, responses: J, *, body: J | None = None, tag: str = "") -> J:
-    out: J = {"summary": summary, "responses": {**responses, "401": E401}}
+    out: J = {"summary": summary, "responses": {**responses, "401": E401, "429": E429}}
     if body is not None:
         out["requestBody"] = body
     if tag:
@@ -455,7 +462,13 @@ def build_openapi() -> J:
                       tag="faces"),
             "post": op(
                 "Enrol one photo through the quality gate",
-                {"201": ok("FaceAdded", "Enrolled"), "404": E404, "413": E413, "422": E422},
+                {
+                    "201": ok("FaceAdded", "Enrolled"),
+                    "404": E404,
+                    "413": E413,
+                    "422": E422,
+                    "503": E503,
+                },
                 body=IMAGE_BODY,
                 tag="faces",
             ),
@@ -469,7 +482,7 @@ def build_openapi() -> J:
             "parameters": path_params("person_id"),
             "post": op(
                 "1:1: does the single face in this photo match the person?",
-                {"200": ok("Verification"), "404": E404, "413": E413, "422": E422},
+                {"200": ok("Verification"), "404": E404, "413": E413, "422": E422, "503": E503},
                 body=IMAGE_BODY,
                 tag="recognition",
             ),
@@ -478,7 +491,7 @@ def build_openapi() -> J:
             "parameters": path_params("room_id"),
             "post": op(
                 "1:N: every face in the photo against the room's people",
-                {"200": ok("SearchResult"), "404": E404, "413": E413, "422": E422},
+                {"200": ok("SearchResult"), "404": E404, "413": E413, "422": E422, "503": E503},
                 body=IMAGE_BODY,
                 tag="recognition",
             ),

@@ -7,11 +7,12 @@ from typing import Any
 from aiohttp import web
 
 from ..store import Person
+from ..workpool import UPLOAD, lane
 from .auth import request_owner
 from .context import hub
 from .errors import ApiError
 from .jsonio import face_json, person_json, read_json
-from .photos import MAX_PHOTO_BYTES, Upload, UploadTooLarge, evaluate_all, read_body, sniff_mime
+from .photos import MAX_PHOTO_BYTES, Upload, UploadTooLarge, evaluate_all, read_body
 
 PERSON_FIELDS = {"name", "external_id"}
 
@@ -82,13 +83,14 @@ async def add_face(request: web.Request) -> web.Response:
     h = hub(request)
     person = h.store.person(request.match_info["person_id"], owner.id)  # 404 before reading
     data = await read_photo(request)
-    (verdict,) = await evaluate_all(h.engine, h.executor, [Upload("photo", data, "")])
+    uploads = [Upload("photo", data, "")]
+    (verdict,) = await evaluate_all(h.engine, lane(h.executor, UPLOAD), uploads)
     if verdict.embedding is None:
         raise ApiError(422, verdict.code, "; ".join(verdict.reasons), verdict.public())
     (face,) = h.store.add_faces(
         person.id,
         owner.id,
-        [(verdict.embeddings or verdict.embedding, data, sniff_mime(data))],
+        [(verdict.embeddings or verdict.embedding, verdict.stored, verdict.stored_mime)],
         h.engine.embedder.name,
     )
     return web.json_response({"face": face_json(face), "verdict": verdict.public()}, status=201)

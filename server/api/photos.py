@@ -21,6 +21,7 @@ from PIL import Image
 
 from ..face.engine import FaceEngine
 from ..face.imageio import ImageError, decode_image
+from ..face.metadata import strip_metadata
 
 MAX_PHOTO_BYTES = 20 * 1024 * 1024
 MAX_PHOTOS_PER_UPLOAD = 12
@@ -53,6 +54,10 @@ class PhotoVerdict:
     embedding: np.ndarray | None = field(default=None, repr=False)
     # one template per loaded engine ("dlib", "sface"): what the store keeps per face
     embeddings: Mapping[str, np.ndarray] = field(default_factory=dict, repr=False)
+    # What may be stored for an accepted photo: metadata (EXIF/GPS, XMP, comments)
+    # stripped (``face.metadata``), with the MIME type of those bytes.
+    stored: bytes | None = field(default=None, repr=False)
+    stored_mime: str = "application/octet-stream"
 
     def public(self) -> dict[str, object]:
         return {
@@ -129,8 +134,9 @@ def evaluate(engine: FaceEngine, filename: str, data: bytes) -> PhotoVerdict:
     if result.embedding is None:
         code = result.issues[0].code if result.issues else "unusable"
         return PhotoVerdict(filename, False, code, result.reasons, thumb, box)
+    stored, mime = strip_metadata(data, rgb)
     return PhotoVerdict(
-        filename, True, "ok", [], thumb, box, result.embedding, result.embeddings
+        filename, True, "ok", [], thumb, box, result.embedding, result.embeddings, stored, mime
     )
 
 

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from ..report import report_csv
 from ..store import Delivery, Meeting, Webhook
+from ..webhooks.guard import refuse_internal_url
 from .auth import request_owner
 from .context import hub
 from .errors import ApiError
@@ -88,6 +89,7 @@ async def list_webhooks(request: web.Request) -> web.Response:
 async def create_webhook(request: web.Request) -> web.Response:
     owner = request_owner(request)
     body = await read_json(request, {"url", "events"}, {"url"})
+    refuse_internal_url(hub(request).settings.webhooks, body["url"])
     hook, secret = hub(request).store.create_webhook(
         request.match_info["room_id"], body["url"], body.get("events"), owner_id=owner.id
     )

@@ -18,6 +18,7 @@ from ..face.imageio import ImageError, decode_image
 from ..face.quality import frame_issues
 from ..face.scoring import engines_for
 from ..verify import FaceChecker, build_room_index, load_target
+from ..workpool import API, lane
 from .auth import request_owner
 from .context import hub
 from .errors import ApiError
@@ -34,7 +35,7 @@ async def analyse_upload(request: web.Request, room_engine: str = "dlib") -> Fra
     loop = asyncio.get_running_loop()
     engines = engines_for(room_engine)
     try:
-        return await loop.run_in_executor(h.executor, _analyse, h.engine, data, engines)
+        return await loop.run_in_executor(lane(h.executor, API), _analyse, h.engine, data, engines)
     except ImageError as err:
         raise ApiError(422, err.code, err.message) from err
 

@@ -8,7 +8,7 @@ import aiohttp_session
 from aiohttp import web
 
 from ..config import Settings
-from . import auth, keys, live, people, presence, rooms
+from . import account, auth, keys, live, people, presence, rooms
 from .common import csrf_middleware
 from .session import session_storage
 
@@ -25,7 +25,8 @@ def setup_owner(app: web.Application, settings: Settings) -> web.Application:
     owner.middlewares.append(csrf_middleware)
     owner.router.add_get("", home)
     owner.router.add_get("/", home)
-    auth.add_routes(owner)
+    auth.add_routes(owner, settings.owner)
+    account.add_routes(owner)
     rooms.add_routes(owner)
     people.add_routes(owner)
     keys.add_routes(owner)

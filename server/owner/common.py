@@ -27,6 +27,7 @@ CSRF_HEADER = "X-CSRF-Token"
 DEFERRED_CSRF_ROUTES = {"owner-photos"}
 CSRF_OK: web.RequestKey[bool] = web.RequestKey("csrf_ok", bool)
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+SESSION_VERSION = "sv"
 
 OwnerHandler = Callable[[web.Request, Owner], Awaitable[web.StreamResponse]]
 
@@ -84,15 +85,26 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 
 async def current_owner(request: web.Request) -> Owner | None:
+    """The signed-in owner, if the cookie's session version is still the owner's.
+
+    Cookies are client-side (encrypted), so a copied cookie would otherwise work until
+    it expires; the version in the store moves on at "sign out everywhere" and at a
+    password change, and every older cookie is refused from then on.
+    """
     session = await get_session(request)
     owner_id = session.get("owner_id")
     if not isinstance(owner_id, str):
         return None
     try:
-        return hub(request).store.owner(owner_id)
+        owner = hub(request).store.owner(owner_id)
     except StoreError:
         session.invalidate()
         return None
+    # Cookies from before session versions existed carry none: version 0.
+    if session.get(SESSION_VERSION, 0) != owner.session_version:
+        session.invalidate()
+        return None
+    return owner
 
 
 def signed_in(handler: OwnerHandler) -> Handler:

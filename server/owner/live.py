@@ -15,7 +15,7 @@ from aiohttp import WSMsgType, web
 from yarl import URL
 
 from ..api.context import hub
-from ..store import StoreError
+from ..store import Owner, SqliteStore, StoreError
 from .common import current_owner
 
 SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("dashboard_sockets", set)
@@ -47,8 +47,14 @@ async def live(request: web.Request) -> web.StreamResponse:
     request.app[SOCKETS].add(ws)
 
     async def sink(message: dict[str, Any]) -> None:
-        if not ws.closed:
-            await ws.send_json(message)
+        if ws.closed:
+            return
+        if not _session_still_valid(h.store, owner):
+            # "Sign out everywhere" or a password change since this socket opened: a
+            # copied cookie must not keep a live view of the room.
+            await ws.close(code=4401, message=b"signed out")
+            return
+        await ws.send_json(message)
 
     h.subscribe_dashboard(room.id, sink)
     try:
@@ -60,6 +66,13 @@ async def live(request: web.Request) -> web.StreamResponse:
         h.unsubscribe_dashboard(room.id, sink)
         request.app[SOCKETS].discard(ws)
     return ws
+
+
+def _session_still_valid(store: SqliteStore, owner: Owner) -> bool:
+    try:
+        return store.owner(owner.id).session_version == owner.session_version
+    except StoreError:
+        return False
 
 
 async def close_sockets(app: web.Application) -> None:

@@ -12,6 +12,7 @@ from aiohttp import BodyPartReader, web
 from aiohttp_session import get_session
 
 from ..api.context import hub
+from ..api.errors import busy_response
 from ..api.jsonio import base_url
 from ..api.photos import (
     MAX_PHOTO_BYTES,
@@ -23,6 +24,7 @@ from ..api.photos import (
     sniff_mime,
 )
 from ..store import Owner, StoreError
+from ..workpool import UPLOAD, Busy, lane
 from .common import (
     CSRF_FIELD,
     CSRF_OK,
@@ -109,10 +111,15 @@ async def upload_photos(request: web.Request, owner: Owner) -> web.StreamRespons
         return web.json_response(
             {"error": {"code": "no_photos", "message": "choose at least one photo"}}, status=422
         )
-    verdicts: list[PhotoVerdict] = await evaluate_all(h.engine, h.executor, uploads)
+    try:
+        verdicts: list[PhotoVerdict] = await evaluate_all(
+            h.engine, lane(h.executor, UPLOAD), uploads
+        )
+    except Busy as err:
+        return busy_response(err)
     good = [
-        (v.embeddings or v.embedding, u.data, u.mime)
-        for v, u in zip(verdicts, uploads, strict=True)
+        (v.embeddings or v.embedding, v.stored, v.stored_mime)
+        for v in verdicts
         if v.embedding is not None
     ]
     try:

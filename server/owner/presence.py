@@ -15,6 +15,7 @@ from ..api.context import hub
 from ..report import report_csv
 from ..store import Owner, StoreError
 from ..store.records import WEBHOOK_EVENTS
+from ..webhooks.guard import refuse_internal_url
 from .common import flash, form_str, not_found, signed_in, wants_json
 
 
@@ -93,10 +94,10 @@ async def add_webhook(request: web.Request, owner: Owner) -> web.StreamResponse:
     room_id = request.match_info["room_id"]
     form = await request.post()
     events = [e for e in form.getall("events", []) if isinstance(e, str)]
+    url = form_str(form, "url").strip()
     try:
-        _hook, secret = h.store.create_webhook(
-            room_id, form_str(form, "url").strip(), events or None, owner_id=owner.id
-        )
+        refuse_internal_url(h.settings.webhooks, url)
+        _hook, secret = h.store.create_webhook(room_id, url, events or None, owner_id=owner.id)
     except StoreError as err:
         if err.code == "unknown_room":
             return not_found(request, "room")

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .crypto import Sealer, TemplateKeyError, load_or_create_key
+from .crypto import Sealer, TemplateKeyError, load_keyring
 from .records import (
     LIVENESS_POLICIES,
     ROOM_MODES,
@@ -53,5 +53,5 @@ __all__ = [
 
 def open_store(data_dir: Path) -> SqliteStore:
     """The embedded default: ``<data_dir>/videogate.sqlite3`` with a key beside it."""
-    key = load_or_create_key(data_dir, os.environ.get("VIDEOGATE_TEMPLATE_KEY"))
-    return SqliteStore(data_dir / "videogate.sqlite3", Sealer(key))
+    keys = load_keyring(data_dir, os.environ.get("VIDEOGATE_TEMPLATE_KEY"))
+    return SqliteStore(data_dir / "videogate.sqlite3", Sealer(keys))

@@ -132,9 +132,13 @@ MIGRATIONS: list[str] = [
     # template per other engine pointing at it, deleted with it. SFace templates for
     # kept photos are computed by `python -m server backfill-templates` (and at start).
     """
-    UPDATE templates SET engine = 'dlib' WHERE engine LIKE 'dlib%';
+    UPDATE templates SET engine = 'dlib' WHERE engine LIKE 'dlib%' OR engine = 'onnx';
     ALTER TABLE templates ADD COLUMN source_id INTEGER REFERENCES templates(id) ON DELETE CASCADE;
     CREATE INDEX templates_source ON templates(source_id);
     CREATE INDEX templates_person_engine ON templates(person_id, engine)
+    """,
+    # 5: owner session versions ("sign out everywhere", password change end old cookies).
+    """
+    ALTER TABLE owners ADD COLUMN session_version INTEGER NOT NULL DEFAULT 0
     """,
 ]

@@ -132,6 +132,9 @@ class Owner:
     id: str
     email: str
     created: float
+    # Bumped by "sign out everywhere" and a password change: session cookies carry the
+    # version they were issued under and stop working once it moves on.
+    session_version: int = 0
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,35 @@ class SqliteStore:
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version={number}")
 
+    def reseal_all(self, sealer: Sealer) -> dict[str, int]:
+        """Re-encrypt every sealed value with ``sealer``'s primary key, in one transaction.
+
+        Values already sealed by that key are left alone, so a rotation that was cut
+        short can simply be run again. Returns how many values of each kind changed.
+        """
+        plan = (
+            ("templates", "id", "sealed", "person_id", ""),
+            ("photos", "id", "sealed", "person_id", "photo:"),
+            ("webhooks", "id", "sealed_secret", "id", "webhook:"),
+        )
+        counts: dict[str, int] = {}
+        with self._tx() as db:
+            for table, key, column, context_column, prefix in plan:
+                rows = db.execute(
+                    f"SELECT {key} AS k, {column} AS blob, {context_column} AS c FROM {table}"
+                ).fetchall()
+                changed = 0
+                for row in rows:
+                    if sealer.sealed_by_primary(row["blob"]):
+                        continue
+                    context = f"{prefix}{row['c']}"
+                    fresh = sealer.seal(sealer.open(row["blob"], context), context)
+                    db.execute(f"UPDATE {table} SET {column}=? WHERE {key}=?", (fresh, row["k"]))
+                    changed += 1
+                counts[table] = changed
+        self._sealer = sealer
+        return counts
+
     @property
     def schema_version(self) -> int:
         return int(self._rows("PRAGMA user_version")[0][0])
@@ -138,7 +167,7 @@ class SqliteStore:
             if db.execute("SELECT 1 FROM owners WHERE email=?", (owner.email,)).fetchone():
                 raise StoreError("email_taken", "an account with this email exists")
             db.execute(
-                "INSERT INTO owners VALUES (?,?,?,?)",
+                "INSERT INTO owners (id, email, password_hash, created) VALUES (?,?,?,?)",
                 (owner.id, owner.email, password_hash, owner.created),
             )
         return owner
@@ -148,18 +177,35 @@ class SqliteStore:
         rows = self._rows("SELECT * FROM owners WHERE email=?", (email.strip().lower(),))
         if not rows:
             raise StoreError("unknown_owner", "no such account")
-        row = rows[0]
-        return Owner(row["id"], row["email"], row["created"]), str(row["password_hash"])
+        return _owner(rows[0]), str(rows[0]["password_hash"])
 
     def set_password_hash(self, owner_id: str, password_hash: str) -> None:
+        """Same password, new hash parameters (rehash at sign-in): sessions stay valid."""
         with self._tx() as db:
             db.execute("UPDATE owners SET password_hash=? WHERE id=?", (password_hash, owner_id))
+
+    def change_password(self, owner_id: str, password_hash: str) -> Owner:
+        """A new password ends every session issued before it (the version moves on)."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE owners SET password_hash=?, session_version=session_version+1 WHERE id=?",
+                (password_hash, owner_id),
+            )
+        return self.owner(owner_id)
+
+    def end_sessions(self, owner_id: str) -> Owner:
+        """Sign out everywhere: cookies issued under the old version stop working."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE owners SET session_version=session_version+1 WHERE id=?", (owner_id,)
+            )
+        return self.owner(owner_id)
 
     def owner(self, owner_id: str) -> Owner:
         rows = self._rows("SELECT * FROM owners WHERE id=?", (owner_id,))
         if not rows:
             raise StoreError("unknown_owner", "no such account")
-        return Owner(rows[0]["id"], rows[0]["email"], rows[0]["created"])
+        return _owner(rows[0])
 
     def create_api_key(self, owner_id: str, name: str) -> tuple[ApiKey, str]:
         """A new key; the secret is returned once and only its SHA-256 is kept."""
@@ -888,6 +934,10 @@ class SqliteStore:
             )
             for r in rows
         ]
+
+
+def _owner(row: sqlite3.Row) -> Owner:
+    return Owner(row["id"], row["email"], row["created"], int(row["session_version"]))
 
 
 def _audit_record(r: sqlite3.Row) -> AuditRecord:

@@ -1,13 +1,15 @@
-"""Deliver room events to webhooks: a bounded queue, a worker, retries with backoff.
+"""Deliver room events to webhooks: per-owner queues, fair slots, retries, SSRF guard.
 
 Why this shape: events are raised on the media and admission paths (gate actions,
 presence checks), which must never wait for someone else's HTTP server. ``emit``
 only reads the room's webhooks, writes a ``pending`` row to the delivery log and
-puts the delivery on a bounded queue (a full queue drops it, logged as
-``dropped``). A worker hands each delivery to its own task, at most
-``CONCURRENCY`` at a time, so one slow receiver retrying does not hold back the
-others. Each try is logged (attempts, last status code or error); after
-``max_attempts`` the delivery is ``failed``.
+queues the delivery under the room's owner (a full queue drops it, logged as
+``dropped``). A :class:`~.fair.FairScheduler` starts tries round-robin across owners,
+at most ``concurrency`` at once and ``owner_concurrency`` per owner; a try that fails
+frees its slot and the delivery is parked until its backoff is due, so one tenant's
+hanging or failing receiver cannot stall the others. Every try resolves the target
+and refuses non-public addresses (``guard``); the log records coarse error classes
+only. After ``max_attempts`` the delivery is ``failed``.
 """
 
 from __future__ import annotations
@@ -23,13 +25,12 @@ from typing import Any
 import aiohttp
 
 from ..config import WebhookSettings
-from ..store import SqliteStore
+from ..store import SqliteStore, StoreError
+from .fair import FairScheduler
+from .guard import DeliveryRefused, error_class, parse_networks, pinned_session, resolve_target
 from .signing import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_body
 
 log = logging.getLogger(__name__)
-
-CONCURRENCY = 4
-ERROR_MAX = 200
 
 
 @dataclass(frozen=True)
@@ -39,17 +40,22 @@ class _Delivery:
     secret: str
     event: str
     body: bytes
+    attempt: int = 1
 
 
 class WebhookDispatcher:
     def __init__(self, store: SqliteStore, settings: WebhookSettings) -> None:
         self.store = store
         self.settings = settings
-        self._queue: asyncio.Queue[_Delivery] | None = None
-        self._worker: asyncio.Task[None] | None = None
+        self._allow = parse_networks(settings.allow_networks)
+        self._fair: FairScheduler[_Delivery] = FairScheduler(
+            slots=settings.concurrency,
+            owner_slots=settings.owner_concurrency,
+            owner_max=settings.owner_queue_max,
+            total_max=settings.queue_max,
+        )
         self._tasks: set[asyncio.Task[None]] = set()
-        self._slots: asyncio.Semaphore | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._wakeup: asyncio.TimerHandle | None = None
         self._closed = False
 
     def emit(self, room_id: str, event: str, data: dict[str, Any]) -> int:
@@ -67,10 +73,10 @@ class WebhookDispatcher:
         if not targets:
             return 0
         try:
-            self._ensure_worker()
+            asyncio.get_running_loop()
         except RuntimeError:  # no running loop (CLI use): nothing can be delivered
             return 0
-        assert self._queue is not None
+        owner = self._owner_of(room_id)
         queued = 0
         for hook, secret in targets:
             delivery_id = self.store.record_delivery(hook.id, room_id, event, "pending")
@@ -84,44 +90,71 @@ class WebhookDispatcher:
                 },
                 separators=(",", ":"),
             ).encode()
-            try:
-                self._queue.put_nowait(_Delivery(delivery_id, hook.url, secret, event, body))
+            if self._fair.push(owner, _Delivery(delivery_id, hook.url, secret, event, body)):
                 queued += 1
-            except asyncio.QueueFull:
-                self.store.update_delivery(delivery_id, "dropped", 0, None, "queue full")
+            else:
+                self.store.update_delivery(delivery_id, "dropped", 0, None, "queue_full")
+        self._pump()
         return queued
 
-    def _ensure_worker(self) -> None:
-        asyncio.get_running_loop()
-        if self._queue is None:
-            self._queue = asyncio.Queue(maxsize=self.settings.queue_max)
-            self._slots = asyncio.Semaphore(CONCURRENCY)
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.create_task(self._work(), name="webhooks")
+    def _owner_of(self, room_id: str) -> str:
+        """Queues are per owner; CLI rooms (no owner) each count as their own tenant."""
+        try:
+            return self.store.room(room_id).owner_id or f"room:{room_id}"
+        except StoreError:
+            return f"room:{room_id}"
 
-    async def _work(self) -> None:
-        assert self._queue is not None and self._slots is not None
-        while True:
-            delivery = await self._queue.get()
-            await self._slots.acquire()
-            task = asyncio.create_task(self._deliver(delivery), name=f"webhook-{delivery.id}")
+    def _pump(self) -> None:
+        """Start every try the scheduler allows now; look again when a retry is due."""
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        while (started := self._fair.take(time.monotonic())) is not None:
+            owner, delivery = started
+            task = loop.create_task(self._try(owner, delivery), name=f"webhook-{delivery.id}")
             self._tasks.add(task)
-            task.add_done_callback(self._done)
+            task.add_done_callback(self._tasks.discard)
+        if self._wakeup is not None:
+            self._wakeup.cancel()
+            self._wakeup = None
+        due = self._fair.next_due()
+        if due is not None:
+            self._wakeup = loop.call_later(max(0.0, due - time.monotonic()), self._pump)
 
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if self._slots is not None:
-            self._slots.release()
-
-    async def _deliver(self, delivery: _Delivery) -> None:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.settings.timeout_s)
+    async def _try(self, owner: str, delivery: _Delivery) -> None:
+        retry = False
+        try:
+            retry = await self._attempt(delivery)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # never let one delivery take the scheduler down
+            log.exception("webhook delivery %s crashed", delivery.id)
+            self._log(delivery.id, "failed", delivery.attempt, None, "bad_response")
+        if self._closed:
+            return
+        if retry:
+            due = time.monotonic() + self.settings.backoff_s * 2 ** (delivery.attempt - 1)
+            nxt = _Delivery(
+                delivery.id,
+                delivery.url,
+                delivery.secret,
+                delivery.event,
+                delivery.body,
+                delivery.attempt + 1,
             )
-        attempts = self.settings.max_attempts
-        for attempt in range(1, attempts + 1):
-            code: int | None = None
-            error: str | None = None
+            self._fair.retry_at(owner, nxt, due)
+        else:
+            self._fair.finish(owner)
+        self._pump()
+
+    async def _attempt(self, delivery: _Delivery) -> bool:
+        """One try; logs it and returns True when another try should follow."""
+        attempt = delivery.attempt
+        code: int | None = None
+        error: str | None = None
+        final = attempt >= self.settings.max_attempts
+        try:
+            addresses = await resolve_target(delivery.url, self._allow)
             timestamp = int(time.time())
             headers = {
                 "Content-Type": "application/json",
@@ -131,21 +164,26 @@ class WebhookDispatcher:
                 TIMESTAMP_HEADER: str(timestamp),
                 SIGNATURE_HEADER: sign_body(delivery.secret, timestamp, delivery.body),
             }
-            try:
-                async with self._session.post(
+            async with (
+                pinned_session(addresses, self.settings.timeout_s) as session,
+                session.post(
                     delivery.url, data=delivery.body, headers=headers, allow_redirects=False
-                ) as response:
-                    code = response.status
-                    if 200 <= code < 300:
-                        self._log(delivery.id, "delivered", attempt, code, None)
-                        return
-                    error = f"HTTP {code}"
-            except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
-                error = (f"{type(exc).__name__}: {exc}")[:ERROR_MAX]
-            final = attempt == attempts
-            self._log(delivery.id, "failed" if final else "retrying", attempt, code, error)
-            if not final:
-                await asyncio.sleep(self.settings.backoff_s * 2 ** (attempt - 1))
+                ) as response,
+            ):
+                code = response.status
+                if 200 <= code < 300:
+                    self._log(delivery.id, "delivered", attempt, code, None)
+                    return False
+                error = "http_status"
+        except DeliveryRefused as exc:
+            error = exc.error_class
+            final = final or exc.error_class in ("blocked_address", "bad_url")
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+            error = error_class(exc)
+        if error in ("blocked_address", "bad_url"):
+            log.warning("webhook delivery %s refused: %s", delivery.id, error)
+        self._log(delivery.id, "failed" if final else "retrying", attempt, code, error)
+        return not final
 
     def _log(
         self, delivery_id: str, status: str, attempts: int, code: int | None, error: str | None
@@ -156,20 +194,22 @@ class WebhookDispatcher:
             log.exception("webhook delivery log write failed")
 
     async def drain(self, timeout: float) -> None:
-        """Wait until the queue is empty and no delivery is in flight (tests, shutdown)."""
+        """Wait until nothing is queued, parked or in flight (tests, shutdown)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if (self._queue is None or self._queue.empty()) and not self._tasks:
+            if len(self._fair) == 0 and not self._tasks:
                 return
             await asyncio.sleep(0.05)
 
     async def close(self) -> None:
         self._closed = True
-        tasks = [t for t in (self._worker, *self._tasks) if t is not None]
+        if self._wakeup is not None:
+            self._wakeup.cancel()
+        for delivery in self._fair.drop_all():
+            self._log(delivery.id, "dropped", delivery.attempt - 1, None, "shutdown")
+        tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self._session is not None:
-            await self._session.close()

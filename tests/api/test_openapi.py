@@ -81,7 +81,15 @@ class ThreadedServer:
         self.loop.run_forever()
 
     async def _start(self) -> None:
-        settings_ = load_settings(env={}, overrides={"server": {"data_dir": str(self.tmp)}})
+        settings_ = load_settings(
+            env={},
+            overrides={
+                "server": {"data_dir": str(self.tmp)},
+                # The fuzzer is one API key calling as fast as it can: conformance, not
+                # the per-key rate (429 is documented and tested in tests/robustness).
+                "api": {"requests_per_s": 1000.0, "burst": 1000},
+            },
+        )
         self.store = open_store(self.tmp)
         app = create_app(settings_, engine=self.engine, store=self.store)
         self.runner = web.AppRunner(app)

@@ -110,7 +110,12 @@ async def presence_server(
         {"policy": "off"},
         gate={"sample_fps": 5.0, "attempt_timeout_s": 12.0},
         presence={"interval_s": 1.0, "keyframe_timeout_s": 2.0},
-        webhooks={"backoff_s": 0.1, "max_attempts": 4, "timeout_s": 2.0},
+        webhooks={
+            "backoff_s": 0.1,
+            "max_attempts": 4,
+            "timeout_s": 2.0,
+            "allow_networks": "127.0.0.0/8",  # the receivers are on loopback
+        },
     ) as gatekeeper:
         yield gatekeeper
 

@@ -53,6 +53,10 @@ class Owner:
         await self.page("/owner/signup")
         resp = await self.post("/owner/signup", {"email": email, "password": PASSWORD})
         assert resp.status == 303, await resp.text()
+        # Sign-up never signs in (its answer must not reveal taken emails): sign in.
+        await self.page("/owner/signin")
+        resp = await self.post("/owner/signin", {"email": email, "password": PASSWORD})
+        assert resp.status == 303, await resp.text()
         await self.page("/owner/rooms")
 
     async def create_room(self, name: str, mode: str = "invite") -> str:

@@ -53,7 +53,7 @@ def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     s.close()
 
 
-FAST = WebhookSettings(max_attempts=3, backoff_s=0.05, timeout_s=2.0)
+FAST = WebhookSettings(max_attempts=3, backoff_s=0.05, timeout_s=2.0, allow_networks="127.0.0.0/8")
 
 
 def test_signature_round_trip() -> None:
@@ -137,7 +137,10 @@ def test_webhook_validation(store: SqliteStore) -> None:
 async def test_queue_full_drops_and_logs(store: SqliteStore) -> None:
     room = store.create_room("Hooks")
     hook, _ = store.create_webhook(room.id, "http://127.0.0.1:9/x")
-    hub = WebhookDispatcher(store, WebhookSettings(max_attempts=1, queue_max=1, timeout_s=1.0))
+    settings = WebhookSettings(
+        max_attempts=1, queue_max=1, timeout_s=1.0, allow_networks="127.0.0.0/8"
+    )
+    hub = WebhookDispatcher(store, settings)
     try:
         queued = sum(hub.emit(room.id, "participant.left", {}) for _ in range(5))
         await asyncio.sleep(0)

@@ -87,11 +87,18 @@ def test_templates_have_no_inline_script_or_handlers() -> None:
 
 
 async def signup(http: aiohttp.ClientSession, base: str, email: str) -> aiohttp.ClientResponse:
+    """Sign up, then sign in (sign-up alone never signs in); the sign-in response."""
     async with http.get(base + "/owner/signup") as page:
         token = CSRF_RE.search(await page.text())
         assert token is not None
-    return await http.post(
+    async with http.post(
         base + "/owner/signup",
+        data={"email": email, "password": PASSWORD, "_csrf": token.group(1)},
+        allow_redirects=False,
+    ) as resp:
+        assert resp.status == 303
+    return await http.post(
+        base + "/owner/signin",
         data={"email": email, "password": PASSWORD, "_csrf": token.group(1)},
         allow_redirects=False,
     )
@@ -212,6 +219,8 @@ async def test_tls_serves_https_with_secure_cookies(
         async with http.get(base + "/healthz") as resp:
             assert resp.status == 200 and (await resp.json())["ok"] is True
             assert_security_headers(resp, "https healthz")
+            # Served over TLS: browsers must keep to https for this host from now on.
+            assert resp.headers["Strict-Transport-Security"] == "max-age=31536000"
         resp = await signup(http, base, "tls@example.org")
         assert resp.status == 303
         flags = cookie_flags(resp)
