@@ -115,6 +115,10 @@ class LimitSettings:
     # seconds after joining (ICE never completes, no offer, camera never starts) is
     # told ``media_timeout`` and freed: pc, tasks and lobby seat.
     media_timeout_s: float = 45.0
+    # Largest picture an incoming video header may claim, in either orientation. Read
+    # from the VP8 keyframe / H.264 SPS before decoding; over it: fatal ``bad_media``.
+    max_video_width: int = 1920
+    max_video_height: int = 1080
 
 
 @dataclass(frozen=True)
@@ -224,6 +228,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("[limits] messages_per_s must be > 0 and message_burst >= 1")
     if limits.media_timeout_s <= 0:
         raise ConfigError("[limits] media_timeout_s must be > 0")
+    if not (16 <= limits.max_video_width <= 16384 and 16 <= limits.max_video_height <= 16384):
+        raise ConfigError("[limits] max_video_width/height must be in [16, 16384]")
     gate = settings.gate
     if gate.sample_fps <= 0 or gate.sample_fps > 30:
         raise ConfigError("[gate] sample_fps must be in (0, 30]")

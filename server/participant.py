@@ -24,6 +24,7 @@ from .presence import PresenceCheck, PresenceEvent, PresenceMonitor
 from .presence.check import presence_check
 from .rtc.codecs import restrict_answer_codecs
 from .rtc.forward import Publisher
+from .rtc.framesize import FrameCheck, FrameSizeLimit
 from .rtc.peer import create_peer_connection
 from .rtc.sampler import FrameSampler
 from .signalling import Answer, Candidate, ClientMessage, Leave, MediaState, Offer, Ready
@@ -79,6 +80,7 @@ class Participant:
         self._presence_task: asyncio.Task[None] | None = None
         self._reverifying = False
         self._ever_admitted = False
+        self._bad_media_task: asyncio.Future[None] | None = None
 
     @property
     def admitted(self) -> bool:
@@ -124,7 +126,13 @@ class Participant:
             return
         pc = create_peer_connection(loopback=self.hub.settings.server.loopback)
         self.pc = pc
-        self.publisher = Publisher(self.id, pc)
+        limits = self.hub.settings.limits
+        self.publisher = Publisher(
+            self.id,
+            pc,
+            frame_limit=FrameSizeLimit(limits.max_video_width, limits.max_video_height),
+            on_bad_media=self._on_bad_media,
+        )
 
         @pc.on("connectionstatechange")
         async def _state() -> None:
@@ -158,6 +166,19 @@ class Participant:
         self.sampler = FrameSampler(video, self.hub.settings.gate.sample_fps, self._on_frame)
         self.sampler.start()
         self._ticker = asyncio.create_task(self._tick(), name=f"tick-{self.id}")
+
+    def _on_bad_media(self, check: FrameCheck) -> None:
+        """The rtc layer refused this camera's stream (docs/security.md, decoder bomb):
+        nothing more of it is decoded or forwarded; end the session (fatal)."""
+        if self._closed or self._bad_media_task is not None:
+            return
+
+        async def end() -> None:
+            size = f" ({check.size[0]}x{check.size[1]})" if check.size else ""
+            await self.error("bad_media", f"video refused: {check.detail}{size}", fatal=True)
+            await asyncio.shield(self.close(left=False))
+
+        self._bad_media_task = asyncio.ensure_future(end())
 
     async def _on_candidate(self, msg: Candidate) -> None:
         if self.pc is None or not msg.candidate:
@@ -472,4 +493,3 @@ class Participant:
             self.hub.audit(self, "participant.left", {"by_choice": left})
         with contextlib.suppress(Exception):
             await self.send({"type": "bye", "reason": reason or ("left" if left else "closed")})
-
