@@ -119,6 +119,11 @@ class LimitSettings:
     # from the VP8 keyframe / H.264 SPS before decoding; over it: fatal ``bad_media``.
     max_video_width: int = 1920
     max_video_height: int = 1080
+    # Remote ICE candidates accepted per connection (offer + trickle); more are dropped.
+    max_ice_candidates: int = 40
+    # Accept loopback / private / link-local candidate addresses from clients (on-premises
+    # deployments where browsers and server share a LAN). Loopback mode implies it.
+    allow_private_candidates: bool = False
 
 
 @dataclass(frozen=True)
@@ -230,6 +235,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("[limits] media_timeout_s must be > 0")
     if not (16 <= limits.max_video_width <= 16384 and 16 <= limits.max_video_height <= 16384):
         raise ConfigError("[limits] max_video_width/height must be in [16, 16384]")
+    if not 1 <= limits.max_ice_candidates <= 1000:
+        raise ConfigError("[limits] max_ice_candidates must be in [1, 1000]")
     gate = settings.gate
     if gate.sample_fps <= 0 or gate.sample_fps > 30:
         raise ConfigError("[gate] sample_fps must be in (0, 30]")

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from aiortc.sdp import candidate_from_sdp
 
 from . import gate as g
 from .presence import PresenceCheck, PresenceEvent, PresenceMonitor
 from .presence.check import presence_check
+from .rtc.candidates import CandidateFilter, CandidatePolicy, Outcome
 from .rtc.codecs import restrict_answer_codecs
 from .rtc.forward import Publisher
 from .rtc.framesize import FrameCheck, FrameSizeLimit
@@ -81,6 +81,13 @@ class Participant:
         self._reverifying = False
         self._ever_admitted = False
         self._bad_media_task: asyncio.Future[None] | None = None
+        limits = hub.settings.limits
+        self.candidates = CandidateFilter(
+            CandidatePolicy(
+                max_candidates=limits.max_ice_candidates,
+                allow_private=limits.allow_private_candidates or hub.settings.server.loopback,
+            )
+        )
 
     @property
     def admitted(self) -> bool:
@@ -140,6 +147,7 @@ class Participant:
                 await self.close(left=False)
 
         try:
+            sdp = self.candidates.filter_sdp(sdp)
             await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
             # VP8 everywhere: every browser decodes it, so one encoded stream fits all viewers.
             restrict_answer_codecs(pc)
@@ -183,14 +191,23 @@ class Participant:
     async def _on_candidate(self, msg: Candidate) -> None:
         if self.pc is None or not msg.candidate:
             return
-        try:
-            candidate = candidate_from_sdp(msg.candidate.removeprefix("candidate:"))
-        except (ValueError, IndexError):
+        # Typed checks first (docs/security.md): nothing unvetted reaches aioice.
+        unplaced = msg.sdp_mid is None and msg.sdp_mline_index is None
+        decision = self.candidates.judge(msg.candidate) if not unplaced else None
+        if decision is None or decision.outcome is Outcome.MALFORMED:
             await self.error("bad_candidate", "ICE candidate could not be parsed")
             return
-        candidate.sdpMid = msg.sdp_mid
-        candidate.sdpMLineIndex = msg.sdp_mline_index
-        await self.pc.addIceCandidate(candidate)
+        if decision.outcome is Outcome.OVER_CAP and self.candidates.over_cap_first_time():
+            await self.error("too_many_candidates", "further ICE candidates are ignored")
+        if decision.outcome is not Outcome.ACCEPTED or decision.candidate is None:
+            return
+        try:
+            await self.pc.addIceCandidate(
+                decision.candidate.to_rtc(msg.sdp_mid, msg.sdp_mline_index)
+            )
+        except Exception as exc:  # aiortc raises ValueError and friends
+            log.info("participant %s: candidate refused by aiortc: %s", self.id, exc)
+            await self.error("bad_candidate", "ICE candidate could not be used")
 
     # -- frames and time --
 

@@ -3,6 +3,9 @@
 * Decoder memory bomb: VP8 keyframes whose header claims 16383x16383 (38 bytes each)
   made libvpx reserve ~0.9 GB per decoder. The size is now read from the header
   first: the participant gets a fatal ``bad_media`` and is freed, and RSS stays flat.
+* ICE candidates: malformed ones crashed the websocket handler; internal addresses
+  made the server probe them; there was no cap. Now: ``bad_candidate`` (the session
+  goes on), loopback/private addresses dropped outside loopback mode, a cap.
 """
 
 from __future__ import annotations
@@ -11,21 +14,26 @@ import asyncio
 import ctypes
 import fractions
 import gc
+import json
 import struct
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import av
 import numpy as np
-from aiortc import MediaStreamTrack
+from aiortc import MediaStreamTrack, RTCPeerConnection
 
 from server.app import HUB
 from server.client import GateClient, StillTrack
 from server.face.engine import FaceEngine
+from server.participant import Participant
+from server.rtc.peer import create_peer_connection
 from server.store import SqliteStore
 from tests.integration.conftest import Gatekeeper, video_frame
 
 from .conftest import serve
-from .wsutil import live_participants, wait_until
+from .wsutil import drain, live_participants, recv_json, send_recv, wait_until
 
 MB = 1024 * 1024
 # A real 640x480 session (decoder, buffers, jitter) costs a few tens of MB; one bomb
@@ -162,3 +170,94 @@ async def test_a_real_camera_over_the_limit_is_refused_and_freed(
         assert client.result.verdict is None and client.video_frames_received() == 0
         await wait_until(lambda: live_participants(gk) == 0)
         assert not hub.rooms
+
+
+def remote_candidates(participant: Participant) -> list[tuple[str, int]]:
+    """The addresses the server's ICE agent would send connectivity checks to."""
+    assert participant.pc is not None
+    transport = participant.pc.getTransceivers()[0].receiver.transport.transport
+    return [(c.ip, c.port) for c in transport.getRemoteCandidates()]
+
+
+def candidate(text: str, mid: str | None = "0", index: int | None = 0) -> dict[str, Any]:
+    return {"type": "candidate", "candidate": text, "sdpMid": mid, "sdpMLineIndex": index}
+
+
+async def join_and_offer(
+    ws: aiohttp.ClientWebSocketResponse, gk: Gatekeeper, invite: str, client_pc: RTCPeerConnection
+) -> Participant:
+    welcome = await send_recv(ws, {"type": "join", "room": gk.room_slug, "invite": invite})
+    assert welcome["type"] == "welcome", welcome
+    participant = gk.app[HUB].rooms[gk.room_id].participants[welcome["participant_id"]]
+    client_pc.addTrack(StillTrack([np.zeros((480, 640, 3), np.uint8)]))
+    await client_pc.setLocalDescription(await client_pc.createOffer())
+    answer = await send_recv(ws, {"type": "offer", "sdp": client_pc.localDescription.sdp})
+    assert answer["type"] == "answer", answer
+    return participant
+
+
+async def test_malformed_and_internal_candidates_neither_crash_nor_get_probed(
+    robust_engine: FaceEngine, robust_store: SqliteStore, tmp_path: Path, faces_dir: Path
+) -> None:
+    """Not in loopback mode: the offer's 127.0.0.1 candidate and trickled loopback
+    addresses (a Redis port, the resolver, ssh on ::1) are never handed to the ICE
+    agent; malformed candidates get ``bad_candidate`` and the session goes on."""
+    async with serve(robust_engine, robust_store, tmp_path, server={"loopback": False}) as gk:
+        invite = enrol_d9(gk, faces_dir)
+        client_pc = create_peer_connection(loopback=True)
+        try:
+            async with aiohttp.ClientSession() as http, http.ws_connect(gk.base_url + "/ws") as ws:
+                participant = await join_and_offer(ws, gk, invite, client_pc)
+                malformed = [
+                    candidate("candidate:1 1 udp 2122260223 127.0.0.1 5000"),  # no typ
+                    candidate("candidate:1 1 udp 2122260223 10.0.0.5 5000 typ host", None, None),
+                    candidate("candidate:1 1 udp 2122260223 10.0.0.5 99999 typ host"),
+                    candidate("candidate:1 1 udp 2122260223 redis.internal 6379 typ host"),
+                ]
+                codes = []
+                for message in malformed:
+                    await ws.send_str(json.dumps(message))
+                    reply = await recv_json(ws)
+                    codes.append((reply.get("code"), reply.get("fatal")))
+                assert codes == [("bad_candidate", False)] * len(malformed)
+                for probe in ("127.0.0.1 6379", "127.0.0.53 53", "::1 22"):
+                    await ws.send_str(
+                        json.dumps(candidate(f"candidate:9 1 udp 2122260223 {probe} typ host"))
+                    )
+                # The socket still answers: the handler did not crash.
+                reply = await send_recv(ws, {"type": "join", "room": gk.room_slug})
+                assert reply["code"] == "already_joined", reply
+                assert not participant.closed
+                assert remote_candidates(participant) == []
+                await ws.send_str(json.dumps({"type": "leave"}))
+                await drain(ws)
+        finally:
+            await client_pc.close()
+        await wait_until(lambda: live_participants(gk) == 0)
+
+
+async def test_trickled_candidates_are_capped_per_connection(
+    robust_engine: FaceEngine, robust_store: SqliteStore, tmp_path: Path, faces_dir: Path
+) -> None:
+    cap = 8
+    async with serve(
+        robust_engine, robust_store, tmp_path, limits={"max_ice_candidates": cap}
+    ) as gk:
+        invite = enrol_d9(gk, faces_dir)
+        client_pc = create_peer_connection(loopback=True)
+        try:
+            async with aiohttp.ClientSession() as http, http.ws_connect(gk.base_url + "/ws") as ws:
+                participant = await join_and_offer(ws, gk, invite, client_pc)
+                for port in range(40000, 40050):
+                    text = f"candidate:{port} 1 udp 2122260223 127.0.0.1 {port} typ host"
+                    await ws.send_str(json.dumps(candidate(text)))
+                reply = await send_recv(ws, {"type": "join", "room": gk.room_slug})
+                assert reply["code"] == "too_many_candidates" and reply["fatal"] is False
+                reply = await recv_json(ws)
+                assert reply["code"] == "already_joined", reply
+                assert len(remote_candidates(participant)) <= cap
+                await ws.send_str(json.dumps({"type": "leave"}))
+                await drain(ws)
+        finally:
+            await client_pc.close()
+        await wait_until(lambda: live_participants(gk) == 0)
