@@ -13,6 +13,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from .clientaddr import client_address, parse_trusted
 from .config import REPO_ROOT, Settings
 from .face.engine import FaceEngine
 from .hub import Hub
@@ -95,7 +96,14 @@ async def health(request: web.Request) -> web.Response:
 
 
 def client_ip(request: web.Request) -> str:
-    return request.remote or "unknown"
+    """The client's address: the TCP peer, or what a trusted proxy says (clientaddr.py)."""
+    server = request.app[SETTINGS].server
+    return client_address(
+        request.remote,
+        request.headers,
+        parse_trusted(server.trusted_proxies),
+        header=server.forwarded_header,
+    )
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .clientaddr import HEADERS, parse_trusted
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_FILE = REPO_ROOT / "config" / "default.toml"
 
@@ -31,6 +33,11 @@ class ServerSettings:
     data_dir: str = "data"
     tls_cert: str = ""
     tls_key: str = ""
+    # Reverse proxies (comma-separated addresses / CIDRs) whose forwarding header is
+    # believed; empty: none, the TCP peer is the client (server/clientaddr.py).
+    trusted_proxies: str = ""
+    # The header those proxies set: x-forwarded-for or forwarded (RFC 7239).
+    forwarded_header: str = "x-forwarded-for"
 
 
 @dataclass(frozen=True)
@@ -264,5 +271,11 @@ def _validate(settings: Settings) -> None:
     hooks = settings.webhooks
     if hooks.max_attempts < 1 or hooks.backoff_s < 0 or hooks.timeout_s <= 0:
         raise ConfigError("[webhooks] need max_attempts >= 1, backoff_s >= 0, timeout_s > 0")
+    try:
+        parse_trusted(settings.server.trusted_proxies)
+    except ValueError as exc:
+        raise ConfigError(f"[server] trusted_proxies: {exc}") from exc
+    if settings.server.forwarded_header not in HEADERS:
+        raise ConfigError("[server] forwarded_header must be x-forwarded-for or forwarded")
     if bool(settings.server.tls_cert) != bool(settings.server.tls_key):
         raise ConfigError("[server] tls_cert and tls_key must be set together")
