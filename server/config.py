@@ -83,8 +83,16 @@ class PresenceSettings:
     lost_checks: int = 2
     mismatch_checks: int = 2
     extra_checks: int = 2
-    # Seconds to wait for the requested keyframe; a check without one is skipped.
+    # Seconds to wait for the requested keyframe (and again for the run after it); a
+    # check without them is skipped, and unverifiable_checks skipped in a row raise
+    # presence.unverifiable.
     keyframe_timeout_s: float = 3.0
+    unverifiable_checks: int = 2
+    # Each check decodes from the keyframe to a random frame 1..run_frames-1 after it
+    # and judges that one (never a keyframe): faces shown in keyframes only are caught.
+    run_frames: int = 10
+    # Checks come every interval_s +- this fraction of it, at random.
+    check_jitter: float = 0.3
     # While a participant re-verifies, the others stop receiving their media.
     pause_media_on_reverify: bool = True
 
@@ -268,6 +276,10 @@ def _validate(settings: Settings) -> None:
         or min(presence.lost_checks, presence.mismatch_checks, presence.extra_checks) < 1
     ):
         raise ConfigError("[presence] interval_s must be >= 0 and the *_checks at least 1")
+    if presence.unverifiable_checks < 1 or not 2 <= presence.run_frames <= 300:
+        raise ConfigError("[presence] need unverifiable_checks >= 1 and run_frames in [2, 300]")
+    if not 0 <= presence.check_jitter <= 0.9:
+        raise ConfigError("[presence] check_jitter must be in [0, 0.9]")
     hooks = settings.webhooks
     if hooks.max_attempts < 1 or hooks.backoff_s < 0 or hooks.timeout_s <= 0:
         raise ConfigError("[webhooks] need max_attempts >= 1, backoff_s >= 0, timeout_s > 0")

@@ -298,7 +298,10 @@ class Hub:
     def presence_config(self, room: Room) -> PresenceConfig:
         p = self.settings.presence
         interval = room.presence_interval_s if room.presence_interval_s else p.interval_s
-        return PresenceConfig(interval, p.lost_checks, p.mismatch_checks, p.extra_checks)
+        return PresenceConfig(
+            interval, p.lost_checks, p.mismatch_checks, p.extra_checks,
+            p.unverifiable_checks, p.check_jitter,
+        )  # fmt: skip
 
     async def reverify(self, room_id: str, participant_id: str | None = None) -> list[str]:
         """Ask one admitted participant (or all) to verify again; returns who was asked."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,7 @@ from .rtc.forward import Publisher
 from .rtc.framesize import FrameCheck, FrameSizeLimit
 from .rtc.peer import create_peer_connection
 from .rtc.sampler import FrameSampler
+from .rtc.spotcheck import decode_run
 from .signalling import Answer, Candidate, ClientMessage, Leave, MediaState, Offer, Ready
 from .verify import FaceChecker
 
@@ -411,9 +413,10 @@ class Participant:
                 await task
 
     async def _presence_loop(self) -> None:
-        """Every interval: one keyframe decoded, one face check in the executor."""
+        """Every interval: a run of frames decoded, a random one face-checked in the executor."""
         loop = asyncio.get_running_loop()
-        timeout = self.hub.settings.presence.keyframe_timeout_s
+        settings = self.hub.settings.presence
+        rng = random.SystemRandom()
         while not self._closed:
             now = time.monotonic()
             if not self.presence.due(now):
@@ -422,14 +425,16 @@ class Participant:
             publisher = self.publisher
             if publisher is None or self.gate.state is not g.State.ADMITTED:
                 return
-            frame = await publisher.decode_keyframe(timeout)
+            spot = await decode_run(
+                publisher, settings.keyframe_timeout_s, settings.run_frames, rng
+            )
             if self._closed or self.gate.state is not g.State.ADMITTED:
                 return
-            if frame is None:
+            if spot.frame is None:
                 check = PresenceCheck(time.monotonic(), made=False)
             else:
                 check = await loop.run_in_executor(
-                    self.hub.executor, self._presence_check, frame, time.monotonic()
+                    self.hub.executor, self._presence_check, spot.frame, time.monotonic()
                 )
             if self._closed:
                 return

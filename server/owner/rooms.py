@@ -30,6 +30,7 @@ DASHBOARD_EVENTS = (
     "presence.lost",
     "identity.mismatch",
     "extra.person",
+    "presence.unverifiable",
     "person.deleted",
     "person.enrolled",
     "invite.revoked",

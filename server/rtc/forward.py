@@ -433,24 +433,14 @@ class Publisher:
         self._decoder_frames_fed += decoder.frames_fed
         self._frames_decoded += decoder.frames_decoded
 
-    async def decode_keyframe(self, timeout: float) -> av.VideoFrame | None:
-        """Decode one keyframe and stop: a sparse check (presence) on a forwarded stream.
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
-        Requests a keyframe, decodes from it, returns the first decoded picture and
-        stops decoding again, so between checks no CPU goes to decoding. Returns None
-        if decoding is already on (someone else is reading the pictures), or no
-        keyframe was decoded within ``timeout`` seconds.
-        """
-        if self._closed or self.decoding or "video" not in self._sources:
-            return None
-        track = self.start_decoding()
-        try:
-            return await asyncio.wait_for(track.recv(), timeout)
-        except (TimeoutError, MediaStreamError):
-            return None
-        finally:
-            if self._decoded is track:
-                self.stop_decoding()
+    @property
+    def has_video(self) -> bool:
+        """Whether a camera track is tapped (presence spot checks: ``spotcheck.py``)."""
+        return "video" in self._sources
 
     # -- pausing (e.g. while the participant re-verifies) ----------------------------
 

@@ -25,6 +25,7 @@ WEBHOOK_EVENTS = (
     "presence.lost",
     "identity.mismatch",
     "extra.person",
+    "presence.unverifiable",
     "meeting.ended",
 )
 WEBHOOK_URL_MAX = 2000
