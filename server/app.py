@@ -67,9 +67,9 @@ async def index(_request: web.Request) -> dict[str, object]:
 
 async def room_page(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB]
-    slug = request.match_info["slug"]
+    link = request.match_info["slug"]
     try:
-        room = hub.store.room_by_slug(slug)
+        room = hub.store.room_by_link(link)
     except StoreError:
         return aiohttp_jinja2.render_template(
             "error.html",
@@ -77,7 +77,7 @@ async def room_page(request: web.Request) -> web.StreamResponse:
             {"title": "Room not found", "message": "Check the link you were given."},
             status=404,
         )
-    response = aiohttp_jinja2.render_template("room.html", request, {"room": room})
+    response = aiohttp_jinja2.render_template("room.html", request, {"room": room, "link": link})
     # The invite token is in the query string: keep it out of Referer headers and caches.
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -208,10 +208,10 @@ async def _join(hub: Hub, join: Join, send: Send, ip: str) -> Participant | None
 
     store = hub.store
     try:
-        room = store.room_by_slug(join.room)
+        room = store.room_by_link(join.room)
         person = None
         if join.invite:
-            person = store.resolve_invite(join.room, join.invite).person
+            person = store.resolve_invite(room.slug, join.invite).person
         elif room.mode != "open":
             await refuse("invite_required", "This room is entered with a personal invite link.")
             return None

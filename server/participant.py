@@ -117,6 +117,7 @@ class Participant:
         elif isinstance(msg, Candidate):
             await self._on_candidate(msg)
         elif isinstance(msg, Ready):
+            self._resume_sampling()
             await self._apply(self.gate.handle(g.Start(time.monotonic())))
         elif isinstance(msg, MediaState):
             self.audio_on, self.video_on = msg.audio, msg.video
@@ -342,6 +343,9 @@ class Participant:
         )
         if action.final:
             await self.close(left=False)
+        elif not self._reverifying:
+            # Nothing is checked until the person presses "ready": decode nothing meanwhile.
+            await self._stop_sampling()
 
     async def _locked(self, action: g.LockedOut) -> None:
         minutes = max(1, round((action.until - time.monotonic()) / 60))
@@ -356,6 +360,16 @@ class Participant:
             }
         )
         await self.close(left=False)
+
+    def _resume_sampling(self) -> None:
+        """Decode and sample again for a new attempt after a refusal (see ``_refused``)."""
+        if self.gate.state is not g.State.FAILED or self.sampler is not None:
+            return
+        if self.publisher is None or self._closed:
+            return
+        video = self.publisher.start_decoding()
+        self.sampler = FrameSampler(video, self.hub.settings.gate.sample_fps, self._on_frame)
+        self.sampler.start()
 
     async def _stop_sampling(self) -> None:
         if self.sampler is not None:

@@ -58,7 +58,9 @@ def room_json(room: Room, base: str, default_threshold: float) -> dict[str, Any]
         "retain_photos": room.retain_photos,
         "engine": room.engine,
         "presence_interval_s": room.presence_interval_s,
-        "link": f"{base}/r/{room.slug}",
+        "link": f"{base}/r/{room.link}",
+        # a link made before links had a random part still works as /r/<slug>
+        "legacy_link": room.legacy_link,
         "created": room.created,
     }
 

@@ -261,3 +261,34 @@ async def test_trickled_candidates_are_capped_per_connection(
         finally:
             await client_pc.close()
         await wait_until(lambda: live_participants(gk) == 0)
+
+
+async def test_nothing_is_decoded_between_attempts(
+    gate: Gatekeeper, faces_dir: Path, stranger_frames: list[np.ndarray]
+) -> None:
+    """After a non-final refusal nothing is checked until "ready": the decoder is off
+    (no CPU, no decoder memory to attack); "ready" starts it again for the next attempt."""
+    invite = enrol_d9(gate, faces_dir)
+    client = GateClient(
+        gate.base_url, gate.room_slug, invite=invite, video=StillTrack(stranger_frames, 10)
+    )
+    try:
+        await client.join()
+        await client.wait_for(lambda r: bool(r.of_type("verdict")), 30)
+        first = client.result.of_type("verdict")[0]
+        assert first["admitted"] is False and first["final"] is False, first
+        (participant,) = gate.app[HUB].rooms[gate.room_id].participants.values()
+        assert participant.publisher is not None
+        await wait_until(lambda: not participant.publisher.decoding, timeout=5)  # type: ignore[union-attr]
+        assert participant.sampler is None
+        frozen = participant.publisher.stats()
+        await wait_until(
+            lambda: participant.publisher.stats().video_frames > frozen.video_frames + 10
+        )  # type: ignore[union-attr]
+        assert participant.publisher.stats().frames_decoded == frozen.frames_decoded
+        await client.send({"type": "ready"})
+        await client.wait_for(lambda r: len(r.of_type("verdict")) >= 2, 30)
+        assert participant.publisher.stats().frames_decoded > frozen.frames_decoded
+        assert client.result.of_type("verdict")[1]["attempts_left"] == 1
+    finally:
+        await client.close()
