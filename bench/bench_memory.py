@@ -62,7 +62,7 @@ def prepare(data_dir: Path, gallery: int) -> str:
         store.enrol_person(room.id, f"synthetic {i}", rng.normal(0, 0.09, (1, 128)), "onnx")
     store.enrol_person(room.id, "AOC", embedding[None], "onnx")
     store.close()
-    return room.slug
+    return room.link
 
 
 def measure(gallery: int, participants: int, workdir: Path) -> dict[str, float]:

@@ -109,7 +109,7 @@ def enrol(data_dir: Path, rooms: int, per_room: int) -> list[tuple[str, list[str
             for p in range(per_room):
                 person = store.enrol_person(room.id, f"P{r}.{p}", templates, "dlib")
                 invites.append(store.create_invite(room.id, person.id))
-            out.append((room.slug, invites))
+            out.append((room.link, invites))
     finally:
         store.close()
     return out

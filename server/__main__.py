@@ -104,9 +104,9 @@ def enrol(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(f"Enrolled {person.name} in '{room.name}' from {count} photo(s).")
-    print(f"Invite link: {settings.base_url}/r/{room.slug}?invite={token}")
+    print(f"Invite link: {settings.base_url}/r/{room.link}?invite={token}")
     if room.mode == "open":
-        print(f"Open room link: {settings.base_url}/r/{room.slug}")
+        print(f"Open room link: {settings.base_url}/r/{room.link}")
     return 0
 
 

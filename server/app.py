@@ -74,9 +74,9 @@ async def index(_request: web.Request) -> dict[str, object]:
 
 async def room_page(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB]
-    slug = request.match_info["slug"]
+    link = request.match_info["slug"]
     try:
-        room = hub.store.room_by_slug(slug)
+        room = hub.store.room_by_link(link)
     except StoreError:
         return aiohttp_jinja2.render_template(
             "error.html",
@@ -84,7 +84,7 @@ async def room_page(request: web.Request) -> web.StreamResponse:
             {"title": "Room not found", "message": "Check the link you were given."},
             status=404,
         )
-    response = aiohttp_jinja2.render_template("room.html", request, {"room": room})
+    response = aiohttp_jinja2.render_template("room.html", request, {"room": room, "link": link})
     # The invite token is in the query string: keep it out of Referer headers and caches.
     response.headers["Cache-Control"] = "no-store"
     if hub.devices.verify(request.cookies.get(DEVICE_COOKIE)) is None:

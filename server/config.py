@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .clientaddr import HEADERS, parse_trusted
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_FILE = REPO_ROOT / "config" / "default.toml"
 
@@ -33,6 +35,11 @@ class ServerSettings:
     tls_key: str = ""
     # Bearer token for /metrics (counts, threshold, queues); empty: /metrics is off.
     metrics_token: str = ""
+    # Reverse proxies (comma-separated addresses / CIDRs) whose forwarding header is
+    # believed; empty: none, the TCP peer is the client (server/clientaddr.py).
+    trusted_proxies: str = ""
+    # The header those proxies set: x-forwarded-for or forwarded (RFC 7239).
+    forwarded_header: str = "x-forwarded-for"
 
 
 @dataclass(frozen=True)
@@ -81,8 +88,16 @@ class PresenceSettings:
     lost_checks: int = 2
     mismatch_checks: int = 2
     extra_checks: int = 2
-    # Seconds to wait for the requested keyframe; a check without one is skipped.
+    # Seconds to wait for the requested keyframe (and again for the run after it); a
+    # check without them is skipped, and unverifiable_checks skipped in a row raise
+    # presence.unverifiable.
     keyframe_timeout_s: float = 3.0
+    unverifiable_checks: int = 2
+    # Each check decodes from the keyframe to a random frame 1..run_frames-1 after it
+    # and judges that one (never a keyframe): faces shown in keyframes only are caught.
+    run_frames: int = 10
+    # Checks come every interval_s +- this fraction of it, at random.
+    check_jitter: float = 0.3
     # While a participant re-verifies, the others stop receiving their media.
     pause_media_on_reverify: bool = True
 
@@ -143,6 +158,15 @@ class LimitSettings:
     # the session, so one slow client never stalls anyone else.
     send_timeout_s: float = 5.0
 
+    # Largest picture an incoming video header may claim, in either orientation. Read
+    # from the VP8 keyframe / H.264 SPS before decoding; over it: fatal ``bad_media``.
+    max_video_width: int = 1920
+    max_video_height: int = 1080
+    # Remote ICE candidates accepted per connection (offer + trickle); more are dropped.
+    max_ice_candidates: int = 40
+    # Accept loopback / private / link-local candidate addresses from clients (on-premises
+    # deployments where browsers and server share a LAN). Loopback mode implies it.
+    allow_private_candidates: bool = False
 
 @dataclass(frozen=True)
 class WorkerSettings:
@@ -295,6 +319,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("[limits] lobby_per_address, _per_room and _per_invite must be >= 1")
     if limits.idle_timeout_s <= 0 or limits.send_timeout_s <= 0:
         raise ConfigError("[limits] idle_timeout_s and send_timeout_s must be > 0")
+    if not (16 <= limits.max_video_width <= 16384 and 16 <= limits.max_video_height <= 16384):
+        raise ConfigError("[limits] max_video_width/height must be in [16, 16384]")
+    if not 1 <= limits.max_ice_candidates <= 1000:
+        raise ConfigError("[limits] max_ice_candidates must be in [1, 1000]")
     gate = settings.gate
     if gate.sample_fps <= 0 or gate.sample_fps > 30:
         raise ConfigError("[gate] sample_fps must be in (0, 30]")
@@ -319,6 +347,10 @@ def _validate(settings: Settings) -> None:
         or min(presence.lost_checks, presence.mismatch_checks, presence.extra_checks) < 1
     ):
         raise ConfigError("[presence] interval_s must be >= 0 and the *_checks at least 1")
+    if presence.unverifiable_checks < 1 or not 2 <= presence.run_frames <= 300:
+        raise ConfigError("[presence] need unverifiable_checks >= 1 and run_frames in [2, 300]")
+    if not 0 <= presence.check_jitter <= 0.9:
+        raise ConfigError("[presence] check_jitter must be in [0, 0.9]")
     hooks = settings.webhooks
     if hooks.max_attempts < 1 or hooks.backoff_s < 0 or hooks.timeout_s <= 0:
         raise ConfigError("[webhooks] need max_attempts >= 1, backoff_s >= 0, timeout_s > 0")
@@ -342,5 +374,11 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("[owner] signup must be open, invite or closed")
     if owner.signups_per_hour < 1 or owner.hash_concurrency < 1:
         raise ConfigError("[owner] signups_per_hour and hash_concurrency must be >= 1")
+    try:
+        parse_trusted(settings.server.trusted_proxies)
+    except ValueError as exc:
+        raise ConfigError(f"[server] trusted_proxies: {exc}") from exc
+    if settings.server.forwarded_header not in HEADERS:
+        raise ConfigError("[server] forwarded_header must be x-forwarded-for or forwarded")
     if bool(settings.server.tls_cert) != bool(settings.server.tls_key):
         raise ConfigError("[server] tls_cert and tls_key must be set together")

@@ -182,7 +182,10 @@ class Hub:
     def presence_config(self, room: Room) -> PresenceConfig:
         p = self.settings.presence
         interval = room.presence_interval_s if room.presence_interval_s else p.interval_s
-        return PresenceConfig(interval, p.lost_checks, p.mismatch_checks, p.extra_checks)
+        return PresenceConfig(
+            interval, p.lost_checks, p.mismatch_checks, p.extra_checks,
+            p.unverifiable_checks, p.check_jitter,
+        )  # fmt: skip
 
     def person_name(self, person_id: str, fallback: str) -> str:
         try:

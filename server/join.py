@@ -44,10 +44,10 @@ async def join(
     store = hub.store
     invite_id = None
     try:
-        room = store.room_by_slug(msg.room)
+        room = store.room_by_link(msg.room)
         person = None
         if msg.invite:
-            invite = store.resolve_invite(msg.room, msg.invite)
+            invite = store.resolve_invite(room.slug, msg.invite)
             person, invite_id = invite.person, invite.id or None
         elif room.mode != "open":
             refuse("invite_required", "This room is entered with a personal invite link.")

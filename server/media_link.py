@@ -11,23 +11,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from aiortc.sdp import candidate_from_sdp
 
+from .config import Settings
 from .face.engine import FaceEngine
 from .gate import Observation
 from .identity import AdmittedIdentity
-from .inputs import AnalysisError, FrameResult, Input, PcStateChanged, PresenceResult
+from .inputs import (
+    AnalysisError,
+    CloseRequest,
+    FrameResult,
+    Input,
+    PcStateChanged,
+    PresenceResult,
+)
 from .presence import PresenceCheck
+from .roles import CloseReason
+from .rtc.candidates import CandidateFilter, CandidatePolicy, Outcome
 from .rtc.codecs import restrict_answer_codecs
 from .rtc.forward import Publisher
+from .rtc.framesize import FrameCheck, FrameSizeLimit
 from .rtc.peer import create_peer_connection
 from .rtc.sampler import FrameSampler
+from .rtc.spotcheck import decode_run
 from .signalling import Candidate
 from .verify import FaceChecker
 
@@ -51,15 +63,24 @@ class MediaLink:
         participant_id: str,
         enqueue: Callable[[Input], None],
         executor: Executor,
-        *,
-        loopback: bool,
-        sample_fps: float,
+        settings: Settings,
     ) -> None:
         self.participant_id = participant_id
         self._enqueue = enqueue
         self._executor = executor
-        self._loopback = loopback
-        self._sample_fps = sample_fps
+        self._settings = settings
+        self._loopback = settings.server.loopback
+        self._sample_fps = settings.gate.sample_fps
+        limits = settings.limits
+        # Typed checks on every remote candidate (docs/security.md): nothing unvetted,
+        # and no internal address, reaches aioice.
+        self.candidates = CandidateFilter(
+            CandidatePolicy(
+                max_candidates=limits.max_ice_candidates,
+                allow_private=limits.allow_private_candidates or self._loopback,
+            )
+        )
+        self._rng = random.SystemRandom()
         self.pc: RTCPeerConnection | None = None
         self.publisher: Publisher | None = None
         self.sampler: FrameSampler | None = None
@@ -77,13 +98,20 @@ class MediaLink:
         """Accept the client's offer; returns our answer (raises ``MediaError``)."""
         pc = create_peer_connection(loopback=self._loopback)
         self.pc = pc
-        self.publisher = Publisher(self.participant_id, pc)
+        limits = self._settings.limits
+        self.publisher = Publisher(
+            self.participant_id,
+            pc,
+            frame_limit=FrameSizeLimit(limits.max_video_width, limits.max_video_height),
+            on_bad_media=self._on_bad_media,
+        )
 
         @pc.on("connectionstatechange")
         def _state() -> None:
             self._enqueue(PcStateChanged(pc.connectionState))
 
         try:
+            sdp = self.candidates.filter_sdp(sdp)
             await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
             # VP8 everywhere: every browser decodes it, so one encoded stream fits all.
             restrict_answer_codecs(pc)
@@ -101,16 +129,35 @@ class MediaLink:
             t.kind == "video" and t.receiver.track is not None for t in pc.getTransceivers()
         )
 
+    def _on_bad_media(self, check: FrameCheck) -> None:
+        """The rtc layer refused this camera's stream (docs/security.md, decoder bomb):
+        nothing more of it is decoded or forwarded; the session ends (fatal)."""
+        size = f" ({check.size[0]}x{check.size[1]})" if check.size else ""
+        self._enqueue(
+            CloseRequest(
+                CloseReason.BAD_MEDIA, False, "bad_media", f"video refused: {check.detail}{size}"
+            )
+        )
+
     async def add_candidate(self, msg: Candidate) -> None:
+        """A trickled candidate; raises ``MediaError`` for one the client should hear of."""
         if self.pc is None or not msg.candidate:
             return
+        unplaced = msg.sdp_mid is None and msg.sdp_mline_index is None
+        decision = self.candidates.judge(msg.candidate) if not unplaced else None
+        if decision is None or decision.outcome is Outcome.MALFORMED:
+            raise MediaError("bad_candidate", "ICE candidate could not be parsed")
+        if decision.outcome is Outcome.OVER_CAP and self.candidates.over_cap_first_time():
+            raise MediaError("too_many_candidates", "further ICE candidates are ignored")
+        if decision.outcome is not Outcome.ACCEPTED or decision.candidate is None:
+            return
         try:
-            candidate = candidate_from_sdp(msg.candidate.removeprefix("candidate:"))
-        except (ValueError, IndexError) as exc:
-            raise MediaError("bad_candidate", "ICE candidate could not be parsed") from exc
-        candidate.sdpMid = msg.sdp_mid
-        candidate.sdpMLineIndex = msg.sdp_mline_index
-        await self.pc.addIceCandidate(candidate)
+            await self.pc.addIceCandidate(
+                decision.candidate.to_rtc(msg.sdp_mid, msg.sdp_mline_index)
+            )
+        except ValueError as exc:  # aiortc refuses it
+            log.info("participant %s: candidate refused by aiortc: %s", self.participant_id, exc)
+            raise MediaError("bad_candidate", "ICE candidate could not be used") from exc
 
     # -- sampling for the gate --
 
@@ -148,19 +195,22 @@ class MediaLink:
 
     # -- presence: one keyframe, one check, off the session's task --
 
-    def probe_presence(
-        self, engine: FaceEngine, identity: AdmittedIdentity, keyframe_timeout_s: float
-    ) -> None:
-        """Decode one keyframe and check it against the admitted person (1:1, the room's
-        engines) in the executor; the result goes on the input queue."""
+    def probe_presence(self, engine: FaceEngine, identity: AdmittedIdentity) -> None:
+        """Decode a short run from a requested keyframe and check a random frame of it
+        against the admitted person (1:1, the room's engines) in the executor (a stream
+        that shows the face only in keyframes is caught); the result goes on the queue."""
         if self.probing or self.publisher is None:
             return
         publisher = self.publisher
         checker = FaceChecker(engine, identity.target)
+        presence = self._settings.presence
         loop = asyncio.get_running_loop()
 
         async def probe() -> None:
-            frame = await publisher.decode_keyframe(keyframe_timeout_s)
+            spot = await decode_run(
+                publisher, presence.keyframe_timeout_s, presence.run_frames, self._rng
+            )
+            frame = spot.frame
             if frame is None:
                 self._enqueue(PresenceResult(PresenceCheck(time.monotonic(), made=False)))
                 return

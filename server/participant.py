@@ -82,13 +82,7 @@ class Participant:
         self.gate = g.Gate(policy, services.lockout, lockout_keys, rng=services.challenge_rng())
         self.inputs: asyncio.Queue[Input] = asyncio.Queue()
         settings = services.settings
-        self.media = MediaLink(
-            self.id,
-            self.enqueue,
-            services.executor,
-            loopback=settings.server.loopback,
-            sample_fps=settings.gate.sample_fps,
-        )
+        self.media = MediaLink(self.id, self.enqueue, services.executor, settings)
         self.audio_on = True
         self.video_on = True
         self.joined_at = time.time()
@@ -373,8 +367,7 @@ class Participant:
         identity = self.identity
         if identity is None or not identity.checkable:
             return
-        timeout = self.services.settings.presence.keyframe_timeout_s
-        self.media.probe_presence(self.services.engine, identity, timeout)
+        self.media.probe_presence(self.services.engine, identity)
 
     def _on_presence(self, item: PresenceResult) -> None:
         if not self.admitted:

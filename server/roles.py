@@ -38,6 +38,7 @@ class CloseReason(enum.Enum):
     MEDIA_TIMEOUT = "media_timeout"
     IDLE = "idle"  # sat in the lobby or after a refusal without trying again
     BAD_REQUEST = "bad_request"  # unusable offer, no camera track
+    BAD_MEDIA = "bad_media"  # the camera's stream was refused (e.g. a decoder bomb)
     SHUTDOWN = "shutdown"
     REVOKED = "revoked"  # the room or person was deleted, or the invite revoked
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from .clientaddr import request_client_ip
 from .device import COOKIE as DEVICE_COOKIE
 from .join import join
 from .limits import MessageRateLimiter
@@ -29,8 +30,7 @@ from .state import HUB
 log = logging.getLogger(__name__)
 
 
-def client_ip(request: web.Request) -> str:
-    return request.remote or "unknown"
+client_ip = request_client_ip
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:

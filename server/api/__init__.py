@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..config import ApiSettings
+from ..state import SETTINGS
 from . import persons, presence, recognition, rooms
 from .auth import LIMITER, key_auth
 from .errors import json_errors
@@ -20,8 +21,6 @@ async def openapi_json(_request: web.Request) -> web.Response:
 
 def setup_api(app: web.Application) -> web.Application:
     """Mount the API on ``app``; returns the sub-application (tests list its routes)."""
-    from ..app import SETTINGS  # imported late: server.app imports this package
-
     api = web.Application(middlewares=[json_errors, key_auth])
     limits = app[SETTINGS].api if SETTINGS in app else ApiSettings()
     api[LIMITER] = KeyedRateLimiter(limits.requests_per_s, limits.burst)

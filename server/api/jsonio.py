@@ -75,7 +75,9 @@ def room_json(room: Room, base: str, default_threshold: float) -> dict[str, Any]
             for engine, c in engine_calibrations(effective).items()
         },
         "presence_interval_s": room.presence_interval_s,
-        "link": f"{base}/r/{room.slug}",
+        "link": f"{base}/r/{room.link}",
+        # a link made before links had a random part still works as /r/<slug>
+        "legacy_link": room.legacy_link,
         "created": room.created,
     }
 

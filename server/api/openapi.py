@@ -183,6 +183,7 @@ SCHEMAS: J = {
                 ),
             },
             "link": {"type": "string"},
+            "legacy_link": {"type": "boolean"},
             "created": {"type": "number"},
         },
         [
@@ -199,6 +200,7 @@ SCHEMAS: J = {
             "calibration",
             "presence_interval_s",
             "link",
+            "legacy_link",
             "created",
         ],
     ),  # fmt: skip
@@ -427,6 +429,15 @@ def build_openapi() -> J:
             "delete": op(
                 "Delete a room with its people, templates, photos and invites",
                 {"204": {"description": "Deleted"}, "404": E404},
+                tag="rooms",
+            ),
+        },
+        "/rooms/{room_id}/link": {
+            "parameters": path_params("room_id"),
+            "post": op(
+                "Make a new unguessable room link; the current one (and invite links sent "
+                "with it) stops working",
+                {"200": ok("Room"), "404": E404},
                 tag="rooms",
             ),
         },

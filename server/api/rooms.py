@@ -54,6 +54,14 @@ async def update_room(request: web.Request) -> web.Response:
     return web.json_response(_room_out(request, room))
 
 
+async def renew_link(request: web.Request) -> web.Response:
+    """A new unguessable room link; the previous one (and a legacy /r/<slug>) stops working."""
+    room = hub(request).store.renew_room_link(
+        request.match_info["room_id"], request_owner(request).id
+    )
+    return web.json_response(_room_out(request, room))
+
+
 async def delete_room(request: web.Request) -> web.Response:
     hub(request).store.delete_room(request.match_info["room_id"], request_owner(request).id)
     hub(request).room_deleted(request.match_info["room_id"])
@@ -85,7 +93,7 @@ async def create_invite(request: web.Request) -> web.Response:
     info, token = h.store.issue_invite(room.id, person_id, ttl, owner_id=owner.id)
     out = invite_json(info)
     out["token"] = token
-    out["url"] = f"{base_url(request, h.settings.server.public_url)}/r/{room.slug}?invite={token}"
+    out["url"] = f"{base_url(request, h.settings.server.public_url)}/r/{room.link}?invite={token}"
     return web.json_response(out, status=201)
 
 
@@ -103,6 +111,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/rooms/{room_id}", get_room)
     app.router.add_patch("/rooms/{room_id}", update_room)
     app.router.add_delete("/rooms/{room_id}", delete_room)
+    app.router.add_post("/rooms/{room_id}/link", renew_link)
     app.router.add_get("/rooms/{room_id}/invites", list_invites)
     app.router.add_post("/rooms/{room_id}/invites", create_invite)
     app.router.add_delete("/invites/{invite_id}", revoke_invite)

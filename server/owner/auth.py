@@ -23,6 +23,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from ..api.context import hub
+from ..clientaddr import request_client_ip
 from ..config import OwnerSettings
 from ..store import Owner, StoreError
 from .common import SESSION_VERSION, csrf_token, current_owner, flash, form_str, render
@@ -77,7 +78,7 @@ async def signup(request: web.Request) -> web.StreamResponse:
         context["error"] = "Sign-up is closed on this server. Ask its operator for an account."
         return await render(request, "owner/signup.html", context, status=403)
     limiter, now = request.app[SIGNUP_LIMITER], time.monotonic()
-    keys = [f"ip:{request.remote}"]
+    keys = [f"ip:{request_client_ip(request)}"]
     wait = limiter.retry_after(keys, now)
     if wait is not None:
         context["error"] = f"Too many sign-ups from your address. Try again in {int(wait) + 1} s."
@@ -143,7 +144,7 @@ async def signin(request: web.Request) -> web.StreamResponse:
     email = form_str(form, "email").strip().lower()
     password = form_str(form, "password")
     limiter = request.app[LIMITER]
-    keys = [f"ip:{request.remote}", f"email:{email}"]
+    keys = [f"ip:{request_client_ip(request)}", f"email:{email}"]
     now = time.monotonic()
     wait = limiter.retry_after(keys, now)
     if wait is not None:

@@ -191,7 +191,7 @@ async def create_invite(request: web.Request, owner: Owner) -> web.StreamRespons
         person = h.store.person(person_id, owner.id) if person_id else None
     except StoreError as err:
         return not_found(request, "room or person" if err.code.startswith("unknown") else "page")
-    link = f"{base_url(request, h.settings.server.public_url)}/r/{room.slug}?invite={token}"
+    link = f"{base_url(request, h.settings.server.public_url)}/r/{room.link}?invite={token}"
     return await render(
         request,
         "owner/invite_created.html",

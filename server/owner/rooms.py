@@ -31,6 +31,7 @@ DASHBOARD_EVENTS = (
     "presence.lost",
     "identity.mismatch",
     "extra.person",
+    "presence.unverifiable",
     "person.deleted",
     "person.enrolled",
     "invite.revoked",
@@ -86,7 +87,7 @@ def room_context(request: web.Request, room: Room) -> dict[str, Any]:
         "names": names,
         "now": time.time(),
         "recent": list(reversed(recent))[:30],
-        "link": f"{base_url(request, h.settings.server.public_url)}/r/{room.slug}",
+        "link": f"{base_url(request, h.settings.server.public_url)}/r/{room.link}",
         "calibration": calibration(),
         # each engine setting's LFW FAR / FRR at this room's threshold
         "engine_calibration": engine_calibrations(room.threshold or h.default_threshold),
@@ -158,6 +159,16 @@ async def update_room(request: web.Request, owner: Owner) -> web.StreamResponse:
 
 
 @signed_in
+async def renew_link(request: web.Request, owner: Owner) -> web.StreamResponse:
+    try:
+        room = hub(request).store.renew_room_link(request.match_info["room_id"], owner.id)
+    except StoreError:
+        return not_found(request, "room")
+    await flash(request, "New room link made: the previous link no longer works.")
+    raise web.HTTPSeeOther(room_url(room))
+
+
+@signed_in
 async def delete_room(request: web.Request, owner: Owner) -> web.StreamResponse:
     try:
         hub(request).store.delete_room(request.match_info["room_id"], owner.id)
@@ -174,3 +185,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/rooms/{room_id}", room_page, name="owner-room")
     app.router.add_post("/rooms/{room_id}/settings", update_room)
     app.router.add_post("/rooms/{room_id}/delete", delete_room)
+    app.router.add_post("/rooms/{room_id}/link", renew_link)

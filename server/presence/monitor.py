@@ -18,17 +18,28 @@ Events (``PresenceEvent.kind``):
 * ``identity.mismatch``: faces, none of them the participant's, for
   ``mismatch_checks`` checks (someone else sat down);
 * ``extra.person``: more than one face for ``extra_checks`` checks;
+* ``presence.unverifiable``: ``unverifiable_checks`` consecutive checks could not
+  be made (the keyframe never came, or the run of frames after it stopped short). A
+  camera that ignores keyframe requests used to collect only *skipped* checks,
+  which count neither way: a crafted stream could sit out presence for good;
 * ``presence.restored``: a flagged problem is gone (``cleared`` names which).
+
+Checks come at ``interval_s`` spread by up to ``jitter`` (a fraction of the
+interval, drawn from ``rng``), so a stream cannot time its good frames to them.
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 
 LOST = "presence.lost"
 MISMATCH = "identity.mismatch"
 EXTRA = "extra.person"
 RESTORED = "presence.restored"
+UNVERIFIABLE = "presence.unverifiable"
+#: every event the monitor raises (for the dashboard, webhooks and the report)
+EVENTS = (LOST, MISMATCH, EXTRA, UNVERIFIABLE, RESTORED)
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,8 @@ class PresenceConfig:
     lost_checks: int = 2
     mismatch_checks: int = 2
     extra_checks: int = 2
+    unverifiable_checks: int = 2
+    jitter: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -79,14 +92,17 @@ class PresenceStats:
 class PresenceMonitor:
     config: PresenceConfig = field(default_factory=PresenceConfig)
     stats: PresenceStats = field(default_factory=PresenceStats)
-    _streaks: dict[str, int] = field(default_factory=lambda: {LOST: 0, MISMATCH: 0, EXTRA: 0})
+    rng: random.Random = field(default_factory=random.SystemRandom)
+    _streaks: dict[str, int] = field(
+        default_factory=lambda: {LOST: 0, MISMATCH: 0, EXTRA: 0, UNVERIFIABLE: 0}
+    )
     _flagged: set[str] = field(default_factory=set)
     _next_due: float | None = None
 
     @property
     def flags(self) -> tuple[str, ...]:
         """The problems currently raised (for the dashboard)."""
-        return tuple(k for k in (LOST, MISMATCH, EXTRA) if k in self._flagged)
+        return tuple(k for k in (LOST, MISMATCH, EXTRA, UNVERIFIABLE) if k in self._flagged)
 
     @property
     def next_due(self) -> float | None:
@@ -101,13 +117,22 @@ class PresenceMonitor:
 
     def start(self, now: float) -> None:
         """Admitted (again) at ``now``: the first check is one interval later."""
-        self._next_due = now + self.config.interval_s
+        self._next_due = now + self._interval()
+
+    def _interval(self) -> float:
+        spread = min(max(self.config.jitter, 0.0), 0.9)
+        return self.config.interval_s * (1.0 + spread * self.rng.uniform(-1.0, 1.0))
 
     def feed(self, check: PresenceCheck) -> list[PresenceEvent]:
-        self._next_due = check.now + self.config.interval_s
+        self._next_due = check.now + self._interval()
         if not check.made:
             self.stats.skipped += 1
-            return []
+            self._streaks[UNVERIFIABLE] += 1
+            streak = self._streaks[UNVERIFIABLE]
+            if UNVERIFIABLE in self._flagged or streak < self.config.unverifiable_checks:
+                return []
+            self._flagged.add(UNVERIFIABLE)
+            return [PresenceEvent(UNVERIFIABLE, check.now, streak, 0)]
         self.stats.made += 1
         self.stats.last_check = check.now
         if check.matched:
@@ -116,11 +141,13 @@ class PresenceMonitor:
             LOST: check.faces == 0,
             MISMATCH: check.faces > 0 and not check.matched,
             EXTRA: check.faces > 1,
+            UNVERIFIABLE: False,  # this check was made
         }
         needed = {
             LOST: self.config.lost_checks,
             MISMATCH: self.config.mismatch_checks,
             EXTRA: self.config.extra_checks,
+            UNVERIFIABLE: self.config.unverifiable_checks,
         }
         events: list[PresenceEvent] = []
         cleared: list[str] = []

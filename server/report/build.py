@@ -17,7 +17,13 @@ from typing import Any
 from ..store.records import AuditRecord, Meeting
 
 FORMAT = "videogate-attendance/1"
-PRESENCE_EVENTS = ("presence.lost", "identity.mismatch", "extra.person", "presence.restored")
+PRESENCE_EVENTS = (
+    "presence.lost",
+    "identity.mismatch",
+    "extra.person",
+    "presence.unverifiable",
+    "presence.restored",
+)
 ROOM_EVENTS = ("meeting.ended", "reverify.requested")
 
 

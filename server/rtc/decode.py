@@ -32,6 +32,7 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from av import VideoFrame
+from av.video.frame import PictureType
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +120,8 @@ class VideoDecoder:
         self._need_keyframe = False
         self.frames_fed += 1
         # The tapped frame is shared with forwarders: copy before the thread touches it.
-        self._input.put((codec, JitterFrame(data=frame.data, timestamp=frame.timestamp)))
+        copied = JitterFrame(data=frame.data, timestamp=frame.timestamp)
+        self._input.put((codec, copied, keyframe))
         return True
 
     def stop(self) -> None:
@@ -157,7 +159,7 @@ class VideoDecoder:
             if item is _STOP:
                 break
             assert isinstance(item, tuple)
-            codec, frame = item
+            codec, frame, keyframe = item
             if codec.name != codec_name:
                 decoder = get_decoder(codec)
                 codec_name = codec.name
@@ -171,6 +173,9 @@ class VideoDecoder:
             for decoded in frames:
                 if isinstance(decoded, VideoFrame):
                     self.frames_decoded += 1
+                    # aiortc's decoder leaves the type unset; presence spot checks
+                    # must tell pictures decoded from a keyframe (spotcheck.py).
+                    decoded.pict_type = PictureType.I if keyframe else PictureType.NONE
                     self._deliver(decoded)
         del decoder
         self._deliver(None)

@@ -50,6 +50,7 @@ import asyncio
 import fractions
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +63,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from av.packet import Packet
 
 from .decode import DecodedVideoTrack, VideoDecoder
+from .framesize import FrameCheck, FrameSizeLimit, Verdict, check_frame
 from .keyframes import is_keyframe
 from .tap import ReceiverTap, schedule
 
@@ -237,6 +239,11 @@ class Publisher:
     :param max_queue: encoded frames buffered per viewer leg.
     :param audio_prefetch: frames aiortc's audio jitter buffer holds back before
         releasing one (aiortc's default 4 adds 80 ms; viewers buffer anyway).
+    :param frame_limit: largest picture a video header may claim (``framesize.py``);
+        checked on every frame before the decoder or a viewer gets it.
+    :param on_bad_media: called once (on the event loop) when a frame is over the
+        limit or in a codec whose size cannot be read. From then on nothing of this
+        publisher is decoded or forwarded; the session must end it (``bad_media``).
     """
 
     def __init__(
@@ -249,8 +256,15 @@ class Publisher:
         decoded_maxsize: int = 2,
         max_queue: int = 60,
         audio_prefetch: int = 0,
+        frame_limit: FrameSizeLimit | None = None,
+        on_bad_media: Callable[[FrameCheck], None] | None = None,
     ) -> None:
         self.participant_id = participant_id
+        self._frame_limit = frame_limit or FrameSizeLimit()
+        self._on_bad_media = on_bad_media
+        #: why this publisher's media was refused (None: it was not)
+        self.bad_media: FrameCheck | None = None
+        self.frames_dropped = 0
         self._pc = pc
         self._sources: dict[str, _Source] = {}
         self._closed = False
@@ -305,7 +319,9 @@ class Publisher:
     # -- frames ----------------------------------------------------------------------
 
     def _on_frame(self, source: _Source, codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
-        if self._closed:
+        if self._closed or self.bad_media is not None:
+            return
+        if source.kind == "video" and not self._frame_allowed(codec, frame):
             return
         source.codec = codec
         source.frames += 1
@@ -327,6 +343,27 @@ class Publisher:
             waiting = waiting or track.waiting_for_keyframe
         if waiting and not keyframe:
             self.request_keyframe()
+
+    def _frame_allowed(self, codec: RTCRtpCodecParameters, frame: JitterFrame) -> bool:
+        """The size check, before any decoder or viewer sees the frame."""
+        check = check_frame(codec.mimeType, frame.data, self._frame_limit)
+        if check.verdict is Verdict.OK:
+            return True
+        if check.verdict is Verdict.DROP:
+            self.frames_dropped += 1
+            return False
+        logger.warning("%s: media refused: %s %s", self.participant_id, check.detail, check.size)
+        self.bad_media = check
+        self.stop_decoding()
+        for source in self._sources.values():
+            for track in list(source.subscribers):
+                track.stop()
+        if self._on_bad_media is not None:
+            try:
+                self._on_bad_media(check)
+            except Exception:
+                logger.exception("bad media handler failed")
+        return False
 
     def _on_source_end(self, source: _Source) -> None:
         logger.info("%s: %s source ended", self.participant_id, source.kind)
@@ -399,7 +436,7 @@ class Publisher:
 
     def _start_decoder(self) -> None:
         assert self._decoded is not None
-        if self._decoder is None and not self._closed:
+        if self._decoder is None and not self._closed and self.bad_media is None:
             self._decoder = VideoDecoder(self._decoded, on_error=self._on_decode_error)
             self.request_keyframe()
 
@@ -410,24 +447,14 @@ class Publisher:
         self._decoder_frames_fed += decoder.frames_fed
         self._frames_decoded += decoder.frames_decoded
 
-    async def decode_keyframe(self, timeout: float) -> av.VideoFrame | None:
-        """Decode one keyframe and stop: a sparse check (presence) on a forwarded stream.
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
-        Requests a keyframe, decodes from it, returns the first decoded picture and
-        stops decoding again, so between checks no CPU goes to decoding. Returns None
-        if decoding is already on (someone else is reading the pictures), or no
-        keyframe was decoded within ``timeout`` seconds.
-        """
-        if self._closed or self.decoding or "video" not in self._sources:
-            return None
-        track = self.start_decoding()
-        try:
-            return await asyncio.wait_for(track.recv(), timeout)
-        except (TimeoutError, MediaStreamError):
-            return None
-        finally:
-            if self._decoded is track:
-                self.stop_decoding()
+    @property
+    def has_video(self) -> bool:
+        """Whether a camera track is tapped (presence spot checks: ``spotcheck.py``)."""
+        return "video" in self._sources
 
     # -- pausing (e.g. while the participant re-verifies) ----------------------------
 
@@ -467,7 +494,7 @@ class Publisher:
         """A new viewer leg of ``kind``; None if this publisher does not send that kind."""
         source = self._sources.get(kind)
         codec = self.codec(kind)
-        if self._closed or source is None or codec is None:
+        if self._closed or source is None or codec is None or self.bad_media is not None:
             return None
         if source.tap is not None and source.tap.ended:
             return None

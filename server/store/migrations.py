@@ -141,4 +141,13 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE owners ADD COLUMN session_version INTEGER NOT NULL DEFAULT 0
     """,
+    # 6: unguessable room links (/r/<slug>-<link_token>). Rooms that exist already get a
+    # token too, and keep their old /r/<slug> link working (legacy_link = 1) until the
+    # owner makes a new link; rooms created from now on answer only with the token.
+    """
+    ALTER TABLE rooms ADD COLUMN link_token TEXT;
+    ALTER TABLE rooms ADD COLUMN legacy_link INTEGER NOT NULL DEFAULT 0;
+    UPDATE rooms SET link_token = lower(hex(randomblob(8))), legacy_link = 1;
+    CREATE UNIQUE INDEX rooms_link_token ON rooms(link_token)
+    """,
 ]

@@ -44,6 +44,7 @@ WEBHOOK_EVENTS = (
     "presence.lost",
     "identity.mismatch",
     "extra.person",
+    "presence.unverifiable",
     "meeting.ended",
 )
 WEBHOOK_URL_MAX = 2000
@@ -76,6 +77,15 @@ class Room:
     engine: str = "dlib"
     created: float = 0.0
     presence_interval_s: float | None = None
+    #: the unguessable part of the room's link (docs/security.md, room links)
+    link_token: str = ""
+    #: the room predates link tokens: its bare ``/r/<slug>`` link still works
+    legacy_link: bool = False
+
+    @property
+    def link(self) -> str:
+        """The path part after ``/r/``: ``<slug>-<link_token>``."""
+        return f"{self.slug}-{self.link_token}" if self.link_token else self.slug
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ ids look exactly like unknown ids. The method set is the repository interface
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 import secrets
@@ -75,6 +76,23 @@ def _per_engine(
 
 def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+_LINK_TOKEN = re.compile(r"^[0-9a-f]{16}$")
+
+
+def new_link_token() -> str:
+    """64 random bits: the part of a room link nobody can guess from the room's name."""
+    return secrets.token_hex(8)
+
+
+def split_room_link(link: str) -> tuple[str, str | None]:
+    """``"daily-standup-1f2e3d4c5b6a7988"`` -> ``("daily-standup", "1f2e3d4c5b6a7988")``;
+    a link without a well-formed token -> ``(link, None)``."""
+    slug, _, token = link.rpartition("-")
+    if slug and _LINK_TOKEN.match(token):
+        return slug, token
+    return link, None
 
 
 def slugify(name: str) -> str:
@@ -270,8 +288,8 @@ class SqliteStore:
                     raise StoreError("slug_taken", f"a room with link name '{base}' exists")
                 chosen = f"{base}-{secrets.token_hex(3)}"
             db.execute(
-                "INSERT INTO rooms (id, slug, name, mode, threshold, created, owner_id) "
-                "VALUES (?,?,?,?,?,?,?)",
+                "INSERT INTO rooms (id, slug, name, mode, threshold, created, owner_id, "
+                "link_token) VALUES (?,?,?,?,?,?,?,?)",
                 (
                     room_id,
                     chosen,
@@ -280,6 +298,7 @@ class SqliteStore:
                     None,
                     time.time(),
                     owner_id,
+                    new_link_token(),
                 ),
             )
             self._update_room_row(db, room_id, values)
@@ -301,6 +320,30 @@ class SqliteStore:
         if not rows:
             raise StoreError("unknown_room", f"no room '{slug}'")
         return _room(rows[0])
+
+    def room_by_link(self, link: str) -> Room:
+        """The room a ``/r/<link>`` path names: ``<slug>-<link_token>``, or the bare slug
+        of a room that predates link tokens (until its owner makes a new link)."""
+        slug, token = split_room_link(link)
+        if token is not None:
+            rows = self._rows("SELECT * FROM rooms WHERE link_token=?", (token,))
+            if rows and hmac.compare_digest(rows[0]["slug"], slug):
+                return _room(rows[0])
+        rows = self._rows("SELECT * FROM rooms WHERE slug=? AND legacy_link=1", (link,))
+        if not rows:
+            raise StoreError("unknown_room", "no such room; check the link you were given")
+        return _room(rows[0])
+
+    def renew_room_link(self, room_id: str, owner_id: str | None = None) -> Room:
+        """A new unguessable link for the room; the previous one (and a legacy bare
+        ``/r/<slug>``) stops working. Invites stay valid with the new link."""
+        room = self.room(room_id, owner_id)
+        with self._tx() as db:
+            db.execute(
+                "UPDATE rooms SET link_token=?, legacy_link=0 WHERE id=?",
+                (new_link_token(), room.id),
+            )
+            return _room(db.execute("SELECT * FROM rooms WHERE id=?", (room.id,)).fetchone())
 
     def rooms(self, owner_id: str | None = None) -> list[Room]:
         """All rooms, or one owner's rooms when ``owner_id`` is given."""
@@ -739,6 +782,7 @@ class SqliteStore:
         )
 
     def resolve_invite(self, slug: str, token: str, now: float | None = None) -> Invite:
+        """The invite ``token`` for the room whose *slug* (not link) is ``slug``."""
         now = time.time() if now is None else now
         rows = self._rows(
             "SELECT i.*, r.slug FROM invites i JOIN rooms r ON r.id=i.room_id WHERE i.token_hash=?",
@@ -1006,6 +1050,8 @@ def _room(row: sqlite3.Row) -> Room:
         engine=row["engine"],
         created=row["created"],
         presence_interval_s=row["presence_interval_s"],
+        link_token=row["link_token"] or "",
+        legacy_link=bool(row["legacy_link"]),
     )
 
 

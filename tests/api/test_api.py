@@ -88,7 +88,7 @@ async def test_rooms_crud_and_validation(world: ApiWorld) -> None:
     room = await make_room(api, mode="open", threshold=0.5, max_attempts=2)
     assert room["mode"] == "open" and room["threshold"] == 0.5 and room["max_attempts"] == 2
     assert room["liveness_policy"] == "active+passive" and room["retain_photos"] is False
-    assert room["link"].endswith(f"/r/{room['slug']}")
+    assert room["link"].rsplit("/r/", 1)[1].startswith(f"{room['slug']}-")  # + unguessable token
     status, listed = await api.call("GET", "/rooms")
     assert status == 200 and [r["id"] for r in listed["rooms"]] == [room["id"]]
     status, changed = await api.call(
@@ -316,3 +316,18 @@ async def test_another_owners_ids_are_404_and_change_nothing(
     assert world.store.person(pid).name == "Lestari"
     assert len(world.store.faces(pid)) == 1
     assert world.store.invite(inv["id"], alice.owner_id).revoked is False
+
+
+async def test_renewing_a_room_link_retires_the_old_one(world: ApiWorld) -> None:
+    room = await make_room(world.alice, mode="open")
+    old = room["link"].rsplit("/r/", 1)[1]
+    assert room["legacy_link"] is False and world.store.room_by_link(old).id == room["id"]
+    status, _ = await world.bob.call("POST", f"/rooms/{room['id']}/link")
+    assert status == 404  # not Bob's room
+    status, renewed = await world.alice.call("POST", f"/rooms/{room['id']}/link")
+    assert status == 200 and renewed["link"] != room["link"]
+    assert renewed["slug"] == room["slug"] and renewed["legacy_link"] is False
+    new = renewed["link"].rsplit("/r/", 1)[1]
+    assert world.store.room_by_link(new).id == room["id"]
+    with pytest.raises(StoreError):
+        world.store.room_by_link(old)

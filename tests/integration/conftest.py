@@ -39,7 +39,7 @@ class Gatekeeper:
     base_url: str
     store: SqliteStore
     engine: FaceEngine
-    room_slug: str
+    room_slug: str  # the /r/ part of the room link (slug + unguessable token)
     room_id: str
     app: web.Application
 
@@ -93,7 +93,7 @@ async def serve_gate(
     await server.start_server()
     try:
         yield Gatekeeper(
-            str(server.make_url("")).rstrip("/"), store, engine, room.slug, room.id, app
+            str(server.make_url("")).rstrip("/"), store, engine, room.link, room.id, app
         )
     finally:
         await server.close()

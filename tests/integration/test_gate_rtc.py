@@ -182,10 +182,10 @@ async def test_open_room_identifies_among_enrolled(gatekeeper: Gatekeeper, faces
     assert d9_embedding is not None
     store.enrol_person(room.id, "Dee Nine", d9_embedding[None], "onnx")
     member = GateClient(
-        gatekeeper.base_url, room.slug, video=str(faces_dir / "videos" / "lestari_real.mp4")
+        gatekeeper.base_url, room.link, video=str(faces_dir / "videos" / "lestari_real.mp4")
     )
     stranger = GateClient(
-        gatekeeper.base_url, room.slug, video=str(faces_dir / "videos" / "liveportrait_d10.mp4")
+        gatekeeper.base_url, room.link, video=str(faces_dir / "videos" / "liveportrait_d10.mp4")
     )
     try:
         await member.join()

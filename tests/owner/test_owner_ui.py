@@ -356,3 +356,19 @@ async def test_engine_calibration_and_reenrol_flag_on_the_room_page(world: World
     page = await owner.page(f"/owner/rooms/{room_id}")
     assert "fused (this room)" in page
     assert 'class="reenrol pending"' in page  # the fused room needs SFace templates now
+
+
+async def test_room_page_shows_the_unguessable_link_and_renews_it(world: World) -> None:
+    owner = await world.owner()
+    await owner.signup("links@example.org")
+    room_id = await owner.create_room("Daily Standup", mode="open")
+    room = world.store.room(room_id)
+    page = await owner.page(f"/owner/rooms/{room_id}")
+    assert f"/r/{room.link}" in page and room.link.startswith("daily-standup-")
+    assert 'id="legacy-link"' not in page
+    resp = await owner.post(f"/owner/rooms/{room_id}/link")
+    assert resp.status == 303
+    renewed = world.store.room(room_id)
+    assert renewed.link != room.link
+    page = await owner.page(f"/owner/rooms/{room_id}")
+    assert f"/r/{renewed.link}" in page and f"/r/{room.link}" not in page

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
+
 from server.presence import PresenceCheck, PresenceConfig, PresenceMonitor
-from server.presence.monitor import EXTRA, LOST, MISMATCH, RESTORED
+from server.presence.monitor import EXTRA, LOST, MISMATCH, RESTORED, UNVERIFIABLE
 
 
 def ok(now: float) -> PresenceCheck:
@@ -78,3 +80,52 @@ def test_interval_zero_turns_checks_off() -> None:
     m = PresenceMonitor(PresenceConfig(interval_s=0))
     m.start(0.0)
     assert not m.due(1e9)
+
+
+def test_unanswered_checks_raise_unverifiable_once_then_restore() -> None:
+    """A camera that ignores keyframe requests no longer sits out presence for good."""
+    m = PresenceMonitor(PresenceConfig(unverifiable_checks=3))
+    assert m.feed(ok(1.0)) == []
+    assert m.feed(PresenceCheck(2.0, made=False)) == []
+    assert m.feed(PresenceCheck(3.0, made=False)) == []
+    events = m.feed(PresenceCheck(4.0, made=False))
+    assert kinds(events) == [UNVERIFIABLE] and events[0].checks == 3
+    assert m.feed(PresenceCheck(5.0, made=False)) == [] and m.flags == (UNVERIFIABLE,)
+    back = m.feed(ok(6.0))
+    assert kinds(back) == [RESTORED] and back[0].cleared == (UNVERIFIABLE,)
+    assert m.flags == () and (m.stats.made, m.stats.skipped) == (2, 4)
+    # A made check in between restarts the count.
+    assert m.feed(PresenceCheck(7.0, made=False)) == []
+    assert m.feed(ok(8.0)) == []
+    assert m.feed(PresenceCheck(9.0, made=False)) == []
+    assert m.feed(PresenceCheck(10.0, made=False)) == []
+    assert kinds(m.feed(PresenceCheck(11.0, made=False))) == [UNVERIFIABLE]
+
+
+def test_unverifiable_and_lost_are_separate_episodes() -> None:
+    m = PresenceMonitor(PresenceConfig(lost_checks=2, unverifiable_checks=2))
+    m.feed(PresenceCheck(1.0, made=False))
+    assert kinds(m.feed(PresenceCheck(2.0, made=False))) == [UNVERIFIABLE]
+    m.feed(PresenceCheck(3.0, faces=0))
+    events = m.feed(PresenceCheck(4.0, faces=0))
+    assert kinds(events) == [LOST]  # the restore came with the first made check
+    assert m.flags == (LOST,)
+
+
+def test_jitter_spreads_checks_around_the_interval() -> None:
+    m = PresenceMonitor(PresenceConfig(interval_s=10, jitter=0.5), rng=random.Random(3))
+    gaps = []
+    now = 0.0
+    m.start(now)
+    for _ in range(200):
+        step = 0.0
+        while not m.due(now + step):
+            step += 0.01
+        gaps.append(step)
+        now += step
+        m.feed(ok(now))
+    assert 5.0 <= min(gaps) < 6.0 and 14.0 < max(gaps) <= 15.01
+    assert len({round(g, 1) for g in gaps}) > 20
+    steady = PresenceMonitor(PresenceConfig(interval_s=10))
+    steady.start(0.0)
+    assert not steady.due(9.99) and steady.due(10.0)

@@ -119,7 +119,7 @@ async def test_open_room_refusals_never_name_the_nearest_person(
         assert embedding is not None
         gate.store.enrol_person(room.id, name, embedding[None], "dlib")
     client = GateClient(
-        gate.base_url, room.slug, name="Mallory", video=StillTrack(stranger_frames, 10)
+        gate.base_url, room.link, name="Mallory", video=StillTrack(stranger_frames, 10)
     )
     try:
         verdicts = await attempt_until_final(client)

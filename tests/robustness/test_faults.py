@@ -77,7 +77,7 @@ async def test_kill_9_during_enrolment_and_meeting_loses_nothing(
             # A meeting: D9 is admitted and in the room.
             client = GateClient(
                 first.base_url,
-                room["slug"],
+                room["link"].rsplit("/r/", 1)[1],
                 invite=invite["token"],
                 video=StillTrack(d9_frames, 10),
             )
@@ -123,7 +123,10 @@ async def test_kill_9_during_enrolment_and_meeting_loses_nothing(
 
     with run_server(data, env=ENV) as second:
         again = GateClient(
-            second.base_url, room["slug"], invite=invite["token"], video=StillTrack(d9_frames, 10)
+            second.base_url,
+            room["link"].rsplit("/r/", 1)[1],
+            invite=invite["token"],
+            video=StillTrack(d9_frames, 10),
         )
         try:
             await again.join()

@@ -93,10 +93,21 @@ async def test_black_frames_hold_no_face_then_refuse(gate: Gatekeeper, faces_dir
 
 
 async def test_4k_stream_is_judged_and_the_server_stays_responsive(
-    gate: Gatekeeper, faces_dir: Path, d9_frames: list[np.ndarray]
+    robust_engine: FaceEngine,
+    robust_store: SqliteStore,
+    tmp_path: Path,
+    faces_dir: Path,
+    d9_frames: list[np.ndarray],
 ) -> None:
-    """3840x2160 frames: decoded, sampled and judged (here: admitted) like any other;
-    the server answers HTTP meanwhile."""
+    """3840x2160 frames, where the size limit allows them: decoded, sampled and judged
+    (here: admitted) like any other; the server answers HTTP meanwhile. (Under the
+    default 1920x1080 limit such a stream is refused: test_media_limits.py.)"""
+    four_k = {"max_video_width": 3840, "max_video_height": 2160}
+    async with serve(robust_engine, robust_store, tmp_path, limits=four_k) as gate:
+        await _judge_4k(gate, faces_dir, d9_frames)
+
+
+async def _judge_4k(gate: Gatekeeper, faces_dir: Path, d9_frames: list[np.ndarray]) -> None:
     invite = enrol_d9(gate, faces_dir)
     big = []
     for frame in d9_frames:

@@ -180,7 +180,7 @@ async def test_unknown_rooms_expired_and_revoked_invites_are_fatal(
     gate: Gatekeeper, faces_dir: Path
 ) -> None:
     invite = enrol_d9(gate, faces_dir)
-    person = gate.store.resolve_invite(gate.room_slug, invite).person
+    person = gate.store.resolve_invite(gate.store.room(gate.room_id).slug, invite).person
     assert person is not None
     expired = gate.store.create_invite(gate.room_id, person.id, ttl_s=0.001)
     revoked = gate.store.create_invite(gate.room_id, person.id)

@@ -158,6 +158,7 @@ const FLAG_TEXT = {
   'presence.lost': 'no face',
   'identity.mismatch': 'someone else',
   'extra.person': 'extra person',
+  'presence.unverifiable': 'unverifiable (no keyframes)',
 };
 
 function presenceCell(p) {
