@@ -62,7 +62,7 @@ async def open_room(
         other = engine.enrol_frame(scenes.other[0]).embedding
         assert other is not None
         store.enrol_person(room.id, "Other", other[None], "onnx")
-        yield OpenRoom(gk, room.slug, room.id)
+        yield OpenRoom(gk, room.link, room.id)
 
 
 def room_events(room: OpenRoom) -> list[str]:

@@ -41,7 +41,7 @@ def populate(data_dir: Path) -> dict[str, object]:
         person = store.add_person(room.id, "Ada", owner_id=owner.id)
         vector = np.random.default_rng(3).standard_normal(128).astype(np.float32)
         photo = [(vector, b"photo-bytes", "image/jpeg")]
-        (face,) = store.add_faces(person.id, owner.id, photo, "x")
+        (face,) = store.add_faces(person.id, owner.id, photo, "dlib")
         hook, secret = store.create_webhook(room.id, "https://hooks.example.org/x")
         assert face.photo_id is not None
         return {"room": room.id, "person": person.id, "photo": face.photo_id, "hook": hook.id,

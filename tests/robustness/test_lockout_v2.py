@@ -63,7 +63,7 @@ async def test_failures_in_an_open_room_never_lock_it_for_others(
     gate.store.enrol_person(room.id, "D9", embedding[None], "onnx")
     failures = 0
     while failures < 6:  # more than lockout_failures (5): the old room-wide lock
-        stranger = GateClient(gate.base_url, room.slug, video=StillTrack(stranger_frames, 10))
+        stranger = GateClient(gate.base_url, room.link, video=StillTrack(stranger_frames, 10))
         try:
             verdicts = await attempt_until_final(stranger)
         finally:
@@ -71,7 +71,7 @@ async def test_failures_in_an_open_room_never_lock_it_for_others(
         assert all(v["reason"] == "not_recognised" for v in verdicts), verdicts
         failures += len(verdicts)
     # The enrolled person, from the same shared address, is still let in.
-    member = GateClient(gate.base_url, room.slug, video=StillTrack(d9_frames, 10))
+    member = GateClient(gate.base_url, room.link, video=StillTrack(d9_frames, 10))
     try:
         await member.join()
         verdict = await member.wait_verdict(VERDICT_S)
@@ -130,7 +130,7 @@ async def test_deleting_the_person_ends_their_live_session(
     assert embedding is not None
     person = store.enrol_person(room.id, "D9", embedding[None], "onnx")
     invite = store.create_invite(room.id, person.id)
-    client = GateClient(gate.base_url, room.slug, invite=invite, video=StillTrack(d9_frames, 10))
+    client = GateClient(gate.base_url, room.link, invite=invite, video=StillTrack(d9_frames, 10))
     try:
         await client.join()
         assert (await client.wait_verdict(VERDICT_S))["admitted"] is True
@@ -160,7 +160,7 @@ async def test_revoking_the_invite_ends_the_session_on_it(
     assert embedding is not None
     person = store.enrol_person(room.id, "D9", embedding[None], "onnx")
     info, token = store.issue_invite(room.id, person.id)
-    client = GateClient(gate.base_url, room.slug, invite=token, video=StillTrack(d9_frames, 10))
+    client = GateClient(gate.base_url, room.link, invite=token, video=StillTrack(d9_frames, 10))
     try:
         await client.join()
         assert (await client.wait_verdict(VERDICT_S))["admitted"] is True

@@ -75,10 +75,10 @@ async def test_invite_links_ignore_the_host_header(tmp_path: Path) -> None:
     from public_url; a forged Host header never shows up."""
     async with serve(tmp_path / "plain") as served:
         link = await _invite_link(served)
-        assert link.startswith(f"http://127.0.0.1:8080/r/{served['room'].slug}?invite=")
+        assert link.startswith(f"http://127.0.0.1:8080/r/{served['room'].link}?invite=")
     async with serve(tmp_path / "public", public_url="https://meet.example.org/") as served:
         link = await _invite_link(served)
-        assert link.startswith(f"https://meet.example.org/r/{served['room'].slug}?invite=")
+        assert link.startswith(f"https://meet.example.org/r/{served['room'].link}?invite=")
     assert "evil.example" not in link
 
 
