@@ -16,6 +16,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from .config import REPO_ROOT, Settings
 from .face.engine import FaceEngine
 from .hub import Hub
+from .iceservers import ice_servers_for
 from .limits import MessageRateLimiter, watch_media
 from .participant import Participant, Send
 from .signalling import Join, ProtocolError, parse_client_message
@@ -254,6 +255,8 @@ async def _join(hub: Hub, join: Join, send: Send, ip: str) -> Participant | None
             "attempts_left": participant.gate.attempts_left,
             "rejoin": participant.rejoin_token,
             "resumed": entry is not None,
+            # STUN/TURN for this join; TURN credentials expire ([ice] credential_ttl_s).
+            "ice_servers": ice_servers_for(hub.settings, participant.id, time.time()),
         }
     )
     return participant

@@ -20,13 +20,24 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 
 from . import gate as g
+from .netinfo import record_netinfo
 from .presence import PresenceCheck, PresenceEvent, PresenceMonitor
 from .presence.check import presence_check
 from .rtc.codecs import restrict_answer_codecs
 from .rtc.forward import Publisher
+from .rtc.nat import PeerNetwork
 from .rtc.peer import create_peer_connection
 from .rtc.sampler import FrameSampler
-from .signalling import Answer, Candidate, ClientMessage, Leave, MediaState, Offer, Ready
+from .signalling import (
+    Answer,
+    Candidate,
+    ClientMessage,
+    Leave,
+    MediaState,
+    NetInfo,
+    Offer,
+    Ready,
+)
 from .verify import FaceChecker
 
 if TYPE_CHECKING:
@@ -112,6 +123,8 @@ class Participant:
             await self.runtime.broadcast_peers()
         elif isinstance(msg, Leave):
             await self.close(left=True)
+        elif isinstance(msg, NetInfo):
+            await record_netinfo(self, msg)
         else:
             await self.error("unexpected_message", "already joined")
 
@@ -122,7 +135,9 @@ class Participant:
         if self.pc is not None:
             await self.error("unexpected_offer", "media is already connected")
             return
-        pc = create_peer_connection(loopback=self.hub.settings.server.loopback)
+        settings = self.hub.settings
+        network = PeerNetwork.from_settings(settings, self.id, time.time())
+        pc = create_peer_connection(loopback=settings.server.loopback, network=network)
         self.pc = pc
         self.publisher = Publisher(self.id, pc)
 
@@ -472,4 +487,3 @@ class Participant:
             self.hub.audit(self, "participant.left", {"by_choice": left})
         with contextlib.suppress(Exception):
             await self.send({"type": "bye", "reason": reason or ("left" if left else "closed")})
-
