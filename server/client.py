@@ -172,16 +172,24 @@ class GateClient:
 
     def connection_path(self) -> dict[str, str] | None:
         """The selected candidate pair as the page reports it in ``netinfo``
-        (aiortc has no candidate-pair stats: read aioice's nominated pair)."""
+        (aiortc has no candidate-pair stats: read aioice's nominated pair).
+
+        ``relay`` if either end is a relay; ``nat`` if either end is reflexive, or if
+        STUN showed this side is behind a NAT (a server-reflexive address differs
+        from every host address), since a host pair is then translated; else
+        ``direct``."""
         for transceiver in self.pc.getTransceivers():
             connection: Any = transceiver.sender.transport.transport.iceGatherer._connection
             pair = connection._nominated.get(1)
             if pair is None:
                 continue
             local, remote = pair.local_candidate.type, pair.remote_candidate.type
+            gathered = connection.local_candidates
+            hosts = {c.host for c in gathered if c.type == "host"}
+            behind_nat = any(c.type == "srflx" and c.host not in hosts for c in gathered)
             if "relay" in (local, remote):
                 path = "relay"
-            elif {local, remote} & {"srflx", "prflx"}:
+            elif {local, remote} & {"srflx", "prflx"} or behind_nat:
                 path = "nat"
             else:
                 path = "direct"
