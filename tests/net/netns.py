@@ -137,6 +137,15 @@ class Topology:
             rules.append('add rule inet filter forward iifname "lan" tcp dport != 443 drop')
         self.nft("cnat", "\n".join(rules) + "\n")
 
+    def block_client_media(self) -> None:
+        """Everything but TCP to the server: no UDP, and the TURN server unreachable
+        (the page's websocket lives on, any media path dies)."""
+        self.nft(
+            "cnat",
+            'add rule inet filter forward iifname "lan" meta l4proto udp drop\n'
+            f'add rule inet filter forward iifname "lan" ip daddr {TURN_ADDRESS} drop\n',
+        )
+
     def unblock_client(self) -> None:
         sh("nft", "flush", "chain", "inet", "filter", "forward", ns=self.ns("cnat"))
 
@@ -220,6 +229,7 @@ fingerprint
 no-cli
 no-multicast-peers
 no-software-attribute
+userdb={directory / "turndb"}
 pidfile={directory / "turnserver.pid"}
 log-file=stdout
 simple-log

@@ -1,6 +1,11 @@
 // videogate participant client: lobby (camera, prompts, verdict) then the room grid.
 // Protocol: docs/protocol.md. No build step; an ES module served as is.
 
+import {
+  CONNECT_TIMEOUT_MS, DISCONNECTED_REJOIN_MS, FAILURE_TEXT, PATH_TEXT,
+  candidateLog, failureCause, selectedPath,
+} from "./netpath.js";
+
 const app = document.getElementById("app");
 const roomSlug = app.dataset.room;
 const params = new URLSearchParams(location.search);
@@ -15,6 +20,13 @@ let admitted = false;
 let leaving = false;
 let peers = [];
 const streamsByMid = new Map();
+// Connectivity (netpath.js): ICE servers of this join, gathered candidates, timers.
+let iceServers = [];
+let gathered = [];
+let connectTimer = null;
+let disconnectTimer = null;
+let offerSentAt = 0;
+let pathReported = false;
 
 function setStatus(text) { $("status").textContent = text; }
 
@@ -56,7 +68,10 @@ function waitForIce(conn) {
 }
 
 async function connectMedia() {
-  pc = new RTCPeerConnection({ iceServers: [] });
+  // STUN/TURN with credentials minted for this join (welcome.ice_servers).
+  pc = new RTCPeerConnection({ iceServers });
+  gathered = candidateLog(pc);
+  pathReported = false;
   // Read-only hook for diagnostics and the end-to-end tests (getStats()).
   window.__vgpc = pc;
   for (const track of localStream.getTracks()) pc.addTrack(track, localStream);
@@ -67,13 +82,88 @@ async function connectMedia() {
     stream.addTrack(event.track);
     renderGrid();
   });
-  pc.addEventListener("connectionstatechange", () => {
-    if (pc && pc.connectionState === "failed") setStatus("Connection to the server failed.");
-  });
+  const conn = pc;
+  conn.addEventListener("connectionstatechange", () => onConnectionState(conn));
   const offer = await pc.createOffer();
   await pc.setLocalDescription(offer);
   await waitForIce(pc);
   send({ type: "offer", sdp: pc.localDescription.sdp });
+  offerSentAt = performance.now();
+  clearTimeout(connectTimer);
+  connectTimer = setTimeout(() => connectTimedOut(conn), CONNECT_TIMEOUT_MS);
+}
+
+function elapsedMs() {
+  return Math.max(0, Math.round(performance.now() - offerSentAt));
+}
+
+function showPath(text) {
+  for (const id of ["netpath", "room-netpath"]) $(id).textContent = text;
+}
+
+async function onConnectionState(conn) {
+  if (conn !== pc) return;
+  const state = conn.connectionState;
+  if (state === "connected") {
+    clearTimeout(connectTimer);
+    clearTimeout(disconnectTimer);
+    const info = await selectedPath(conn, gathered).catch(() => null);
+    if (info) {
+      showPath(PATH_TEXT[info.path]);
+      $("app").dataset.netpath = info.path;
+      if (!pathReported) {
+        pathReported = true;
+        send({ type: "netinfo", state: "connected", elapsed_ms: elapsedMs(), ...info });
+      }
+    }
+  } else if (state === "disconnected" && admitted) {
+    // Wi-Fi to cellular, a cable pulled: give ICE a moment to recover by itself.
+    clearTimeout(disconnectTimer);
+    disconnectTimer = setTimeout(() => {
+      if (conn === pc && conn.connectionState !== "connected") networkChanged();
+    }, DISCONNECTED_REJOIN_MS);
+  } else if (state === "failed") {
+    if (admitted) networkChanged();
+    else connectTimedOut(conn);
+  }
+}
+
+// Nothing connected in time: say why in words a person can act on, report the cause
+// for the audit log, and free the server's side (leave) rather than spin.
+function connectTimedOut(conn) {
+  if (conn !== pc || admitted || conn.connectionState === "connected") return;
+  clearTimeout(connectTimer);
+  const cause = failureCause(iceServers, gathered);
+  send({ type: "netinfo", state: "failed", cause, elapsed_ms: elapsedMs() });
+  showVerdict(false, "Cannot connect", FAILURE_TEXT[cause], "Then press “Try again”.");
+  showPath("No network path to the video server.");
+  $("app").dataset.netpath = "failed";
+  setStatus("Your camera could not reach the gate.");
+  leaving = true;
+  send({ type: "leave" });
+  resetPeerConnection();
+  $("start").textContent = "Try again";
+  $("start").hidden = false;
+  $("start").onclick = () => location.reload();
+}
+
+// The media path died while admitted. aiortc cannot restart ICE, so the page
+// rejoins: a new connection with the rejoin token, admitted again without
+// re-verification while the server's grace window lasts (docs/protocol.md).
+function networkChanged() {
+  if (leaving || !ws) return;
+  clearTimeout(disconnectTimer);
+  send({ type: "netinfo", state: "rejoining", cause: "network_changed" });
+  $("room-status").textContent = "Network changed, rejoining…";
+  showPath("Reconnecting…");
+  // Closing the socket ends the session on the server (into its rejoin window). A
+  // socket on a network that is gone may take long to report its close: do not wait
+  // for it, open the new one (the old one's events are ignored from now on).
+  const old = ws;
+  ws = null;
+  old.close();
+  resetPeerConnection();
+  setTimeout(openSocket, 1000);
 }
 
 async function onServerOffer(sdp) {
@@ -142,6 +232,8 @@ function onMessage(msg) {
   switch (msg.type) {
     case "welcome":
       if (msg.rejoin) sessionStorage.setItem(REJOIN_KEY, msg.rejoin);
+      iceServers = Array.isArray(msg.ice_servers) ? msg.ice_servers : [];
+      connectMedia().catch((err) => setStatus("Could not connect media: " + err.message));
       $("who").textContent = msg.person
         ? `Joining ${msg.room} as ${msg.person}.`
         : `Joining ${msg.room}.`;
@@ -225,15 +317,18 @@ function onMessage(msg) {
 
 function openSocket() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  ws = new WebSocket(`${scheme}://${location.host}/ws`);
-  ws.addEventListener("open", () => {
+  const sock = new WebSocket(`${scheme}://${location.host}/ws`);
+  ws = sock;
+  sock.addEventListener("open", () => {
     const rejoin = sessionStorage.getItem(REJOIN_KEY);
     send({ type: "join", room: roomSlug, invite, rejoin });
-    connectMedia().catch((err) => setStatus("Could not connect media: " + err.message));
+    // The media connection starts on "welcome", which carries the ICE servers.
   });
-  ws.addEventListener("message", (event) => onMessage(JSON.parse(event.data)));
-  ws.addEventListener("close", () => {
-    if (leaving) return;
+  sock.addEventListener("message", (event) => {
+    if (sock === ws) onMessage(JSON.parse(event.data));
+  });
+  sock.addEventListener("close", () => {
+    if (leaving || sock !== ws) return;
     if (admitted) {
       // A short blip: rejoin without re-verifying while the grace window lasts.
       $("room-status").textContent = "Connection lost, rejoining…";
@@ -246,6 +341,8 @@ function openSocket() {
 }
 
 function resetPeerConnection() {
+  clearTimeout(connectTimer);
+  clearTimeout(disconnectTimer);
   if (pc) pc.close();
   pc = null;
   streamsByMid.clear();
