@@ -139,30 +139,64 @@ def enrolled(faces_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Enrol
     return Enrolled(data_dir, "net-room", invites, {n: v for n, (_, v) in people.items()})
 
 
-@contextlib.contextmanager
-def gate_server(net: Net, enrolled: Enrolled, *, turn: bool) -> Iterator[subprocess.Popen[bytes]]:
-    """The server in its private namespace, announcing the public address, on port 443."""
-    env = {
-        "VIDEOGATE_LIVENESS_POLICY": "off",
-        "VIDEOGATE_GATE_SAMPLE_FPS": "5",
-        "VIDEOGATE_ICE_ANNOUNCED_ADDRESS": SERVER_PUBLIC,
-        "VIDEOGATE_ICE_PORT_MIN": str(PORT_MIN),
-        "VIDEOGATE_ICE_PORT_MAX": str(PORT_MAX),
-        "VIDEOGATE_ICE_STUN_URLS": f"stun:{TURN_ADDRESS}:{TURN_PORT}" if turn else "",
-        "VIDEOGATE_ICE_TURN_URLS": TURN_URLS if turn else "",
-        "VIDEOGATE_ICE_TURN_SECRET": net.secret if turn else "",
-    }
-    log = net.workdir / f"server-{'turn' if turn else 'noturn'}.log"
-    args = [sys.executable, "-m", "server", "serve", "--host", "0.0.0.0", "--port", "443",
-            "--data-dir", str(enrolled.data_dir)]  # fmt: skip
-    os.chdir(REPO)
-    proc = net.topo.spawn("srv", args, log, env)
+class GateServers:
+    """The server in its private namespace, announcing the public address, on port 443.
+
+    One at a time (one port), reused by consecutive tests wanting the same
+    configuration: start-up loads the models, the slowest part of these tests.
+    """
+
+    def __init__(self, net: Net, enrolled: Enrolled) -> None:
+        self.net, self.enrolled = net, enrolled
+        self.turn: bool | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def log(self, turn: bool) -> Path:
+        return self.net.workdir / f"server-{'turn' if turn else 'noturn'}.log"
+
+    @contextlib.contextmanager
+    def use(self, *, turn: bool) -> Iterator[subprocess.Popen[bytes]]:
+        if self.proc is not None and (self.turn != turn or self.proc.poll() is not None):
+            self.stop()
+        if self.proc is None:
+            self.proc = self._start(turn)
+            self.turn = turn
+        try:
+            yield self.proc
+        except BaseException:
+            print(f"--- server log (tail) ---\n{_tail(self.log(turn))}")
+            raise
+
+    def _start(self, turn: bool) -> subprocess.Popen[bytes]:
+        env = {
+            "VIDEOGATE_LIVENESS_POLICY": "off",
+            "VIDEOGATE_GATE_SAMPLE_FPS": "5",
+            "VIDEOGATE_ICE_ANNOUNCED_ADDRESS": SERVER_PUBLIC,
+            "VIDEOGATE_ICE_PORT_MIN": str(PORT_MIN),
+            "VIDEOGATE_ICE_PORT_MAX": str(PORT_MAX),
+            "VIDEOGATE_ICE_STUN_URLS": f"stun:{TURN_ADDRESS}:{TURN_PORT}" if turn else "",
+            "VIDEOGATE_ICE_TURN_URLS": TURN_URLS if turn else "",
+            "VIDEOGATE_ICE_TURN_SECRET": self.net.secret if turn else "",
+        }
+        args = [sys.executable, "-m", "server", "serve", "--host", "0.0.0.0", "--port", "443",
+                "--data-dir", str(self.enrolled.data_dir)]  # fmt: skip
+        proc = self.net.topo.spawn("srv", args, self.log(turn), env, cwd=REPO)
+        wait_for(lambda: _healthy(self.net), 90, "server start-up", proc=proc)
+        return proc
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.net.topo.stop(self.proc)
+            self.proc = None
+
+
+@pytest.fixture(scope="session")
+def servers(net: Net, enrolled: Enrolled) -> Iterator[GateServers]:
+    pool = GateServers(net, enrolled)
     try:
-        wait_for(lambda: _healthy(net), 90, "server start-up", proc=proc)
-        yield proc
+        yield pool
     finally:
-        net.topo.stop(proc)
-        print(f"--- server log (tail) ---\n{_tail(log)}")
+        pool.stop()
 
 
 def health(net: Net) -> dict[str, Any]:

@@ -155,7 +155,12 @@ class Topology:
             sh("tc", "qdisc", "replace", "dev", dev, "root", "netem", *spec, ns=self.ns("cnat"))
 
     def spawn(
-        self, role: str, args: Sequence[str], log: Path, env: dict[str, str]
+        self,
+        role: str,
+        args: Sequence[str],
+        log: Path,
+        env: dict[str, str],
+        cwd: Path | None = None,
     ) -> subprocess.Popen[bytes]:
         with log.open("ab") as out:
             proc = subprocess.Popen(
@@ -163,6 +168,7 @@ class Topology:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **env},
+                cwd=cwd,
                 start_new_session=True,
             )
         self.processes.append(proc)

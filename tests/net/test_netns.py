@@ -14,9 +14,9 @@ import json
 
 from .conftest import (
     Enrolled,
+    GateServers,
     Net,
     audit,
-    gate_server,
     health,
     run_clients,
     server_udp_sockets,
@@ -24,9 +24,11 @@ from .conftest import (
 )
 
 
-def test_clients_behind_nat_reach_a_server_behind_1to1_nat(net: Net, enrolled: Enrolled) -> None:
+def test_clients_behind_nat_reach_a_server_behind_1to1_nat(
+    net: Net, enrolled: Enrolled, servers: GateServers
+) -> None:
     net.topo.unblock_client()
-    with gate_server(net, enrolled, turn=True):
+    with servers.use(turn=True):
         results = run_clients(net, enrolled, ["Dee Nine", "Lestari"], "--see-each-other")
         for result in results:
             assert result["connected"] and result["admitted"], json.dumps(results)
@@ -38,10 +40,12 @@ def test_clients_behind_nat_reach_a_server_behind_1to1_nat(net: Net, enrolled: E
         assert {c["path"] for c in connected[-2:]} == {"nat"}
 
 
-def test_udp_blocked_client_is_relayed_over_turn_tls_on_443(net: Net, enrolled: Enrolled) -> None:
+def test_udp_blocked_client_is_relayed_over_turn_tls_on_443(
+    net: Net, enrolled: Enrolled, servers: GateServers
+) -> None:
     net.topo.block_client_udp(allow_tcp_443=True)
     try:
-        with gate_server(net, enrolled, turn=True):
+        with servers.use(turn=True):
             (result,) = run_clients(net, enrolled, ["Dee Nine"], "--turn-transport", "tls")
             assert result["connected"] and result["admitted"], result
             assert result["path"] == "relay" and result["local"] == "relay", result
@@ -51,11 +55,11 @@ def test_udp_blocked_client_is_relayed_over_turn_tls_on_443(net: Net, enrolled: 
 
 
 def test_udp_blocked_without_turn_fails_clearly_and_leaks_nothing(
-    net: Net, enrolled: Enrolled
+    net: Net, enrolled: Enrolled, servers: GateServers
 ) -> None:
     net.topo.block_client_udp(allow_tcp_443=True)
     try:
-        with gate_server(net, enrolled, turn=False):
+        with servers.use(turn=False):
             (result,) = run_clients(net, enrolled, ["Dee Nine"], "--connect-timeout", "8")
             assert not result["connected"] and result["cause"] == "no_relay", result
             wait_for(

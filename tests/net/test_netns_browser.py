@@ -17,7 +17,7 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from server.fakecam import CHROMIUM, chromium_args, make_y4m
 
-from .conftest import Enrolled, Net, audit, gate_server, health, server_udp_sockets, wait_for
+from .conftest import Enrolled, GateServers, Net, audit, health, server_udp_sockets, wait_for
 from .netns import SERVER_PUBLIC
 
 pytestmark = pytest.mark.e2e
@@ -64,31 +64,13 @@ def link(enrolled: Enrolled) -> str:
     return f"http://{SERVER_PUBLIC}:443/r/{enrolled.room}?invite={enrolled.invites['Dee Nine']}"
 
 
-async def test_page_says_relayed_when_only_tcp_443_gets_out(
-    net: Net, enrolled: Enrolled, client_browser: Page
-) -> None:
-    net.topo.block_client_udp(allow_tcp_443=True)
-    try:
-        with gate_server(net, enrolled, turn=True):
-            page = client_browser
-            await page.goto(link(enrolled))
-            await page.wait_for_selector("#room:not([hidden])", timeout=WAIT_MS)
-            await page.wait_for_selector("#app[data-netpath]", timeout=WAIT_MS)
-            assert await page.get_attribute("#app", "data-netpath") == "relay"
-            assert "relayed" in await page.inner_text("#room-netpath")
-            record = audit(enrolled, "media.connected")[-1]
-            assert record["path"] == "relay" and record["relay_protocol"] == "tls", record
-    finally:
-        net.topo.unblock_client()
-
-
 async def test_page_explains_a_network_that_blocks_calls(
-    net: Net, enrolled: Enrolled, client_browser: Page
+    net: Net, enrolled: Enrolled, servers: GateServers, client_browser: Page
 ) -> None:
     net.topo.block_client_udp(allow_tcp_443=True)
     failures_before = len(audit(enrolled, "media.failed"))
     try:
-        with gate_server(net, enrolled, turn=False):
+        with servers.use(turn=False):
             page = client_browser
             await page.goto(link(enrolled))
             await page.wait_for_selector("#app[data-netpath='failed']", timeout=WAIT_MS)
@@ -105,11 +87,29 @@ async def test_page_explains_a_network_that_blocks_calls(
         net.topo.unblock_client()
 
 
+async def test_page_says_relayed_when_only_tcp_443_gets_out(
+    net: Net, enrolled: Enrolled, servers: GateServers, client_browser: Page
+) -> None:
+    net.topo.block_client_udp(allow_tcp_443=True)
+    try:
+        with servers.use(turn=True):
+            page = client_browser
+            await page.goto(link(enrolled))
+            await page.wait_for_selector("#room:not([hidden])", timeout=WAIT_MS)
+            await page.wait_for_selector("#app[data-netpath]", timeout=WAIT_MS)
+            assert await page.get_attribute("#app", "data-netpath") == "relay"
+            assert "relayed" in await page.inner_text("#room-netpath")
+            record = audit(enrolled, "media.connected")[-1]
+            assert record["path"] == "relay" and record["relay_protocol"] == "tls", record
+    finally:
+        net.topo.unblock_client()
+
+
 async def test_page_rejoins_without_reverifying_when_its_path_dies(
-    net: Net, enrolled: Enrolled, client_browser: Page
+    net: Net, enrolled: Enrolled, servers: GateServers, client_browser: Page
 ) -> None:
     net.topo.unblock_client()
-    with gate_server(net, enrolled, turn=True):
+    with servers.use(turn=True):
         page = client_browser
         await page.goto(link(enrolled))
         await page.wait_for_selector("#room:not([hidden])", timeout=WAIT_MS)
