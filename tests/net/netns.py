@@ -149,10 +149,20 @@ class Topology:
     def unblock_client(self) -> None:
         sh("nft", "flush", "chain", "inet", "filter", "forward", ns=self.ns("cnat"))
 
-    def netem(self, spec: Sequence[str]) -> None:
-        """Delay/loss on the client's uplink and downlink (``tc netem`` arguments)."""
-        for dev in ("wan", "lan"):
-            sh("tc", "qdisc", "replace", "dev", dev, "root", "netem", *spec, ns=self.ns("cnat"))
+    def loss(self, percent: float) -> None:
+        """Random packet loss, both ways, at the client's NAT (0 removes it).
+
+        nftables ``numgen random``, since this kernel has no ``tc`` qdiscs (netem).
+        """
+        sh("nft", "delete", "table", "inet", "impair", ns=self.ns("cnat"), check=False)
+        if percent > 0:
+            per_mille = round(percent * 10)
+            self.nft(
+                "cnat",
+                "table inet impair {\n chain forward {\n"
+                "  type filter hook forward priority -10;\n"
+                f"  numgen random mod 1000 < {per_mille} drop\n }}\n}}\n",
+            )
 
     def spawn(
         self,

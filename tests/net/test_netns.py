@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from .conftest import (
+from .world import (
     Enrolled,
     GateServers,
     Net,

@@ -17,8 +17,8 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from server.fakecam import CHROMIUM, chromium_args, make_y4m
 
-from .conftest import Enrolled, GateServers, Net, audit, health, server_udp_sockets, wait_for
 from .netns import SERVER_PUBLIC
+from .world import Enrolled, GateServers, Net, audit, health, server_udp_sockets, wait_for
 
 pytestmark = pytest.mark.e2e
 

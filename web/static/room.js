@@ -53,6 +53,10 @@ async function openCamera() {
   }
 }
 
+// Candidates gathered by then go in the offer; later ones (a TURN relay over TLS, a
+// slow STUN answer) follow as "candidate" messages (trickle ICE).
+const OFFER_GATHER_MS = 500;
+
 function waitForIce(conn) {
   if (conn.iceGatheringState === "complete") return Promise.resolve();
   return new Promise((resolve) => {
@@ -63,7 +67,7 @@ function waitForIce(conn) {
       }
     };
     conn.addEventListener("icegatheringstatechange", done);
-    setTimeout(resolve, 3000);
+    setTimeout(resolve, OFFER_GATHER_MS);
   });
 }
 
@@ -84,11 +88,20 @@ async function connectMedia() {
   });
   const conn = pc;
   conn.addEventListener("connectionstatechange", () => onConnectionState(conn));
+  let offerSent = false;
+  conn.addEventListener("icecandidate", (event) => {
+    const c = event.candidate;
+    if (!offerSent || conn !== pc || !c || !c.candidate) return;
+    send({ type: "candidate", candidate: c.candidate, sdpMid: c.sdpMid, sdpMLineIndex: c.sdpMLineIndex });
+  });
   const offer = await pc.createOffer();
   await pc.setLocalDescription(offer);
   await waitForIce(pc);
+  // Same synchronous step: every candidate not in this SDP is trickled afterwards.
   send({ type: "offer", sdp: pc.localDescription.sdp });
+  offerSent = true;
   offerSentAt = performance.now();
+  if (!window.__vgtimes.offer) window.__vgtimes.offer = offerSentAt;
   clearTimeout(connectTimer);
   connectTimer = setTimeout(() => connectTimedOut(conn), CONNECT_TIMEOUT_MS);
 }
@@ -105,6 +118,7 @@ async function onConnectionState(conn) {
   if (conn !== pc) return;
   const state = conn.connectionState;
   if (state === "connected") {
+    if (!window.__vgtimes.connected) window.__vgtimes.connected = performance.now();
     clearTimeout(connectTimer);
     clearTimeout(disconnectTimer);
     const info = await selectedPath(conn, gathered).catch(() => null);
