@@ -21,7 +21,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     try:
         probe_namespaces()
     except NamespacesRefused as exc:
-        pytest.skip(f"the kernel refuses network namespaces here: {exc}")
+        pytest.skip(f"network namespaces refused here (the kernel, or not root): {exc}")
     workdir = tmp_path_factory.mktemp("netns")
     world = start_internet(workdir)
     try:
