@@ -25,6 +25,7 @@ import asyncio
 import json
 import os
 import platform
+import signal
 import statistics
 import sys
 import tempfile
@@ -139,6 +140,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=REPO / "bench" / "out" / "bench_netpath.json")
     args = parser.parse_args()
     probe_namespaces()
+    # SIGTERM would skip the clean-up (namespaces, coturn, server): make it an exception.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     with tempfile.TemporaryDirectory(prefix="bench-netpath-") as tmp:
         out = asyncio.run(run(args.runs, Path(tmp)))
     rows = []

@@ -7,6 +7,7 @@ refuses namespaces, and says so.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,10 @@ from .netns import NamespacesRefused, probe_namespaces
 from .world import Enrolled, GateServers, Net, enrol_people, start_internet, tail
 
 
+def _terminate(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 @pytest.fixture(scope="session")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     try:
@@ -23,11 +28,14 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     except NamespacesRefused as exc:
         pytest.skip(f"network namespaces refused here (the kernel, or not root): {exc}")
     workdir = tmp_path_factory.mktemp("netns")
+    # SIGTERM (a CI timeout) would end the run without clean-up: make it an exception.
+    previous = signal.signal(signal.SIGTERM, _terminate)
     world = start_internet(workdir)
     try:
         yield world
     finally:
         world.topo.close()
+        signal.signal(signal.SIGTERM, previous)
         print(f"--- coturn log (tail) ---\n{tail(workdir / 'coturn.log')}")
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -56,9 +57,34 @@ def probe_namespaces() -> None:
     subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
 
+def _prefix() -> str:
+    """``vg<pid>x<random>``: unique per run, and names the process that owns it."""
+    return f"vg{os.getpid()}x{secrets.token_hex(2)}"
+
+
+_OWNED = re.compile(r"vg(\d+)x[0-9a-f]{4}-(?:" + "|".join(ROLES) + ")")
+
+
+def remove_orphans() -> list[str]:
+    """Delete namespaces left by a run that was killed before its clean-up (SIGKILL),
+    i.e. ours by name whose owning process is gone; kill what still runs in them."""
+    removed = []
+    for line in sh("ip", "netns", "list", check=False).splitlines():
+        name = line.split()[0] if line.split() else ""
+        match = _OWNED.fullmatch(name)
+        if match is None or Path(f"/proc/{match[1]}").exists():
+            continue
+        for pid in sh("ip", "netns", "pids", name, check=False).split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        removed.append(name)
+    return removed
+
+
 @dataclass
 class Topology:
-    prefix: str = field(default_factory=lambda: f"vg{secrets.token_hex(3)}")
+    prefix: str = field(default_factory=_prefix)
     made: list[str] = field(default_factory=list)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
@@ -66,6 +92,7 @@ class Topology:
         return f"{self.prefix}-{role}"
 
     def build(self) -> None:
+        remove_orphans()
         for role in ROLES:
             sh("ip", "netns", "add", self.ns(role))
             self.made.append(self.ns(role))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 
+from .netns import remove_orphans, sh
 from .world import (
     Enrolled,
     GateServers,
@@ -72,3 +73,16 @@ def test_udp_blocked_without_turn_fails_clearly_and_leaks_nothing(
             wait_for(lambda: not server_udp_sockets(net), 10, "ICE sockets closed")
     finally:
         net.topo.unblock_client()
+
+
+def test_namespaces_of_a_killed_run_are_removed_by_the_next(net: Net) -> None:
+    """A run killed by SIGKILL cannot clean up: the next one removes what it left."""
+    orphan = "vg999999999xdead-cli"  # no such PID
+    sh("ip", "netns", "add", orphan)
+    try:
+        assert orphan in remove_orphans()
+        assert orphan not in sh("ip", "netns", "list")
+        # Namespaces of live runs (this one) are left alone.
+        assert net.topo.ns("cli") in sh("ip", "netns", "list")
+    finally:
+        sh("ip", "netns", "del", orphan, check=False)

@@ -27,6 +27,7 @@ let connectTimer = null;
 let disconnectTimer = null;
 let offerSentAt = 0;
 let pathReported = false;
+let reloadOnStart = false;
 
 function setStatus(text) { $("status").textContent = text; }
 
@@ -156,9 +157,10 @@ function connectTimedOut(conn) {
   leaving = true;
   send({ type: "leave" });
   resetPeerConnection();
+  // A fresh page is a fresh join: new credentials, new candidates.
+  reloadOnStart = true;
   $("start").textContent = "Try again";
   $("start").hidden = false;
-  $("start").onclick = () => location.reload();
 }
 
 // The media path died while admitted. aiortc cannot restart ICE, so the page
@@ -379,6 +381,10 @@ function exitRoom(text) {
 // Opening the room link is the request to join: the camera starts at once (the
 // browser asks for permission first). The button only appears when that fails.
 async function start() {
+  if (reloadOnStart) {
+    location.reload();
+    return;
+  }
   $("start").hidden = true;
   $("verdict").hidden = true;
   setStatus("Turning on your camera…");
