@@ -11,9 +11,10 @@ milliseconds since navigation start).
 * relayed: the client's network drops all UDP and all TCP but port 443; the page
   reaches coturn over TLS on 443 (path "relay", relay protocol "tls").
 
-Each path runs under each packet-loss condition at the client's NAT (both ways;
-nftables ``numgen random``, since this kernel has no ``tc`` qdiscs, so no netem and
-no added delay). Baseline = direct, same run.
+Each path runs under each condition of delay and loss on the client's link, both
+ways. This kernel has no ``tc`` qdiscs (no netem), so the link is a userspace delay
+line (``tests/net/delayline.py``: two TUN devices and a forwarding process).
+Baseline = direct, same run.
 
     .venv/bin/python bench/bench_netpath.py [--runs 3] [--json bench/out/bench_netpath.json]
 """
@@ -50,9 +51,13 @@ from tests.net.world import (  # noqa: E402
 )
 
 DATA = Path(os.environ.get("VIDEOGATE_TEST_DATA", REPO.parent / "shared" / "data")) / "faces"
-# Packet loss (percent) at the client's NAT, both ways. (No added delay: this
-# kernel has no tc qdiscs, so netem is unavailable; loss is done with nftables.)
-CONDITIONS: dict[str, float] = {"no loss": 0.0, "2% loss": 2.0, "5% loss": 5.0}
+# (delay each way in ms, loss each way in percent) on the client's link.
+CONDITIONS: dict[str, tuple[float, float]] = {
+    "none": (0, 0),
+    "50 ms each way": (50, 0),
+    "50 ms each way + 3% loss": (50, 3),
+    "150 ms each way + 3% loss": (150, 3),
+}
 
 
 async def one_join(browser: Any, url: str) -> dict[str, Any]:
@@ -81,7 +86,7 @@ async def one_join(browser: Any, url: str) -> dict[str, Any]:
 
 
 async def run(runs: int, workdir: Path) -> dict[str, Any]:
-    world = start_internet(workdir)
+    world = start_internet(workdir, delay_line=True)
     servers = None
     try:
         enrolled = enrol_people(DATA, workdir / "data")
@@ -105,8 +110,8 @@ async def run(runs: int, workdir: Path) -> dict[str, Any]:
                     executable_path=str(wrapper), headless=True, args=args
                 )
                 try:
-                    for name, percent in CONDITIONS.items():
-                        world.topo.loss(percent)
+                    for name, (delay_ms, loss) in CONDITIONS.items():
+                        world.topo.impair(delay_ms=delay_ms, loss=loss)
                         results[name] = {"direct": [], "relayed": []}
                         for _ in range(runs):
                             for path in ("direct", "relayed"):
@@ -122,7 +127,6 @@ async def run(runs: int, workdir: Path) -> dict[str, Any]:
                 finally:
                     await browser.close()
         world.topo.unblock_client()
-        world.topo.loss(0)
         relays = [r for r in audit(enrolled, "media.connected") if r.get("path") == "relay"]
         return {
             "results": results,

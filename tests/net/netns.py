@@ -16,16 +16,19 @@ takes their veth links with them.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[2]
 SERVER_PUBLIC = "203.0.113.10"
 SERVER_PRIVATE = "10.77.2.2"
 CLIENT_PRIVATE = "10.77.1.2"
@@ -87,6 +90,10 @@ class Topology:
     prefix: str = field(default_factory=_prefix)
     made: list[str] = field(default_factory=list)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    # With a directory, the client's link is a delay line (``delayline.py``, TUN
+    # devices and a forwarding process) instead of a veth pair: delay and loss.
+    delay_line_dir: Path | None = None
+    _delay_line: subprocess.Popen[bytes] | None = None
 
     def ns(self, role: str) -> str:
         return f"{self.prefix}-{role}"
@@ -97,7 +104,10 @@ class Topology:
             sh("ip", "netns", "add", self.ns(role))
             self.made.append(self.ns(role))
             sh("ip", "link", "set", "lo", "up", ns=self.ns(role))
-        self._link("cli", "eth0", "cnat", "lan")
+        if self.delay_line_dir is None:
+            self._link("cli", "eth0", "cnat", "lan")
+        else:
+            self._start_delay_line(self.delay_line_dir)
         self._link("cnat", "wan", "inet", "c")
         self._link("snat", "wan", "inet", "s")
         self._link("srv", "eth0", "snat", "lan")
@@ -149,6 +159,33 @@ class Topology:
         sh("ip", "link", "set", a_if, "up", ns=self.ns(a))
         sh("ip", "link", "set", b_if, "up", ns=self.ns(b))
 
+    def _start_delay_line(self, directory: Path) -> None:
+        control = directory / "delayline.json"
+        control.write_text("{}")
+        ready = control.with_suffix(".ready")
+        ready.unlink(missing_ok=True)
+        args = [sys.executable, "-m", "tests.net.delayline", "--a", f"{self.ns('cli')}:eth0",
+                "--b", f"{self.ns('cnat')}:lan", "--control", str(control)]  # fmt: skip
+        self._delay_line = self.spawn("cnat", args, directory / "delayline.log", {}, cwd=REPO)
+        deadline = time.monotonic() + 20
+        while not ready.exists():
+            if self._delay_line.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"delay line did not start: {(directory / 'delayline.log').read_text()}"
+                )
+            time.sleep(0.05)
+        sh("ip", "link", "set", "eth0", "up", ns=self.ns("cli"))
+        sh("ip", "link", "set", "lan", "up", ns=self.ns("cnat"))
+
+    def impair(self, delay_ms: float = 0, loss: float = 0, jitter_ms: float = 0) -> None:
+        """Delay (each way) and loss (percent, each way) on the client's link; needs
+        the delay line (``delay_line_dir``)."""
+        if self._delay_line is None or self.delay_line_dir is None:
+            raise RuntimeError("impair() needs Topology(delay_line_dir=...)")
+        spec = {"delay_ms": delay_ms, "loss": loss, "jitter_ms": jitter_ms}
+        (self.delay_line_dir / "delayline.json").write_text(json.dumps(spec))
+        os.kill(self._delay_line.pid, signal.SIGUSR1)
+
     def _addr(self, role: str, dev: str, cidr: str, via: str | None = None) -> None:
         sh("ip", "addr", "add", cidr, "dev", dev, ns=self.ns(role))
         if via:
@@ -175,21 +212,6 @@ class Topology:
 
     def unblock_client(self) -> None:
         sh("nft", "flush", "chain", "inet", "filter", "forward", ns=self.ns("cnat"))
-
-    def loss(self, percent: float) -> None:
-        """Random packet loss, both ways, at the client's NAT (0 removes it).
-
-        nftables ``numgen random``, since this kernel has no ``tc`` qdiscs (netem).
-        """
-        sh("nft", "delete", "table", "inet", "impair", ns=self.ns("cnat"), check=False)
-        if percent > 0:
-            per_mille = round(percent * 10)
-            self.nft(
-                "cnat",
-                "table inet impair {\n chain forward {\n"
-                "  type filter hook forward priority -10;\n"
-                f"  numgen random mod 1000 < {per_mille} drop\n }}\n}}\n",
-            )
 
     def spawn(
         self,

@@ -49,12 +49,14 @@ class Net:
     cert: Path
 
 
-def start_internet(workdir: Path) -> Net:
-    """Build the topology and start coturn in it; the caller closes ``net.topo``."""
+def start_internet(workdir: Path, *, delay_line: bool = False) -> Net:
+    """Build the topology and start coturn in it; the caller closes ``net.topo``.
+
+    ``delay_line``: the client's link can delay and drop (``Topology.impair``)."""
     for tool in ("turnserver", "nft", "openssl"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
             raise RuntimeError(f"{tool} is missing: run scripts/setup.sh --with-browser")
-    topo = Topology()
+    topo = Topology(delay_line_dir=workdir if delay_line else None)
     try:
         topo.build()
         cert, key = make_turn_certificate(workdir)
