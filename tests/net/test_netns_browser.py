@@ -126,3 +126,24 @@ async def test_page_rejoins_without_reverifying_when_its_path_dies(
         assert len(audit(enrolled, "media.rejoining")) == rejoins_before + 1
         admissions = audit(enrolled, "participant.admitted")
         assert admissions[-1]["kind"] == "rejoin", admissions[-1]
+
+
+async def test_page_follows_the_browser_onto_a_relay_when_udp_goes(
+    net: Net, enrolled: Enrolled, servers: GateServers, client_browser: Page
+) -> None:
+    net.topo.unblock_client()
+    with servers.use(turn=True):
+        page = client_browser
+        await page.goto(link(enrolled))
+        await page.wait_for_selector("#room:not([hidden])", timeout=WAIT_MS)
+        await wait_text(page, "#room-netpath", "NAT traversed")
+        # UDP goes, TCP stays: Chromium moves to a TURN/TCP or TURN/TLS pair by itself
+        # (no rejoin needed), and the page says so and reports it.
+        net.topo.block_client_udp(allow_tcp_443=False)
+        try:
+            await wait_text(page, "#room-netpath", "relayed")
+        finally:
+            net.topo.unblock_client()
+        assert await page.get_attribute("#app", "data-netpath") == "relay"
+        last = audit(enrolled, "media.connected")[-1]
+        assert last["path"] == "relay" and last["relay_protocol"] in ("tcp", "tls"), last

@@ -26,7 +26,7 @@ let gathered = [];
 let connectTimer = null;
 let disconnectTimer = null;
 let offerSentAt = 0;
-let pathReported = false;
+let pathReported = null;
 let reloadOnStart = false;
 
 function setStatus(text) { $("status").textContent = text; }
@@ -76,7 +76,7 @@ async function connectMedia() {
   // STUN/TURN with credentials minted for this join (welcome.ice_servers).
   pc = new RTCPeerConnection({ iceServers });
   gathered = candidateLog(pc);
-  pathReported = false;
+  pathReported = null;
   // Read-only hook for diagnostics and the end-to-end tests (getStats()).
   window.__vgpc = pc;
   for (const track of localStream.getTracks()) pc.addTrack(track, localStream);
@@ -115,22 +115,39 @@ function showPath(text) {
   for (const id of ["netpath", "room-netpath"]) $(id).textContent = text;
 }
 
+// Show (and report once per path) the selected candidate pair. Also called when the
+// browser moves to another pair by itself (UDP dropped: it may switch to a relay).
+async function updatePath(conn) {
+  const info = await selectedPath(conn, gathered).catch(() => null);
+  if (!info || conn !== pc) return;
+  showPath(PATH_TEXT[info.path]);
+  $("app").dataset.netpath = info.path;
+  if (pathReported !== info.path) {
+    pathReported = info.path;
+    send({ type: "netinfo", state: "connected", elapsed_ms: elapsedMs(), ...info });
+  }
+}
+
+function watchPairChanges(conn) {
+  const sender = conn.getSenders().find((s) => s.transport);
+  const ice = sender && sender.transport.iceTransport;
+  if (ice && !ice.__vgWatched) {
+    ice.__vgWatched = true;
+    ice.addEventListener("selectedcandidatepairchange", () => {
+      if (conn.connectionState === "connected") updatePath(conn);
+    });
+  }
+}
+
 async function onConnectionState(conn) {
   if (conn !== pc) return;
   const state = conn.connectionState;
   if (state === "connected") {
     if (!window.__vgtimes.connected) window.__vgtimes.connected = performance.now();
+    watchPairChanges(conn);
     clearTimeout(connectTimer);
     clearTimeout(disconnectTimer);
-    const info = await selectedPath(conn, gathered).catch(() => null);
-    if (info) {
-      showPath(PATH_TEXT[info.path]);
-      $("app").dataset.netpath = info.path;
-      if (!pathReported) {
-        pathReported = true;
-        send({ type: "netinfo", state: "connected", elapsed_ms: elapsedMs(), ...info });
-      }
-    }
+    await updatePath(conn);
   } else if (state === "disconnected" && admitted) {
     // Wi-Fi to cellular, a cable pulled: give ICE a moment to recover by itself.
     clearTimeout(disconnectTimer);
