@@ -17,7 +17,7 @@ from server.iceservers import (
     turn_credentials,
     turn_kind,
 )
-from server.netinfo import audit_event
+from server.netinfo import MAX_REPORTS, audit_event, record_netinfo
 from server.signalling import NetInfo, ProtocolError, parse_client_message
 
 TURN = (
@@ -161,3 +161,29 @@ def test_netinfo_is_validated() -> None:
     ):
         with pytest.raises(ProtocolError):
             parse_client_message(json.dumps(bad), 65536)
+
+
+class _Hub:
+    def __init__(self) -> None:
+        self.records: list[tuple[str, dict[str, object]]] = []
+
+    def audit(self, _participant: object, event: str, details: dict[str, object]) -> None:
+        self.records.append((event, details))
+
+
+class _Participant:
+    def __init__(self) -> None:
+        self.id = "p1"
+        self.hub = _Hub()
+
+
+async def test_a_page_cannot_flood_the_audit_log_with_netinfo() -> None:
+    participant = _Participant()
+    report = NetInfo("connected", "nat", "host", "host", "udp", None, None, 120)
+    for _ in range(MAX_REPORTS + 5):
+        await record_netinfo(participant, report)  # type: ignore[arg-type]
+    assert len(participant.hub.records) == MAX_REPORTS
+    assert participant.hub.records[0] == (
+        "media.connected",
+        {"path": "nat", "local": "host", "remote": "host", "protocol": "udp", "elapsed_ms": 120},
+    )
