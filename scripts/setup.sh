@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Idempotent set-up for a fresh machine: Debian packages (Chromium, ffmpeg) when
-# tests need them, a virtualenv in .venv, and the pinned Python packages.
+# Idempotent set-up for a fresh machine: Debian packages (Chromium, ffmpeg; coturn and
+# nftables for the network-namespace tests, docs/deploy.md) when tests need them, a virtualenv in .venv, and the pinned Python packages.
 # Usage: scripts/setup.sh [--with-browser]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,10 +8,14 @@ want_browser=0
 [ "${1:-}" = "--with-browser" ] && want_browser=1
 
 if [ "$want_browser" = 1 ]; then
-  if ! command -v chromium >/dev/null 2>&1 || ! command -v ffmpeg >/dev/null 2>&1; then
+  missing=0
+  for tool in chromium ffmpeg turnserver nft; do
+    command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || [ -x "/usr/bin/$tool" ] || missing=1
+  done
+  if [ "$missing" = 1 ]; then
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium ffmpeg >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium ffmpeg coturn nftables >/dev/null
   fi
 fi
 

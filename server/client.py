@@ -19,10 +19,19 @@ from typing import Any
 import aiohttp
 import av
 import numpy as np
-from aiortc import MediaStreamTrack, RTCRtpSender, RTCSessionDescription, VideoStreamTrack
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+    VideoStreamTrack,
+)
 from aiortc.contrib.media import MediaPlayer
 from aiortc.mediastreams import MediaStreamError
 
+from .iceservers import turn_kind
 from .rtc.peer import create_peer_connection
 
 VIDEO_CLOCK = 90_000
@@ -118,7 +127,12 @@ class GateClient:
         rejoin: str | None = None,
         loopback: bool = True,
         video_codec: str | None = None,
+        ice_from_welcome: bool = False,
+        turn_transport: str | None = None,
     ) -> None:
+        """``ice_from_welcome``: build the peer connection with the welcome's
+        ``ice_servers`` (like the page) instead of host candidates only; aiortc uses
+        one TURN URL, the first of kind ``turn_transport`` (udp, tcp, tls) if given."""
         self.base_url = base_url.rstrip("/")
         self.room = room
         self.invite = invite
@@ -133,7 +147,54 @@ class GateClient:
         self._player: MediaPlayer | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._changed = asyncio.Condition()
-        self.pc = create_peer_connection(loopback=loopback)
+        self.ice_from_welcome = ice_from_welcome
+        self.turn_transport = turn_transport
+        self.pc: RTCPeerConnection = (
+            RTCPeerConnection(RTCConfiguration(iceServers=[]))
+            if ice_from_welcome
+            else create_peer_connection(loopback=loopback)
+        )
+
+    def _configure_ice(self, servers: list[dict[str, Any]]) -> None:
+        """Replace the (unused) pc with one using the welcome's ICE servers."""
+        ice: list[RTCIceServer] = []
+        for server in servers:
+            urls = [
+                u
+                for u in server["urls"]
+                if not u.startswith("turn")
+                or self.turn_transport is None
+                or turn_kind(u) == self.turn_transport
+            ]
+            if urls:
+                ice.append(RTCIceServer(urls, server.get("username"), server.get("credential")))
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice))
+
+    def connection_path(self) -> dict[str, str] | None:
+        """The selected candidate pair as the page reports it in ``netinfo``
+        (aiortc has no candidate-pair stats: read aioice's nominated pair).
+
+        ``relay`` if either end is a relay; ``nat`` if either end is reflexive, or if
+        STUN showed this side is behind a NAT (a server-reflexive address differs
+        from every host address), since a host pair is then translated; else
+        ``direct``."""
+        for transceiver in self.pc.getTransceivers():
+            connection: Any = transceiver.sender.transport.transport.iceGatherer._connection
+            pair = connection._nominated.get(1)
+            if pair is None:
+                continue
+            local, remote = pair.local_candidate.type, pair.remote_candidate.type
+            gathered = connection.local_candidates
+            hosts = {c.host for c in gathered if c.type == "host"}
+            behind_nat = any(c.type == "srflx" and c.host not in hosts for c in gathered)
+            if "relay" in (local, remote):
+                path = "relay"
+            elif {local, remote} & {"srflx", "prflx"} or behind_nat:
+                path = "nat"
+            else:
+                path = "direct"
+            return {"path": path, "local": local, "remote": remote, "protocol": "udp"}
+        return None
 
     async def join(self) -> None:
         self.result.joined_at = time.monotonic()
@@ -150,6 +211,12 @@ class GateClient:
             }
         )
         self._spawn(self._read_loop())
+        if self.ice_from_welcome:
+            await self.wait_for(lambda r: bool(r.of_type("welcome") or r.of_type("error")), 30)
+            welcome = self.result.of_type("welcome")
+            if not welcome:
+                return
+            self._configure_ice(welcome[0].get("ice_servers") or [])
         for track in self._make_tracks():
             sender = self.pc.addTrack(track)
             if self.video_codec and track.kind == "video":

@@ -203,6 +203,31 @@ class OwnerSettings:
 
 
 @dataclass(frozen=True)
+class IceSettings:
+    """[ice]: how participants and the server find a media path (docs/deploy.md).
+
+    Lists are comma-separated strings so one environment variable can carry them.
+    """
+
+    # STUN URLs, e.g. "stun:turn.example.org:3478".
+    stun_urls: str = ""
+    # TURN URLs, e.g. "turn:turn.example.org:3478?transport=udp,
+    # turn:turn.example.org:3478?transport=tcp, turns:turn.example.org:443?transport=tcp".
+    turn_urls: str = ""
+    # coturn's static-auth-secret (use-auth-secret): credentials are minted per join.
+    turn_secret: str = ""
+    # Lifetime of minted TURN credentials; an allocation made in time outlives them.
+    credential_ttl_s: int = 3600
+    # The server's own peer also gathers a TURN relay candidate (first TURN URL).
+    server_turn: bool = True
+    # Public IPv4 address a 1:1 NAT maps to this host: host candidates advertise it.
+    announced_address: str = ""
+    # UDP ports the server's host candidates bind to (0 and 0 = any ephemeral port).
+    port_min: int = 0
+    port_max: int = 0
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     gate: GateSettings = field(default_factory=GateSettings)
@@ -214,6 +239,7 @@ class Settings:
     workers: WorkerSettings = field(default_factory=WorkerSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     owner: OwnerSettings = field(default_factory=OwnerSettings)
+    ice: IceSettings = field(default_factory=IceSettings)
 
     @property
     def data_path(self) -> Path:
@@ -299,6 +325,7 @@ def load_settings(
         "workers": WorkerSettings,
         "api": ApiSettings,
         "owner": OwnerSettings,
+        "ice": IceSettings,
     }
     for section in data:
         if section not in sections:
@@ -382,3 +409,6 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("[server] forwarded_header must be x-forwarded-for or forwarded")
     if bool(settings.server.tls_cert) != bool(settings.server.tls_key):
         raise ConfigError("[server] tls_cert and tls_key must be set together")
+    from .iceservers import validate_ice_settings
+
+    validate_ice_settings(settings.ice)

@@ -6,7 +6,10 @@ afterwards only that task acts on the participant (``server/participant.py``).
 
 from __future__ import annotations
 
+import time
+
 from .hub import Hub
+from .iceservers import ice_servers_for
 from .messages import Error, Welcome
 from .outbox import Outbox
 from .participant import Participant
@@ -116,6 +119,7 @@ async def join(
             participant.gate.attempts_left,
             participant.rejoin_token,
             entry is not None,
+            ice_servers_for(hub.settings, participant.id, time.time()),
         )
     )
     return participant

@@ -37,6 +37,7 @@ from .rtc.candidates import CandidateFilter, CandidatePolicy, Outcome
 from .rtc.codecs import restrict_answer_codecs
 from .rtc.forward import Publisher
 from .rtc.framesize import FrameCheck, FrameSizeLimit
+from .rtc.nat import PeerNetwork
 from .rtc.peer import create_peer_connection
 from .rtc.sampler import FrameSampler
 from .rtc.spotcheck import decode_run
@@ -96,7 +97,9 @@ class MediaLink:
 
     async def answer(self, sdp: str) -> str:
         """Accept the client's offer; returns our answer (raises ``MediaError``)."""
-        pc = create_peer_connection(loopback=self._loopback)
+        # STUN/TURN, announced address and port range ([ice], server/rtc/nat.py).
+        network = PeerNetwork.from_settings(self._settings, self.participant_id, time.time())
+        pc = create_peer_connection(loopback=self._loopback, network=network)
         self.pc = pc
         limits = self._settings.limits
         self.publisher = Publisher(

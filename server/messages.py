@@ -22,6 +22,8 @@ class Welcome:
     attempts_left: int
     rejoin: str
     resumed: bool
+    # STUN/TURN for this join; TURN credentials expire ([ice] credential_ttl_s).
+    ice_servers: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -36,12 +36,13 @@ from .inputs import (
 )
 from .media_link import MediaError, MediaLink
 from .messages import Bye, Error, OutMessage, SdpAnswer, SdpOffer
+from .netinfo import record_netinfo
 from .presence import PresenceEvent, PresenceMonitor
 from .roles import CloseReason, RoomHandle
 from .rtc.forward import Publisher
 from .rtc.sampler import FrameSampler
 from .session_actions import apply_actions, dashboard_row, start_reverify
-from .signalling import Answer, Candidate, Leave, MediaState, Offer, Ready
+from .signalling import Answer, Candidate, Leave, MediaState, NetInfo, Offer, Ready
 from .verify import FaceChecker
 
 if TYPE_CHECKING:
@@ -281,6 +282,8 @@ class Participant:
             self.runtime.broadcast_peers()
         elif isinstance(msg, Leave):
             await self.teardown(CloseReason.LEFT, grace=False)
+        elif isinstance(msg, NetInfo):
+            record_netinfo(self, msg)
         else:
             self.error("already_joined", "joined")
 

@@ -65,7 +65,35 @@ class MediaState:
     video: bool
 
 
-ClientMessage = Join | Offer | Answer | Candidate | Ready | Leave | MediaState
+@dataclass(frozen=True)
+class NetInfo:
+    """What the client's ICE got: the path once connected, or why nothing connected.
+
+    Reported by the page (``getStats`` selected candidate pair) for the audit log;
+    the server's own view cannot tell a relayed client from a NAT-traversed one.
+    """
+
+    state: str  # NETINFO_STATES
+    path: str | None  # NETINFO_PATHS
+    local: str | None  # candidate types
+    remote: str | None
+    protocol: str | None  # udp / tcp: client to server or to its relay
+    relay_protocol: str | None  # udp / tcp / tls: client to its TURN server
+    cause: str | None  # NETINFO_CAUSES, when state is "failed"
+    elapsed_ms: int | None  # from sending the offer
+
+
+NETINFO_STATES = frozenset({"connected", "failed", "disconnected", "rejoining"})
+NETINFO_PATHS = frozenset({"direct", "nat", "relay"})
+NETINFO_CANDIDATES = frozenset({"host", "srflx", "prflx", "relay"})
+NETINFO_PROTOCOLS = frozenset({"udp", "tcp"})
+NETINFO_RELAY_PROTOCOLS = frozenset({"udp", "tcp", "tls"})
+# no_relay: nothing connected and no TURN was configured; relay_unreachable: TURN was
+# configured but no relay candidate came back (blocked, bad credentials); checks_failed:
+# candidates existed, no pair answered; network_changed: the path dropped after connecting.
+NETINFO_CAUSES = frozenset({"no_relay", "relay_unreachable", "checks_failed", "network_changed"})
+
+ClientMessage = Join | Offer | Answer | Candidate | Ready | Leave | MediaState | NetInfo
 
 
 def _string(
@@ -104,6 +132,37 @@ def _bool(msg: dict[str, Any], key: str) -> bool:
     if not isinstance(value, bool):
         raise ProtocolError("bad_field", f"'{key}' must be true or false")
     return value
+
+
+def _choice(msg: dict[str, Any], key: str, allowed: frozenset[str]) -> str | None:
+    value = msg.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in allowed:
+        raise ProtocolError("bad_field", f"'{key}' must be one of {', '.join(sorted(allowed))}")
+    return value
+
+
+def _netinfo(msg: dict[str, Any]) -> NetInfo:
+    if msg.get("state") is None:
+        raise ProtocolError("missing_field", "'state' is required")
+    state = _choice(msg, "state", NETINFO_STATES)
+    assert state is not None
+    elapsed = msg.get("elapsed_ms")
+    if elapsed is not None and (
+        not isinstance(elapsed, int) or isinstance(elapsed, bool) or not 0 <= elapsed <= 3_600_000
+    ):
+        raise ProtocolError("bad_field", "'elapsed_ms' must be an integer in [0, 3600000]")
+    return NetInfo(
+        state,
+        _choice(msg, "path", NETINFO_PATHS),
+        _choice(msg, "local", NETINFO_CANDIDATES),
+        _choice(msg, "remote", NETINFO_CANDIDATES),
+        _choice(msg, "protocol", NETINFO_PROTOCOLS),
+        _choice(msg, "relay_protocol", NETINFO_RELAY_PROTOCOLS),
+        _choice(msg, "cause", NETINFO_CAUSES),
+        elapsed,
+    )
 
 
 def parse_client_message(raw: str | bytes, max_bytes: int) -> ClientMessage:
@@ -145,6 +204,8 @@ def parse_client_message(raw: str | bytes, max_bytes: int) -> ClientMessage:
         return Leave()
     if kind == "media":
         return MediaState(_bool(msg, "audio"), _bool(msg, "video"))
+    if kind == "netinfo":
+        return _netinfo(msg)
     if not isinstance(kind, str):
         raise ProtocolError("bad_message", "'type' is required")
     raise ProtocolError("unknown_type", f"unknown message type '{kind[:32]}'")

@@ -4,9 +4,11 @@ Why a factory: every server-side ``RTCPeerConnection`` must be built the same wa
 
 * Server re-offers must keep the browser's payload types and header extension ids
   (``offers.py``; aiortc alone renumbers them and Chromium rejects the offer).
-* No STUN or TURN servers. aiortc's default configuration adds Google's public STUN
-  server; the machines we run on have no internet, so gathering would just wait for a
-  STUN timeout. We pass ``iceServers=[]``.
+* ICE servers only as configured (``[ice]``, ``nat.PeerNetwork``): aiortc's default
+  configuration adds Google's public STUN server; the machines we run on have no
+  internet, so gathering would just wait for a STUN timeout. Without settings we pass
+  ``iceServers=[]``. An announced address and a UDP port range are applied to the
+  gatherers as loopback mode is (``nat.py``).
 * ``max-bundle``: every m-line rides one ICE/DTLS transport. The room adds one m-line
   per forwarded track; with aiortc's default ("balanced") policy, adding the first
   track of a kind the peer did not publish would create and gather a second
@@ -51,6 +53,7 @@ from aiortc import (
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcicetransport import RTCIceGatherer
 
+from .nat import PeerNetwork, apply_network
 from .offers import PayloadRegistry, rewrite_offer
 
 logger = logging.getLogger(__name__)
@@ -111,9 +114,16 @@ class ServerPeerConnection(RTCPeerConnection):
       existing then, so marking the gatherers right before is enough.
     """
 
-    def __init__(self, configuration: RTCConfiguration, *, loopback: bool) -> None:
+    def __init__(
+        self,
+        configuration: RTCConfiguration,
+        *,
+        loopback: bool,
+        network: PeerNetwork | None = None,
+    ) -> None:
         super().__init__(configuration)
         self.loopback = loopback
+        self.network = network or PeerNetwork()
         self._payload_registry = PayloadRegistry()
 
     async def createOffer(self) -> RTCSessionDescription:
@@ -133,9 +143,10 @@ class ServerPeerConnection(RTCPeerConnection):
     async def setLocalDescription(
         self, sessionDescription: RTCSessionDescription | None = None
     ) -> None:
-        if self.loopback:
-            for gatherer in self._ice_gatherers():
+        for gatherer in self._ice_gatherers():
+            if self.loopback:
                 _enable_loopback(gatherer)
+            apply_network(gatherer, self.network)
         await super().setLocalDescription(sessionDescription)
 
     def _ice_gatherers(self) -> list[RTCIceGatherer]:
@@ -145,14 +156,22 @@ class ServerPeerConnection(RTCPeerConnection):
         return gatherers
 
 
-def create_peer_connection(*, loopback: bool) -> RTCPeerConnection:
-    """Build a server-side peer connection: no STUN, max-bundle, browser-safe
-    re-offers, optional loopback.
+def create_peer_connection(
+    *, loopback: bool, network: PeerNetwork | None = None
+) -> RTCPeerConnection:
+    """Build a server-side peer connection: configured ICE servers only, max-bundle,
+    browser-safe re-offers, optional loopback, announced address and port range.
 
     :param loopback: also offer a ``127.0.0.1`` host candidate (tests, single-host
         dev setups; Chromium needs ``--allow-loopback-in-peer-connection``).
+    :param network: ICE servers, announced address and UDP port range
+        (``PeerNetwork.from_settings(settings, participant_id, time.time())``);
+        none by default.
     """
-    configuration = RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+    network = network or PeerNetwork()
+    configuration = RTCConfiguration(
+        iceServers=list(network.ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
+    )
     if loopback:
         _install_host_address_patch()
-    return ServerPeerConnection(configuration, loopback=loopback)
+    return ServerPeerConnection(configuration, loopback=loopback, network=network)

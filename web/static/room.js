@@ -1,6 +1,11 @@
 // videogate participant client: lobby (camera, prompts, verdict) then the room grid.
 // Protocol: docs/protocol.md. No build step; an ES module served as is.
 
+import {
+  CONNECT_TIMEOUT_MS, DISCONNECTED_REJOIN_MS, FAILURE_TEXT, PATH_TEXT,
+  candidateLog, failureCause, selectedPath,
+} from "./netpath.js";
+
 const app = document.getElementById("app");
 const roomSlug = app.dataset.room;
 const params = new URLSearchParams(location.search);
@@ -18,6 +23,14 @@ const streamsByMid = new Map();
 // Reconnecting after a blip: bounded, with backoff, inside the server's grace window.
 const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 8000];
 let reconnects = 0;
+// Connectivity (netpath.js): ICE servers of this join, gathered candidates, timers.
+let iceServers = [];
+let gathered = [];
+let connectTimer = null;
+let disconnectTimer = null;
+let offerSentAt = 0;
+let pathReported = null;
+let reloadOnStart = false;
 
 function setStatus(text) { $("status").textContent = text; }
 
@@ -44,6 +57,10 @@ async function openCamera() {
   }
 }
 
+// Candidates gathered by then go in the offer; later ones (a TURN relay over TLS, a
+// slow STUN answer) follow as "candidate" messages (trickle ICE).
+const OFFER_GATHER_MS = 500;
+
 function waitForIce(conn) {
   if (conn.iceGatheringState === "complete") return Promise.resolve();
   return new Promise((resolve) => {
@@ -54,12 +71,15 @@ function waitForIce(conn) {
       }
     };
     conn.addEventListener("icegatheringstatechange", done);
-    setTimeout(resolve, 3000);
+    setTimeout(resolve, OFFER_GATHER_MS);
   });
 }
 
 async function connectMedia() {
-  pc = new RTCPeerConnection({ iceServers: [] });
+  // STUN/TURN with credentials minted for this join (welcome.ice_servers).
+  pc = new RTCPeerConnection({ iceServers });
+  gathered = candidateLog(pc);
+  pathReported = null;
   // Read-only hook for diagnostics and the end-to-end tests (getStats()).
   window.__vgpc = pc;
   for (const track of localStream.getTracks()) pc.addTrack(track, localStream);
@@ -70,13 +90,116 @@ async function connectMedia() {
     stream.addTrack(event.track);
     renderGrid();
   });
-  pc.addEventListener("connectionstatechange", () => {
-    if (pc && pc.connectionState === "failed") setStatus("Connection to the server failed.");
+  const conn = pc;
+  conn.addEventListener("connectionstatechange", () => onConnectionState(conn));
+  let offerSent = false;
+  conn.addEventListener("icecandidate", (event) => {
+    const c = event.candidate;
+    if (!offerSent || conn !== pc || !c || !c.candidate) return;
+    send({ type: "candidate", candidate: c.candidate, sdpMid: c.sdpMid, sdpMLineIndex: c.sdpMLineIndex });
   });
   const offer = await pc.createOffer();
   await pc.setLocalDescription(offer);
   await waitForIce(pc);
+  // Same synchronous step: every candidate not in this SDP is trickled afterwards.
   send({ type: "offer", sdp: pc.localDescription.sdp });
+  offerSent = true;
+  offerSentAt = performance.now();
+  if (!window.__vgtimes.offer) window.__vgtimes.offer = offerSentAt;
+  clearTimeout(connectTimer);
+  connectTimer = setTimeout(() => connectTimedOut(conn), CONNECT_TIMEOUT_MS);
+}
+
+function elapsedMs() {
+  return Math.max(0, Math.round(performance.now() - offerSentAt));
+}
+
+function showPath(text) {
+  for (const id of ["netpath", "room-netpath"]) $(id).textContent = text;
+}
+
+// Show (and report once per path) the selected candidate pair. Also called when the
+// browser moves to another pair by itself (UDP dropped: it may switch to a relay).
+async function updatePath(conn) {
+  const info = await selectedPath(conn, gathered).catch(() => null);
+  if (!info || conn !== pc) return;
+  showPath(PATH_TEXT[info.path]);
+  $("app").dataset.netpath = info.path;
+  if (pathReported !== info.path) {
+    pathReported = info.path;
+    send({ type: "netinfo", state: "connected", elapsed_ms: elapsedMs(), ...info });
+  }
+}
+
+function watchPairChanges(conn) {
+  const sender = conn.getSenders().find((s) => s.transport);
+  const ice = sender && sender.transport.iceTransport;
+  if (ice && !ice.__vgWatched) {
+    ice.__vgWatched = true;
+    ice.addEventListener("selectedcandidatepairchange", () => {
+      if (conn.connectionState === "connected") updatePath(conn);
+    });
+  }
+}
+
+async function onConnectionState(conn) {
+  if (conn !== pc) return;
+  const state = conn.connectionState;
+  if (state === "connected") {
+    if (!window.__vgtimes.connected) window.__vgtimes.connected = performance.now();
+    watchPairChanges(conn);
+    clearTimeout(connectTimer);
+    clearTimeout(disconnectTimer);
+    await updatePath(conn);
+  } else if (state === "disconnected" && admitted) {
+    // Wi-Fi to cellular, a cable pulled: give ICE a moment to recover by itself.
+    clearTimeout(disconnectTimer);
+    disconnectTimer = setTimeout(() => {
+      if (conn === pc && conn.connectionState !== "connected") networkChanged();
+    }, DISCONNECTED_REJOIN_MS);
+  } else if (state === "failed") {
+    if (admitted) networkChanged();
+    else connectTimedOut(conn);
+  }
+}
+
+// Nothing connected in time: say why in words a person can act on, report the cause
+// for the audit log, and free the server's side (leave) rather than spin.
+function connectTimedOut(conn) {
+  if (conn !== pc || admitted || conn.connectionState === "connected") return;
+  clearTimeout(connectTimer);
+  const cause = failureCause(iceServers, gathered);
+  send({ type: "netinfo", state: "failed", cause, elapsed_ms: elapsedMs() });
+  showVerdict(false, "Cannot connect", FAILURE_TEXT[cause], "Then press “Try again”.");
+  showPath("No network path to the video server.");
+  $("app").dataset.netpath = "failed";
+  setStatus("Your camera could not reach the gate.");
+  leaving = true;
+  send({ type: "leave" });
+  resetPeerConnection();
+  // A fresh page is a fresh join: new credentials, new candidates.
+  reloadOnStart = true;
+  $("start").textContent = "Try again";
+  $("start").hidden = false;
+}
+
+// The media path died while admitted. aiortc cannot restart ICE, so the page
+// rejoins: a new connection with the rejoin token, admitted again without
+// re-verification while the server's grace window lasts (docs/protocol.md).
+function networkChanged() {
+  if (leaving || !ws) return;
+  clearTimeout(disconnectTimer);
+  send({ type: "netinfo", state: "rejoining", cause: "network_changed" });
+  $("room-status").textContent = "Network changed, rejoining…";
+  showPath("Reconnecting…");
+  // Closing the socket ends the session on the server (into its rejoin window). A
+  // socket on a network that is gone may take long to report its close: do not wait
+  // for it, open the new one (the old one's events are ignored from now on).
+  const old = ws;
+  ws = null;
+  old.close();
+  resetPeerConnection();
+  setTimeout(openSocket, 1000);
 }
 
 async function onServerOffer(sdp) {
@@ -155,6 +278,8 @@ function onMessage(msg) {
         // The blip outlasted the grace window: the server verifies again, in the lobby.
         backToLobby("Your connection dropped for too long, so the gate checks you again.");
       }
+      iceServers = Array.isArray(msg.ice_servers) ? msg.ice_servers : [];
+      connectMedia().catch((err) => setStatus("Could not connect media: " + err.message));
       $("who").textContent = msg.person
         ? `Joining ${msg.room} as ${msg.person}.`
         : `Joining ${msg.room}.`;
@@ -238,15 +363,18 @@ function onMessage(msg) {
 
 function openSocket() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  ws = new WebSocket(`${scheme}://${location.host}/ws`);
-  ws.addEventListener("open", () => {
+  const sock = new WebSocket(`${scheme}://${location.host}/ws`);
+  ws = sock;
+  sock.addEventListener("open", () => {
     const rejoin = sessionStorage.getItem(REJOIN_KEY);
     send({ type: "join", room: roomSlug, invite, rejoin });
-    connectMedia().catch((err) => setStatus("Could not connect media: " + err.message));
+    // The media connection starts on "welcome", which carries the ICE servers.
   });
-  ws.addEventListener("message", (event) => onMessage(JSON.parse(event.data)));
-  ws.addEventListener("close", () => {
-    if (leaving) return;
+  sock.addEventListener("message", (event) => {
+    if (sock === ws) onMessage(JSON.parse(event.data));
+  });
+  sock.addEventListener("close", () => {
+    if (leaving || sock !== ws) return;
     if (admitted && reconnects < RECONNECT_DELAYS_MS.length) {
       // A short blip: rejoin without re-verifying while the grace window lasts.
       $("room-status").textContent = "Connection lost, rejoining…";
@@ -262,6 +390,8 @@ function openSocket() {
 }
 
 function resetPeerConnection() {
+  clearTimeout(connectTimer);
+  clearTimeout(disconnectTimer);
   if (pc) pc.close();
   pc = null;
   streamsByMid.clear();
@@ -308,6 +438,10 @@ function exitRoom(text) {
 // Opening the room link is the request to join: the camera starts at once (the
 // browser asks for permission first). The button only appears when that fails.
 async function start() {
+  if (reloadOnStart) {
+    location.reload();
+    return;
+  }
   $("start").hidden = true;
   $("verdict").hidden = true;
   setStatus("Turning on your camera…");
