@@ -229,7 +229,7 @@ async def test_host_reverify_passes_and_pauses_media(
         p = next(x for x in participants(gk) if x.name == "Lestari")
         assert await hub_of(gk).reverify(gk.room_id, p.id) == [p.id]
         assert p.publisher is not None and p.publisher.paused  # others get nothing meanwhile
-        await asyncio.sleep(0.3)  # frames already in flight
+        await asyncio.sleep(1.0)  # frames already in flight (a loaded machine lags)
         frozen = viewer.video_frames_received()
         await asyncio.sleep(0.5)
         assert viewer.video_frames_received() - frozen <= 1
