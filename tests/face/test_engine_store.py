@@ -39,13 +39,14 @@ def _v3_database(tmp_path: Path, engine: FaceEngine, faces_dir: Path) -> dict[st
     ids = {"obama": "p-obama", "biden": "p-biden"}
     for pid, name in ((ids["obama"], "Obama"), (ids["biden"], "Biden")):
         db.execute("INSERT INTO persons VALUES (?, 'r1', ?, NULL, ?)", (pid, name, now))
+    names = {ids["obama"]: "dlib_resnet_v1_onnx", ids["biden"]: "onnx"}  # as stored before
     for rel, pid, keep in [(OBAMA[0], ids["obama"], True), (BIDEN, ids["biden"], False)]:
         data = (faces_dir / rel).read_bytes()
         result = engine.enrol_photo(data)
         assert result.embedding is not None
         cur = db.execute(
             "INSERT INTO templates (person_id, engine, sealed, created) VALUES (?,?,?,?)",
-            (pid, "dlib_resnet_v1_onnx", sealer.seal(result.embedding.tobytes(), pid), now),
+            (pid, names[pid], sealer.seal(result.embedding.tobytes(), pid), now),
         )
         if keep:
             db.execute(
@@ -70,6 +71,7 @@ def test_migration_backfill_and_reenrol_flag(
     faces = store.faces(ids["obama"])
     assert [f.engine for f in faces] == ["dlib"] and faces[0].engines == ("dlib",)
     assert store.templates(ids["obama"]).shape == (1, 128)  # dlib by default
+    assert store.templates(ids["biden"]).shape == (1, 128)  # any old name was dlib
     assert store.templates(ids["obama"], engine="sface").shape == (0, 128)
     assert reenrol_needed(store, "r1") == {ids["obama"]: ("sface",), ids["biden"]: ("sface",)}
 
