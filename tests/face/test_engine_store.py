@@ -9,6 +9,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+import numpy as np
+
 from server.backfill import backfill_templates, blocking_engines, reenrol_needed
 from server.face.engine import FaceEngine
 from server.presence.check import presence_check
@@ -124,4 +126,32 @@ def test_enrolment_stores_every_engine_and_presence_follows_the_room(
     check = presence_check(engine, load_photo(OBAMA[1]), dlib_only.templates_of(person.id), 0.6,
                            1.0, scorer=dlib_only.scorer)  # fmt: skip
     assert check.faces == 1 and not check.matched and check.distance is None
+    store.close()
+
+
+def test_sface_room_liveness_sample_carries_a_same_face_vector(
+    engine: FaceEngine,
+    faces_dir: Path,
+    tmp_path: Path,
+    load_photo,  # type: ignore[no-untyped-def]
+) -> None:
+    """The gate's end-of-challenge check compares start and end embeddings in dlib's
+    distance: an sface room (no dlib run) must still provide one, in the same unit."""
+    store = open_store(tmp_path)
+    room = store.create_room("SFace only", "invite", settings={"engine": "sface"})
+    result = engine.enrol_photo((faces_dir / OBAMA[0]).read_bytes())
+    person = store.enrol_person(
+        room.id, "Obama", {e: v[None] for e, v in result.embeddings.items()}, "dlib"
+    )
+    checker = FaceChecker(engine, load_target(store, room, person.id, threshold=0.6))
+    first = checker.observe(load_photo(OBAMA[0]))
+    second = checker.observe(load_photo(OBAMA[1]))
+    other = checker.observe(load_photo(BIDEN))
+    samples = [o.liveness for o in (first, second, other)]
+    assert all(s is not None and s.embedding is not None for s in samples)
+    assert first.match is not None and first.match.accepted
+    a, b, c = (s.embedding for s in samples)  # type: ignore[union-attr]
+    same, different = float(np.linalg.norm(a - b)), float(np.linalg.norm(a - c))
+    # the liveness same-face limit is 0.5 in dlib's unit (ActiveConfig.same_face_distance)
+    assert same < 0.5 < different
     store.close()
