@@ -129,9 +129,7 @@ def evaluate(engine: FaceEngine, filename: str, data: bytes) -> PhotoVerdict:
     if result.embedding is None:
         code = result.issues[0].code if result.issues else "unusable"
         return PhotoVerdict(filename, False, code, result.reasons, thumb, box)
-    return PhotoVerdict(
-        filename, True, "ok", [], thumb, box, result.embedding, result.embeddings
-    )
+    return PhotoVerdict(filename, True, "ok", [], thumb, box, result.embedding, result.embeddings)
 
 
 def too_large_verdict(filename: str) -> PhotoVerdict:
