@@ -155,3 +155,24 @@ def test_sface_room_liveness_sample_carries_a_same_face_vector(
     # the liveness same-face limit is 0.5 in dlib's unit (ActiveConfig.same_face_distance)
     assert same < 0.5 < different
     store.close()
+
+
+def test_each_room_setting_runs_only_the_engines_it_needs(
+    engine: FaceEngine,
+    load_photo,  # type: ignore[no-untyped-def]
+) -> None:
+    """dlib rooms keep today's cost (no SFace pass, dlib chip + mirror); both / fused
+    probes run dlib on one chip plus SFace."""
+    rgb = load_photo(OBAMA[0])
+    (dlib_face,) = engine.analyse(rgb, engines=("dlib",)).faces
+    (fused_face,) = engine.analyse(rgb, engines=("dlib", "sface")).faces
+    (sface_face,) = engine.analyse(rgb, engines=("sface",)).faces
+    assert set(dlib_face.embeddings) == {"dlib"}
+    assert set(fused_face.embeddings) == {"dlib", "sface"}
+    assert set(sface_face.embeddings) == {"sface"} and sface_face.embedding is None
+    # flip-averaged for dlib rooms, one chip for both / fused probes: close, not equal
+    gap = float(np.linalg.norm(dlib_face.embeddings["dlib"] - fused_face.embeddings["dlib"]))
+    assert 0.0 < gap < 0.2
+    np.testing.assert_allclose(
+        sface_face.embeddings["sface"], fused_face.embeddings["sface"], atol=1e-6
+    )
