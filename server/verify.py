@@ -34,11 +34,6 @@ What the session layer's call sites pass (nothing else there knows about engines
 
     # optional, once at start-up in the executor: SFace templates from kept photos
     backfill.backfill_templates(store, engine)
-
-A patch applying exactly this to app.py / hub.py / participant.py (as of this branch's
-base), with an end-to-end test (fused open room admits its member and refuses a
-stranger; an sface room refuses a dlib-only invitee), was checked and handed over
-outside the repository (/work/scratch/sface/session-hooks.patch).
 """
 
 from __future__ import annotations
