@@ -39,7 +39,7 @@ What the session layer's call sites pass (nothing else there knows about engines
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -48,7 +48,7 @@ from .face.engine import Face, FaceEngine
 from .face.gallery import GalleryIndex
 from .face.matcher import verify
 from .face.multimatch import EngineGallery, has_engines, verify_engines
-from .face.scoring import Scorer, scorer_for
+from .face.scoring import Scorer, continuity_vector, scorer_for
 from .gate import Match, Observation
 from .liveness import sample_from_face
 from .presence.check import presence_check
@@ -172,6 +172,10 @@ class FaceChecker:
         center = ((x0 + x1) / 2 / width, (y0 + y1) / 2 / height)
         face_width = (x1 - x0) / width
         sample = sample_from_face(rgb, face, pixels=pixels)
+        if sample is not None and sample.embedding is None and face.embeddings:
+            # sface rooms run no dlib: the challenge's same-face check (dlib distance)
+            # gets SFace's vector in dlib's unit instead
+            sample = replace(sample, embedding=continuity_vector(face.embeddings))
         quality = tuple(issue.message for issue in face.quality)
         if not embed:
             return Observation(1, None, center, face_width, quality, sample)

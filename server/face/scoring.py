@@ -85,6 +85,18 @@ class Scorer:
 DLIB_SCORER = Scorer("dlib")
 
 
+def continuity_vector(embeddings: Mapping[str, np.ndarray]) -> np.ndarray | None:
+    """A vector whose Euclidean distances are in dlib's unit, for "is it still the same
+    face?" checks (the gate's liveness start/end comparison, threshold in dlib distance):
+    dlib's descriptor when it ran, else SFace's unit vector scaled like its distances."""
+    if "dlib" in embeddings:
+        return embeddings["dlib"]
+    if "sface" in embeddings:
+        scale = REFERENCE_THRESHOLD / SFACE_THRESHOLD
+        return np.asarray(embeddings["sface"] * scale, dtype=np.float32)
+    return None
+
+
 def scorer_for(mode: str) -> Scorer:
     """The calibrated scorer for a room's engine setting."""
     return DLIB_SCORER if mode == "dlib" else Scorer(mode)

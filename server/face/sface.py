@@ -15,11 +15,13 @@ ranks pairs exactly like the cosine and the matcher's distance code serves both 
 
 Speed. As exported, the graph keeps its weights as graph inputs (onnxruntime then
 cannot fold constants) and uses ``PRelu`` with (C, 1, 1) slopes, for which onnxruntime's
-CPU kernel takes a slow broadcasting path: ~60 % of the ~30 ms per chip measured here.
+CPU kernel takes a slow broadcasting path (most of the time per chip in onnxruntime's
+own profiler, run by hand while writing this).
 :func:`optimised_graph` rewrites the loaded bytes in memory (never on disk; the file
 on disk is the hashed one): weights become constants, and each
 ``PRelu(x) = relu(x) * (1 - a) + a * x`` (exact for any slope ``a``), which
-onnxruntime fuses well. Same outputs to ~1e-6; about 2x faster (bench/bench_engines.py).
+onnxruntime fuses well. Same outputs to ~1e-6; 2.7x faster ("sface, file as shipped"
+in bench/bench_engines.py).
 """
 
 from __future__ import annotations

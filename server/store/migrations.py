@@ -126,13 +126,14 @@ MIGRATIONS: list[str] = [
     CREATE INDEX webhook_deliveries_hook ON webhook_deliveries(webhook_id, created);
     ALTER TABLE rooms ADD COLUMN presence_interval_s REAL
     """,
-    # 4: templates per face engine (dlib, sface). Engine names become the engine
-    # ('dlib_resnet_v1' and its ONNX port 'dlib_resnet_v1_onnx' give the same vectors).
+    # 4: templates per face engine (dlib, sface). Every template stored so far is a dlib
+    # ResNet vector, whatever embedder name it was stored under ('dlib_resnet_v1', its
+    # ONNX port 'dlib_resnet_v1_onnx', 'onnx'...): they all become 'dlib'.
     # One enrolled photo is one "face": its first template (source_id NULL) plus one
     # template per other engine pointing at it, deleted with it. SFace templates for
     # kept photos are computed by `python -m server backfill-templates` (and at start).
     """
-    UPDATE templates SET engine = 'dlib' WHERE engine LIKE 'dlib%' OR engine = 'onnx';
+    UPDATE templates SET engine = 'dlib';
     ALTER TABLE templates ADD COLUMN source_id INTEGER REFERENCES templates(id) ON DELETE CASCADE;
     CREATE INDEX templates_source ON templates(source_id);
     CREATE INDEX templates_person_engine ON templates(person_id, engine)

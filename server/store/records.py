@@ -21,8 +21,9 @@ TEMPLATE_ENGINES = ("dlib", "sface")
 
 def engine_family(name: str) -> str:
     """The template engine of an embedder name: dlib's ResNet and its ONNX port give the
-    same vectors ('dlib_resnet_v1', 'dlib_resnet_v1_onnx' -> 'dlib')."""
-    if name == "onnx":  # the former name of dlib's ResNet run by onnxruntime
+    same vectors ('dlib_resnet_v1', 'dlib_resnet_v1_onnx', the ``[face] embedder`` kinds
+    'onnx' and 'dlib' -> 'dlib')."""
+    if name == "onnx":
         return "dlib"
     for family in TEMPLATE_ENGINES:
         if name == family or name.startswith(family + "_"):

@@ -9,6 +9,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+import numpy as np
+
 from server.backfill import backfill_templates, blocking_engines, reenrol_needed
 from server.face.engine import FaceEngine
 from server.presence.check import presence_check
@@ -39,13 +41,14 @@ def _v3_database(tmp_path: Path, engine: FaceEngine, faces_dir: Path) -> dict[st
     ids = {"obama": "p-obama", "biden": "p-biden"}
     for pid, name in ((ids["obama"], "Obama"), (ids["biden"], "Biden")):
         db.execute("INSERT INTO persons VALUES (?, 'r1', ?, NULL, ?)", (pid, name, now))
+    names = {ids["obama"]: "dlib_resnet_v1_onnx", ids["biden"]: "onnx"}  # as stored before
     for rel, pid, keep in [(OBAMA[0], ids["obama"], True), (BIDEN, ids["biden"], False)]:
         data = (faces_dir / rel).read_bytes()
         result = engine.enrol_photo(data)
         assert result.embedding is not None
         cur = db.execute(
             "INSERT INTO templates (person_id, engine, sealed, created) VALUES (?,?,?,?)",
-            (pid, "dlib_resnet_v1_onnx", sealer.seal(result.embedding.tobytes(), pid), now),
+            (pid, names[pid], sealer.seal(result.embedding.tobytes(), pid), now),
         )
         if keep:
             db.execute(
@@ -70,6 +73,7 @@ def test_migration_backfill_and_reenrol_flag(
     faces = store.faces(ids["obama"])
     assert [f.engine for f in faces] == ["dlib"] and faces[0].engines == ("dlib",)
     assert store.templates(ids["obama"]).shape == (1, 128)  # dlib by default
+    assert store.templates(ids["biden"]).shape == (1, 128)  # any old name was dlib
     assert store.templates(ids["obama"], engine="sface").shape == (0, 128)
     assert reenrol_needed(store, "r1") == {ids["obama"]: ("sface",), ids["biden"]: ("sface",)}
 
@@ -123,3 +127,52 @@ def test_enrolment_stores_every_engine_and_presence_follows_the_room(
                            1.0, scorer=dlib_only.scorer)  # fmt: skip
     assert check.faces == 1 and not check.matched and check.distance is None
     store.close()
+
+
+def test_sface_room_liveness_sample_carries_a_same_face_vector(
+    engine: FaceEngine,
+    faces_dir: Path,
+    tmp_path: Path,
+    load_photo,  # type: ignore[no-untyped-def]
+) -> None:
+    """The gate's end-of-challenge check compares start and end embeddings in dlib's
+    distance: an sface room (no dlib run) must still provide one, in the same unit."""
+    store = open_store(tmp_path)
+    room = store.create_room("SFace only", "invite", settings={"engine": "sface"})
+    result = engine.enrol_photo((faces_dir / OBAMA[0]).read_bytes())
+    person = store.enrol_person(
+        room.id, "Obama", {e: v[None] for e, v in result.embeddings.items()}, "dlib"
+    )
+    checker = FaceChecker(engine, load_target(store, room, person.id, threshold=0.6))
+    first = checker.observe(load_photo(OBAMA[0]))
+    second = checker.observe(load_photo(OBAMA[1]))
+    other = checker.observe(load_photo(BIDEN))
+    samples = [o.liveness for o in (first, second, other)]
+    assert all(s is not None and s.embedding is not None for s in samples)
+    assert first.match is not None and first.match.accepted
+    a, b, c = (s.embedding for s in samples)  # type: ignore[union-attr]
+    same, different = float(np.linalg.norm(a - b)), float(np.linalg.norm(a - c))
+    # the liveness same-face limit is 0.5 in dlib's unit (ActiveConfig.same_face_distance)
+    assert same < 0.5 < different
+    store.close()
+
+
+def test_each_room_setting_runs_only_the_engines_it_needs(
+    engine: FaceEngine,
+    load_photo,  # type: ignore[no-untyped-def]
+) -> None:
+    """dlib rooms keep today's cost (no SFace pass, dlib chip + mirror); both / fused
+    probes run dlib on one chip plus SFace."""
+    rgb = load_photo(OBAMA[0])
+    (dlib_face,) = engine.analyse(rgb, engines=("dlib",)).faces
+    (fused_face,) = engine.analyse(rgb, engines=("dlib", "sface")).faces
+    (sface_face,) = engine.analyse(rgb, engines=("sface",)).faces
+    assert set(dlib_face.embeddings) == {"dlib"}
+    assert set(fused_face.embeddings) == {"dlib", "sface"}
+    assert set(sface_face.embeddings) == {"sface"} and sface_face.embedding is None
+    # flip-averaged for dlib rooms, one chip for both / fused probes: close, not equal
+    gap = float(np.linalg.norm(dlib_face.embeddings["dlib"] - fused_face.embeddings["dlib"]))
+    assert 0.0 < gap < 0.2
+    np.testing.assert_allclose(
+        sface_face.embeddings["sface"], fused_face.embeddings["sface"], atol=1e-6
+    )
