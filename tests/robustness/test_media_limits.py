@@ -134,6 +134,7 @@ async def test_vp8_keyframe_claiming_16383_squared_is_refused_before_decoding(
         finally:
             grown = rss_mb() - before
             await client.close()
+        print(f"RSS growth with three bomb keyframes: {grown:.0f} MB")  # shown with -s
         assert grown < RSS_BOUND_MB, f"RSS grew by {grown:.0f} MB"
         errors = client.result.of_type("error")
         assert [(e["code"], e["fatal"]) for e in errors] == [("bad_media", True)], errors
