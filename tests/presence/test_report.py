@@ -124,3 +124,21 @@ def test_verify_report_command(tmp_path: Path, capsys: object) -> None:
     pub = tmp_path / "pub.json"
     pub.write_text(json.dumps(public_key_info(Ed25519PrivateKey.generate())))
     assert main(["verify-report", str(good), "--key", str(pub)]) == 1
+
+
+def test_unverifiable_presence_is_in_the_report() -> None:
+    records = [
+        *RECORDS[:5],
+        rec(1030.0, "presence.unverifiable", "p2", name="=Bob", faces=0, checks=2),
+        rec(
+            1045.0,
+            "presence.restored",
+            "p2",
+            name="=Bob",
+            faces=1,
+            cleared=["presence.unverifiable"],
+        ),
+    ]
+    r = build_report(MEETING, "Maths", records, generated=1200.0)
+    bob = next(p for p in r["participants"] if p["participant_id"] == "p2")
+    assert [e["event"] for e in bob["events"]] == ["presence.unverifiable", "presence.restored"]

@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestServer
 
 from server.config import WebhookSettings
 from server.store import SqliteStore, StoreError, open_store
+from server.store.records import WEBHOOK_EVENTS
 from server.webhooks import SIGNATURE_HEADER, WebhookDispatcher, sign_body, verify_signature
 
 
@@ -129,7 +130,9 @@ def test_webhook_validation(store: SqliteStore) -> None:
         with pytest.raises(StoreError):
             store.create_webhook(room.id, url, events)
     hook, secret = store.create_webhook(room.id, "https://example.test/h")
-    assert secret.startswith("whsec_") and len(hook.events) == 10  # presence.unverifiable too
+    # None = every event; presence.unverifiable included (issue 12)
+    assert secret.startswith("whsec_") and hook.events == WEBHOOK_EVENTS
+    assert "presence.unverifiable" in hook.events
     store.delete_webhook(hook.id)
     assert store.webhooks(room.id) == []
 
