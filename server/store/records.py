@@ -34,6 +34,8 @@ def engine_family(name: str) -> str:
 def room_engines(engine: str) -> tuple[str, ...]:
     """The template engines a room's engine setting needs."""
     return TEMPLATE_ENGINES if engine in ("both", "fused") else (engine,)
+
+
 MAX_ATTEMPTS_RANGE = (1, 10)
 PRESENCE_INTERVAL_RANGE = (1.0, 3600.0)
 WEBHOOK_EVENTS = (
@@ -209,9 +211,7 @@ def clean_webhook(url: object, events: object) -> tuple[str, tuple[str, ...]]:
     """An http(s) URL and a non-empty subset of ``WEBHOOK_EVENTS`` (None = all)."""
     if not isinstance(url, str) or not 0 < len(url) <= WEBHOOK_URL_MAX:
         raise StoreError("bad_url", "url must be an http(s) URL")
-    if not url.lower().startswith(("http://", "https://")) or any(
-        ord(c) <= 32 for c in url
-    ):
+    if not url.lower().startswith(("http://", "https://")) or any(ord(c) <= 32 for c in url):
         raise StoreError("bad_url", "url must be an http(s) URL")
     if events is None:
         return url, WEBHOOK_EVENTS
