@@ -14,7 +14,8 @@ Public API (see ``docs/rtc.md``):
 
 from .codecs import restrict_answer_codecs
 from .decode import DecodedVideoTrack
-from .forward import ForwardedTrack, Publisher, PublisherStats
+from .forward import Publisher, PublisherStats
+from .forwarded import ForwardedTrack
 from .negotiation import Renegotiate
 from .peer import ServerPeerConnection, create_peer_connection
 from .room import Leg, SfuRoom, stream_id_for

@@ -44,7 +44,8 @@ from typing import Any
 from aiortc import RTCPeerConnection, RTCRtpTransceiver
 
 from .codecs import forwarding_preferences
-from .forward import KINDS, ForwardedTrack, Publisher
+from .forward import KINDS, Publisher
+from .forwarded import ForwardedTrack
 from .negotiation import Negotiator, Renegotiate, log_failures
 
 logger = logging.getLogger(__name__)
