@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .clientaddr import HEADERS, parse_trusted
+from .iceservers import IceSettingsError, validate_ice_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_FILE = REPO_ROOT / "config" / "default.toml"
@@ -409,6 +410,7 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("[server] forwarded_header must be x-forwarded-for or forwarded")
     if bool(settings.server.tls_cert) != bool(settings.server.tls_key):
         raise ConfigError("[server] tls_cert and tls_key must be set together")
-    from .iceservers import validate_ice_settings
-
-    validate_ice_settings(settings.ice)
+    try:
+        validate_ice_settings(settings.ice)
+    except IceSettingsError as exc:
+        raise ConfigError(str(exc)) from exc

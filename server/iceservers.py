@@ -36,10 +36,12 @@ _URL = re.compile(
 )
 
 
-def _config_error(message: str) -> Exception:
-    from .config import ConfigError
+class IceSettingsError(ValueError):
+    """An [ice] setting is unusable; ``load_settings`` reports it as a ConfigError."""
 
-    return ConfigError(message)
+
+def _config_error(message: str) -> Exception:
+    return IceSettingsError(message)
 
 
 def split_urls(value: str) -> list[str]:
