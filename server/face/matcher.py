@@ -15,7 +15,7 @@ never per identity; see docs/face.md for the command and numbers).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -102,6 +102,26 @@ class Identification:
     runner_up_distance: float | None  # fused distance to the second-best person
 
 
+def decide(
+    fused: np.ndarray, person_ids: Sequence[str], threshold: float, margin: float
+) -> Identification:
+    """The 1:N decision on per-person fused distances: ``unknown`` over the threshold,
+    ``ambiguous`` when the runner-up is within ``margin`` of the best, else ``match``.
+    Only the best two are selected: a full sort costs ~ms at 100 000 people."""
+    if len(fused) > 1:
+        top = np.argpartition(fused, 1)[:2]
+        top = top[np.argsort(fused[top])]
+        best_i, runner = int(top[0]), float(fused[top[1]])
+    else:
+        best_i, runner = 0, None
+    best = float(fused[best_i])
+    if best > threshold:
+        return Identification("unknown", None, best, runner)
+    if runner is not None and runner - best < margin:
+        return Identification("ambiguous", person_ids[best_i], best, runner)
+    return Identification("match", person_ids[best_i], best, runner)
+
+
 def identify(
     probes: np.ndarray,
     gallery: Mapping[str, np.ndarray],
@@ -127,13 +147,4 @@ def identify(
     # per frame and person: best template distance
     per_person = np.full((p.shape[0], len(ids)), np.inf)
     np.minimum.at(per_person.T, owner, d.T)
-    fused = _fuse(per_person, k)  # (persons,)
-    order = np.argsort(fused)
-    best_i = int(order[0])
-    best = float(fused[best_i])
-    runner = float(fused[order[1]]) if len(order) > 1 else None
-    if best > thr:
-        return Identification("unknown", None, best, runner)
-    if runner is not None and runner - best < margin:
-        return Identification("ambiguous", ids[best_i], best, runner)
-    return Identification("match", ids[best_i], best, runner)
+    return decide(_fuse(per_person, k), ids, thr, margin)

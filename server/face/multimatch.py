@@ -27,6 +27,7 @@ from .matcher import (
     Verification,
     _as_matrix,
     _fuse,
+    decide,
     distance_matrix,
 )
 from .scoring import DLIB_SCORER, Scorer
@@ -124,19 +125,7 @@ class EngineGallery:
         thr = DEFAULT_THRESHOLD if threshold is None else float(threshold)
         if not self.person_ids:
             return Identification("unknown", None, float("inf"), None)
-        fused = _fuse(self.per_person_distances(probes), k)
-        if len(fused) > 1:  # the best two only: a full sort costs ~ms at 100 000 people
-            top = np.argpartition(fused, 1)[:2]
-            top = top[np.argsort(fused[top])]
-            best_i, runner = int(top[0]), float(fused[top[1]])
-        else:
-            best_i, runner = 0, None
-        best = float(fused[best_i])
-        if best > thr:
-            return Identification("unknown", None, best, runner)
-        if runner is not None and runner - best < margin:
-            return Identification("ambiguous", self.person_ids[best_i], best, runner)
-        return Identification("match", self.person_ids[best_i], best, runner)
+        return decide(_fuse(self.per_person_distances(probes), k), self.person_ids, thr, margin)
 
 
 def _everyone(galleries: Mapping[str, Mapping[str, np.ndarray]]) -> set[str]:
