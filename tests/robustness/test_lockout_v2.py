@@ -170,3 +170,30 @@ async def test_revoking_the_invite_ends_the_session_on_it(
         assert [e["code"] for e in client.result.of_type("error")] == ["revoked"]
     finally:
         await client.close()
+
+
+async def test_a_refused_stranger_triggers_no_left_or_meeting_webhooks(
+    gate: Gatekeeper, faces_dir: Path, stranger_frames: list[np.ndarray]
+) -> None:
+    videos = faces_dir / "videos"
+    invite = gate.enrol_frame("D9", video_frame(videos / "liveportrait_d9.mp4", 0.5))
+    hub = gate.app[HUB]
+    emitted: list[str] = []
+    real_emit = hub.webhooks.emit
+
+    def recording_emit(room_id: str, event: str, data: dict[str, object]) -> int:
+        emitted.append(event)
+        return real_emit(room_id, event, data)
+
+    hub.webhooks.emit = recording_emit  # type: ignore[method-assign]
+    stranger = GateClient(
+        gate.base_url, gate.room_slug, invite=invite, video=StillTrack(stranger_frames, 10)
+    )
+    try:
+        verdicts = await attempt_until_final(stranger)
+    finally:
+        await stranger.close()
+    assert verdicts[-1]["final"] is True and not any(v["admitted"] for v in verdicts)
+    await wait_until(lambda: not hub.rooms)
+    assert "participant.denied" in emitted
+    assert "participant.left" not in emitted and "meeting.ended" not in emitted
