@@ -86,6 +86,8 @@ async def _admitted(p: Participant, action: g.Admitted) -> None:
     )
     p.reverifying = False
     p.ever_admitted = True
+    # What the person is told is already in the audit log (written off the loop).
+    await p.services.audit_settled()
     p.send(Verdict(True, None, f"Welcome, {p.name}.", p.gate.attempts_left, False))
     if not action.reverify:
         p.runtime.admit(p)
@@ -135,6 +137,7 @@ async def _refused(p: Participant, action: g.Refused, lock: g.LockedOut | None) 
         },
         person_id=p.identity.person_id if p.identity else p.claimed_person,
     )
+    await p.services.audit_settled()
     message = g.MESSAGES[action.reason]
     if action.reason is g.Reason.LOCKED_OUT and lock is not None:
         message = lock_message(lock)
