@@ -246,8 +246,9 @@ function renderGrid() {
     : "You are the only one here so far.";
 }
 
-function enterRoom() {
+function enterRoom(message) {
   admitted = true;
+  $("room-welcome").textContent = message ? `Verified. ${message}` : "";
   reconnects = 0;
   // The lobby is done: no stale hint, progress or verdict is left behind it.
   $("lobby").hidden = true;
@@ -314,7 +315,7 @@ function onMessage(msg) {
     case "verdict":
       $("prompt").hidden = true;
       if (msg.admitted) {
-        enterRoom();
+        enterRoom(msg.message);
         sendMediaState();  // a rejoined session tells the others its mute/camera state again
       } else {
         const next = msg.final
