@@ -172,7 +172,7 @@ def render_frames(
         mask = cv2.warpPerspective(np.ones((ph, pw), np.float32), hom, (WIDTH, HEIGHT),
                                    flags=cv2.INTER_LINEAR)[..., None]
         frame = warped * mask + background * gain * (1 - mask)
-        frame = cv2.GaussianBlur(frame, (3, 3), 0.6)
+        frame = np.asarray(cv2.GaussianBlur(frame, (3, 3), 0.6), np.float32)
         frame += noise[i % NOISE_FIELDS]
         frames.append(np.clip(frame, 0, 255).astype(np.uint8))
     return spec, frames

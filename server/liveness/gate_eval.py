@@ -223,7 +223,7 @@ def run_still(engine: FaceEngine, path: Path, config: PassiveConfig) -> CaseResu
         return CaseResult(name, species, "undecided", "no_face", frames=1)
     sample = sample_from_face(rgb, faces[0])
     assert sample is not None
-    check = PassiveCheck(dataclasses.replace(config, min_frames=1))
+    check = PassiveCheck(dataclasses.replace(config, min_frames=1, temporal=False))
     check.add(sample, 0.0)
     verdict = check.verdict()
     if verdict.live:
