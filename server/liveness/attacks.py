@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
@@ -35,6 +37,9 @@ from ..face.imageio import decode_image
 WIDTH, HEIGHT = 640, 480
 FOCAL_PX = 560.0  # ~60 degrees horizontal field of view, a typical webcam
 MOTIONS = ("tilt", "turn", "rotate", "pan", "zoom", "mix")
+# "close" is the hard case: the print's border is out of view, so only the motion of
+# what is printed can give it away (the frame cue needs straight edges all round).
+FRAMINGS = ("whole", "close")
 PHOTO_EXTS = {".jpg", ".jpeg", ".png"}
 PAPER_MAX_PX = 480  # the print's long side is resampled to at most this
 NOISE_FIELDS = 5  # sensor-noise fields cycled over the frames
@@ -53,12 +58,18 @@ class AttackSpec:
     zoom: float  # relative change of distance
     pan_px: tuple[float, float]
     light: float  # relative brightness swing
-    face_px: float  # apparent width of the photo at rest
+    framing: str  # "whole": the print's edges in view; "close": held close, edges cut off
+    face_px: float  # apparent width at rest: of the photo ("whole"), of the face ("close")
     phases: tuple[float, ...]
 
 
-def draw_spec(rng: np.random.Generator, motion: str | None = None) -> AttackSpec:
+def draw_spec(
+    rng: np.random.Generator, motion: str | None = None, framing: str | None = None
+) -> AttackSpec:
     motion = motion or str(rng.choice(MOTIONS))
+    framing = framing or str(rng.choice(FRAMINGS))
+    if framing not in FRAMINGS:
+        raise ValueError(f"framing must be one of {', '.join(FRAMINGS)}, got {framing!r}")
     if motion not in MOTIONS:
         raise ValueError(f"motion must be one of {', '.join(MOTIONS)}, got {motion!r}")
 
@@ -76,7 +87,8 @@ def draw_spec(rng: np.random.Generator, motion: str | None = None) -> AttackSpec
         zoom=amp(0.1, 0.3, motion == "zoom" or mix),
         pan_px=(amp(25.0, 90.0, motion == "pan" or mix), amp(15.0, 60.0, motion == "pan" or mix)),
         light=float(rng.uniform(0.0, 0.35)),
-        face_px=float(rng.uniform(200.0, 340.0)),
+        framing=framing,
+        face_px=float(rng.uniform(*((200.0, 340.0) if framing == "whole" else (170.0, 280.0)))),
         phases=tuple(float(p) for p in rng.uniform(0, 2 * math.pi, 12)),
     )
 
@@ -126,20 +138,30 @@ def _wave(phase: float, u: float, harmonic: int = 1) -> float:
 
 
 def render_frames(
-    photo: np.ndarray, seed: int, *, motion: str | None = None, duration_s: float = 6.0,
-    fps: float = 30.0,
+    photo: np.ndarray, seed: int, *, motion: str | None = None, framing: str | None = None,
+    face: tuple[float, float, float] | None = None, duration_s: float = 6.0, fps: float = 30.0,
 ) -> tuple[AttackSpec, list[np.ndarray]]:
-    """The clip's RGB frames (640x480); deterministic in (photo, seed, motion)."""
+    """The clip's RGB frames (640x480); deterministic in all the arguments.
+
+    ``face`` (centre x, centre y, width in photo pixels) centres the print on the face
+    and sizes a "close" print by its face; without it the photo's centre is used and
+    the face is taken to span 60 % of the photo's width.
+    """
     rng = np.random.default_rng(seed)
-    spec = draw_spec(rng, motion)
+    spec = draw_spec(rng, motion, framing)
+    h0, w0 = photo.shape[:2]
+    fx, fy, fw = face if face is not None else (w0 / 2, h0 / 2, 0.6 * w0)
     paper = _paper(photo, spec, rng)
     background = _background(rng, spec.textured)
     ph, pw = paper.shape[:2]
-    corners = np.array([[-pw / 2, -ph / 2, 0], [pw / 2, -ph / 2, 0], [pw / 2, ph / 2, 0],
-                        [-pw / 2, ph / 2, 0]])
-    src = np.array([[0, 0], [pw, 0], [pw, ph], [0, ph]], np.float32)
     inner = pw / (1 + 2 * spec.border) if spec.border else pw
-    z0 = FOCAL_PX * inner / spec.face_px
+    k = inner / w0  # photo pixels -> paper pixels
+    margin = (pw - inner) / 2
+    cx, cy = margin + fx * k - pw / 2, margin + fy * k - ph / 2  # face centre on the paper
+    corners = np.array([[-pw / 2 - cx, -ph / 2 - cy, 0], [pw / 2 - cx, -ph / 2 - cy, 0],
+                        [pw / 2 - cx, ph / 2 - cy, 0], [-pw / 2 - cx, ph / 2 - cy, 0]])
+    src = np.array([[0, 0], [pw, 0], [pw, ph], [0, ph]], np.float32)
+    z0 = FOCAL_PX * (inner if spec.framing == "whole" else fw * k) / spec.face_px
     yy, xx = np.mgrid[0:ph, 0:pw].astype(np.float32)
     light_dir = rng.normal(size=2)
     light_dir /= max(float(np.linalg.norm(light_dir)), 1e-6)
@@ -191,12 +213,29 @@ def write_clip(frames: list[np.ndarray], out: Path, fps: float = 30.0) -> None:
             container.mux(packet)
 
 
+def find_face(photo: np.ndarray) -> tuple[float, float, float] | None:
+    """(centre x, centre y, width) of the photo's largest face, by the server's detector."""
+    faces = _engine().analyse(photo, mesh=False, embed=False).faces
+    if not faces:
+        return None
+    x0, y0, x1, y1 = max(faces, key=lambda f: f.area).box
+    return (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0
+
+
+@functools.cache
+def _engine() -> Any:
+    from ..face.engine import FaceEngine  # only here: rendering itself needs no models
+
+    return FaceEngine.load()
+
+
 def generate(
     photo_path: Path, out: Path, seed: int, *, motion: str | None = None,
-    duration_s: float = 6.0, fps: float = 30.0,
+    framing: str | None = None, duration_s: float = 6.0, fps: float = 30.0,
 ) -> AttackSpec:
     photo = decode_image(photo_path.read_bytes())
-    spec, frames = render_frames(photo, seed, motion=motion, duration_s=duration_s, fps=fps)
+    spec, frames = render_frames(photo, seed, motion=motion, framing=framing,
+                                 face=find_face(photo), duration_s=duration_s, fps=fps)
     write_clip(frames, out, fps)
     return spec
 
@@ -214,26 +253,30 @@ def shared_photos(data: Path) -> list[tuple[str, Path, str]]:
 
 def generate_set(
     data: Path, out_dir: Path, *, per_photo: int = 3, seed: int = 0, duration_s: float = 6.0,
-    fps: float = 15.0, log: bool = True,
+    fps: float = 15.0, log: bool = True, shard: tuple[int, int] = (0, 1),
 ) -> Path:
-    """Clips for every shared photo plus ``video_cases.csv``; existing clips are kept."""
+    """Clips for every shared photo plus ``video_cases.csv``; existing clips are kept.
+
+    ``shard=(i, n)`` renders only every n-th photo from the i-th (parallel processes)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for n, (identity, photo, enrol) in enumerate(shared_photos(data)):
         for k in range(per_photo):
             motion = MOTIONS[(n * per_photo + k) % len(MOTIONS)]
+            framing = FRAMINGS[0] if k % 3 == 0 else FRAMINGS[1]
             clip_seed = seed * 100_003 + n * 17 + k
-            name = f"{identity}_{photo.stem}_{motion}_{clip_seed}.mp4"
+            name = f"{identity}_{photo.stem}_{motion}_{framing}_{clip_seed}.mp4"
             target = out_dir / name
-            if not target.exists():
+            if not target.exists() and n % shard[1] == shard[0]:
                 tmp = target.with_suffix(".tmp.mp4")
-                generate(photo, tmp, clip_seed, motion=motion, duration_s=duration_s, fps=fps)
+                generate(photo, tmp, clip_seed, motion=motion, framing=framing,
+                         duration_s=duration_s, fps=fps)
                 tmp.rename(target)
                 if log:
                     print(f"wrote {target}", file=sys.stderr)
             rows.append({"video": name, "identity": identity, "presentation": "print",
                          "enroll_with": str(data / enrol), "duration_s": f"{duration_s:.2f}",
-                         "motion": motion, "photo": str(photo)})
+                         "motion": motion, "framing": framing, "photo": str(photo)})
     cases = out_dir / "video_cases.csv"
     with cases.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
@@ -249,16 +292,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path, help="OUT.mp4, or a folder for a whole set")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--motion", choices=MOTIONS, default=None, help="default: drawn")
+    parser.add_argument("--framing", choices=FRAMINGS, default=None, help="default: drawn")
     parser.add_argument("--duration", type=float, default=6.0, help="seconds (loops seamlessly)")
     parser.add_argument("--fps", type=float, default=None, help="default 30 (15 for a set)")
     parser.add_argument("--per-photo", type=int, default=3, help="clips per photo (folder mode)")
+    parser.add_argument("--shard", default="0/1", help="i/n: render every n-th photo (folder mode)")
     args = parser.parse_args(argv)
     if args.photo.is_dir():
         cases = generate_set(args.photo, args.out, per_photo=args.per_photo, seed=args.seed,
-                             duration_s=args.duration, fps=args.fps or 15.0)
+                             duration_s=args.duration, fps=args.fps or 15.0,
+                             shard=(int(args.shard.split("/")[0]), int(args.shard.split("/")[1])))
         print(f"wrote {cases}")
         return 0
-    spec = generate(args.photo, args.out, args.seed, motion=args.motion,
+    spec = generate(args.photo, args.out, args.seed, motion=args.motion, framing=args.framing,
                     duration_s=args.duration, fps=args.fps or 30.0)
     print(f"wrote {args.out}: {spec}")
     return 0

@@ -41,7 +41,7 @@ async def test_moving_print_is_refused_for_liveness_in_a_passive_room(
     obama = faces_dir / "faces" / "obama"
     link = passive_server.enrol("Print Room", "Obama", obama / "1.jpg", obama / "3.jpg")
     clip = tmp_path / "obama_print.mp4"
-    generate(obama / "2.jpg", clip, 5, motion="mix", duration_s=8.0, fps=15.0)
+    generate(obama / "2.jpg", clip, 0, motion="turn", framing="close", duration_s=8.0, fps=15.0)
     page = await browsers.page(make_y4m(clip, y4m_dir / "obama_print.y4m"))
     messages = record_server_messages(page)
     await page.goto(link)
