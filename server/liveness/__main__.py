@@ -31,7 +31,7 @@ def _gate_eval(args: argparse.Namespace) -> int:
     from .attacks import generate_set
 
     settings = load_settings()
-    policy = ge.gate_policy(settings, LivenessPolicy.parse(args.policy))
+    policies = [ge.gate_policy(settings, LivenessPolicy.parse(p)) for p in args.policy.split(",")]
     fps = args.fps or settings.gate.sample_fps
     engine = FaceEngine.load(settings.model_cache, embedder=settings.face.embedder)
     cases = ge.read_cases(args.data)
@@ -41,21 +41,27 @@ def _gate_eval(args: argparse.Namespace) -> int:
             generate_set(args.data, args.attacks)
         generated = ge.read_cases(args.attacks)
         cases += generated[: args.limit] if args.limit else generated
-    report = ge.Report(policy.liveness.value, fps)
+    reports = [ge.Report(p.liveness.value, fps) for p in policies]
     for n, case in enumerate(cases, 1):
-        result = ge.run_case(engine, case, policy, fps, seed=args.seed)
-        report.cases.append(result)
+        results = ge.run_case_policies(engine, case, policies, fps, seed=args.seed)
+        for report, result in zip(reports, results, strict=True):
+            report.cases.append(result)
         if args.progress:
-            print(f"[{n}/{len(cases)}] {case.name} {result.verdict} {result.reason or ''} "
-                  f"{result.detail}", file=sys.stderr)
-    if policy.liveness.passive:
-        for still in sorted((args.data / "spoof").glob("*.*")):
-            report.cases.append(ge.run_still(engine, still, policy.passive))
-    summary = report.summary()
-    ge.print_report(summary, all_cases=not args.brief)
+            said = "; ".join(f"{r.verdict} {r.reason or ''} {r.detail}".strip() for r in results)
+            print(f"[{n}/{len(cases)}] {case.name}: {said}", file=sys.stderr)
+    summaries = []
+    for policy, report in zip(policies, reports, strict=True):
+        if policy.liveness.passive:
+            for still in sorted((args.data / "spoof").glob("*.*")):
+                report.cases.append(ge.run_still(engine, still, policy.passive))
+        summary = report.summary()
+        ge.print_report(summary, all_cases=not args.brief)
+        print()
+        summaries.append(summary)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(summary, indent=2))
+        args.json.write_text(json.dumps(summaries[0] if len(summaries) == 1 else summaries,
+                                        indent=2))
     return 0
 
 
@@ -67,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--json", type=Path, default=None, help="write the report here")
     ev.add_argument("--policy", default=None,
                     help="run the real gate with this liveness policy (off, passive, active, "
-                         "active+passive); without it: the cue-level report")
+                         "active+passive; several comma-separated share one analysis); "
+                         "without it: the cue-level report")
     ev.add_argument("--attacks", type=Path, default=DEFAULT_ATTACKS,
                     help="generated print attacks (rendered here when missing)")
     ev.add_argument("--no-attacks", dest="attacks", action="store_const", const=None)

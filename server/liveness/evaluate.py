@@ -26,6 +26,7 @@ import numpy as np
 from ..face.engine import FaceEngine
 from ..face.imageio import decode_image
 from .challenge import ActiveConfig, Challenge, ChallengeAction, StepStatus
+from .gate_eval import species_of
 from .passive import PassiveCheck, PassiveConfig
 from .sample import LivenessSample, sample_from_face
 
@@ -141,7 +142,7 @@ def evaluate(
         rows = list(csv.DictReader(fh))
     for row in rows:
         rel = row["video"]
-        kind = "replay_attack" if "replay" in row["presentation"] else "bona_fide"
+        kind = species_of(row["presentation"])  # anything but bona_fide is an attack
         t0 = time.perf_counter()
         decoded, samples = sample_clip(engine, data / rel, fps)
         ms_per_frame.append((time.perf_counter() - t0) * 1000 / max(len(samples), 1))

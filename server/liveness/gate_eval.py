@@ -165,19 +165,23 @@ def enrol_gallery(
     return None, "none"
 
 
+Cache = dict[tuple[int, bool], Observation]
+
+
 def run_gate(
     checker: FaceChecker, frames: list[np.ndarray], policy: GatePolicy, fps: float,
-    seed: int = 0,
+    seed: int = 0, cache: Cache | None = None,
 ) -> tuple[str, str | None, str, float | None, int]:
     """Loop ``frames`` into a fresh gate until its first attempt ends.
 
     Returns (verdict, reason, detail, decision time in s from Start, frames fed).
-    Observations are cached per (frame, embed): the engine is deterministic, so a
-    looped frame is analysed once.
+    Observations are cached per (frame, embed): the checker is stateless and the
+    engine deterministic, so a looped frame is analysed once, and runs of the same
+    clip under several policies share ``cache``.
     """
     gate = Gate(policy, LockoutTracker(), rng=random.Random(seed))
     gate.handle(Start(0.0))
-    cache: dict[tuple[int, bool], Observation] = {}
+    cache = {} if cache is None else cache
     horizon = policy.attempt_timeout_s + policy.active.step_time_s * (policy.active.max_steps + 2)
     k = 0
     while frames:
@@ -202,15 +206,28 @@ def run_gate(
 def run_case(
     engine: FaceEngine, case: Case, policy: GatePolicy, fps: float, seed: int = 0
 ) -> CaseResult:
-    frames = sampled_frames(case.video, fps, policy.attempt_timeout_s + 1.0)
+    return run_case_policies(engine, case, [policy], fps, seed)[0]
+
+
+def run_case_policies(
+    engine: FaceEngine, case: Case, policies: list[GatePolicy], fps: float, seed: int = 0
+) -> list[CaseResult]:
+    """The case under each policy; the clip is decoded, enrolled and analysed once."""
+    longest = max(p.attempt_timeout_s for p in policies)
+    frames = sampled_frames(case.video, fps, longest + 1.0)
     gallery, how = enrol_gallery(engine, case, frames)
     if gallery is None:
-        return CaseResult(case.name, case.species, "not_enrolled", enrolment=how)
+        return [CaseResult(case.name, case.species, "not_enrolled", enrolment=how)
+                for _ in policies]
     person = case.identity or "person"
     checker = FaceChecker(engine, CheckTarget(person, {person: gallery}, DEFAULT_THRESHOLD))
-    verdict, reason, detail, when, fed = run_gate(checker, frames, policy, fps, seed)
-    return CaseResult(case.name, case.species, verdict, reason, detail,
-                      None if when is None else round(when, 2), fed, how)
+    cache: Cache = {}
+    results = []
+    for policy in policies:
+        verdict, reason, detail, when, fed = run_gate(checker, frames, policy, fps, seed, cache)
+        results.append(CaseResult(case.name, case.species, verdict, reason, detail,
+                                  None if when is None else round(when, 2), fed, how))
+    return results
 
 
 def run_still(engine: FaceEngine, path: Path, config: PassiveConfig) -> CaseResult:
