@@ -15,6 +15,8 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from ..config import REPO_ROOT, load_settings
 from ..face.engine import FaceEngine
 from .evaluate import evaluate, print_report
@@ -42,8 +44,9 @@ def _gate_eval(args: argparse.Namespace) -> int:
         generated = ge.read_cases(args.attacks)
         cases += generated[: args.limit] if args.limit else generated
     reports = [ge.Report(p.liveness.value, fps) for p in policies]
+    galleries: dict[Path, tuple[np.ndarray | None, str]] = {}
     for n, case in enumerate(cases, 1):
-        results = ge.run_case_policies(engine, case, policies, fps, seed=args.seed)
+        results = ge.run_case_policies(engine, case, policies, fps, args.seed, galleries)
         for report, result in zip(reports, results, strict=True):
             report.cases.append(result)
         if args.progress:

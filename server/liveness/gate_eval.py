@@ -210,12 +210,21 @@ def run_case(
 
 
 def run_case_policies(
-    engine: FaceEngine, case: Case, policies: list[GatePolicy], fps: float, seed: int = 0
+    engine: FaceEngine, case: Case, policies: list[GatePolicy], fps: float, seed: int = 0,
+    galleries: dict[Path, tuple[np.ndarray | None, str]] | None = None,
 ) -> list[CaseResult]:
-    """The case under each policy; the clip is decoded, enrolled and analysed once."""
+    """The case under each policy; the clip is decoded, enrolled and analysed once.
+
+    ``galleries`` caches enrolments by photo folder across cases (many generated
+    prints share one person)."""
     longest = max(p.attempt_timeout_s for p in policies)
     frames = sampled_frames(case.video, fps, longest + 1.0)
-    gallery, how = enrol_gallery(engine, case, frames)
+    if galleries is not None and case.enrol is not None and case.enrol in galleries:
+        gallery, how = galleries[case.enrol]
+    else:
+        gallery, how = enrol_gallery(engine, case, frames)
+        if galleries is not None and case.enrol is not None and how.endswith("photos"):
+            galleries[case.enrol] = (gallery, how)
     if gallery is None:
         return [CaseResult(case.name, case.species, "not_enrolled", enrolment=how)
                 for _ in policies]
