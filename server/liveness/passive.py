@@ -32,6 +32,8 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .parallax import ParallaxTrack
 from .sample import LivenessSample
 
@@ -49,6 +51,10 @@ class PassiveConfig:
     nose_motion: float = 0.018
     eyes_motion: float = 0.03
     mouth_motion: float = 0.045
+    # The lips count only when the mesh also sees the mouth open and close (p90-p10
+    # of its gap/width ratio): a print's cut edge running along the lips over a still
+    # background can drag the tracker; it cannot make the mesh read a moving mouth.
+    mouth_confirm: float = 0.08
     min_track_frames: int = 6  # frames of the track needed before the cue is computed
     # A new face track starts when the face jumps this far (face widths), changes size
     # by this factor, or is missing this long.
@@ -85,6 +91,7 @@ class PassiveCheck:
             "gamut": [],
         }
         self._times: list[float] = []
+        self._mouth_open: list[float] = []
         self._track = ParallaxTrack()
         self._last: LivenessSample | None = None
         self.tracks = 1  # how many face tracks this check has started (1 = continuous)
@@ -125,6 +132,7 @@ class PassiveCheck:
             self._pixel_scores["moire"].append(px.moire / cfg.moire)
             self._pixel_scores["gamut"].append(px.gamut / cfg.gamut)
         self._times.append(now)
+        self._mouth_open.append(sample.measures.mouth_open)
         self._track.add(now, sample.patch, sample.points)
         self._last = sample
 
@@ -136,11 +144,14 @@ class PassiveCheck:
         """Largest rectified motion of nose / eyes / mouth, each over its threshold."""
         cfg = self.config
         m = self._track.motion()
-        return max(
-            m.get("nose", 0.0) / cfg.nose_motion,
-            m.get("eyes", 0.0) / cfg.eyes_motion,
-            m.get("mouth", 0.0) / cfg.mouth_motion,
-        )
+        mouth = m.get("mouth", 0.0) / cfg.mouth_motion
+        opened = self._mouth_open
+        if len(opened) < 3 or float(np.percentile(opened, 90) - np.percentile(opened, 10)) < (
+            cfg.mouth_confirm
+        ):
+            mouth = 0.0
+        return max(m.get("nose", 0.0) / cfg.nose_motion, m.get("eyes", 0.0) / cfg.eyes_motion,
+                   mouth)
 
     def cue_scores(self) -> dict[str, float]:
         """Every cue's normalised score (1.0 = its threshold); absent cues are left out."""
