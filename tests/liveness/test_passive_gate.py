@@ -8,6 +8,7 @@ the same path.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -111,3 +112,25 @@ def test_every_label_but_bona_fide_is_an_attack_and_unknown_ones_are_listed() ->
     assert summary["bpcer"] == 0.5
     assert summary["unknown_labels"] == ["cardboard_cutout"]
 
+
+
+def test_parallax_alone_refuses_a_print_cut_along_the_lips(
+    faces_dir: Path, engine: FaceEngine
+) -> None:
+    # Found by the pixel-cues-off ablation: the lestari still ends just under the mouth;
+    # rotated close to the camera, its cut edge over the still background dragged the
+    # lip points, which read as talking until the mesh had to confirm the mouth moved.
+    stills = faces_dir / "videos/stills/lestari15_subject"
+    photo = decode_image((stills / "1.png").read_bytes())
+    _, frames = attacks.render_frames(photo, 1362, motion="rotate", framing="close",
+                                      face=attacks.find_face(photo), duration_s=5.0, fps=FPS)
+    case = Case("print", Path("-"), "print", "lestari", stills)
+    gallery, _ = enrol_gallery(engine, case, [])
+    assert gallery is not None
+    checker = FaceChecker(engine, CheckTarget("lestari", {"lestari": gallery}, DEFAULT_THRESHOLD))
+    no_pixels = dataclasses.replace(
+        PASSIVE.passive, enclosure=1e9, glare=1e9, moire=1e9, gamut=1e9
+    )
+    policy = dataclasses.replace(PASSIVE, passive=no_pixels)
+    verdict, reason, detail, _, _ = run_gate(checker, frames, policy, FPS)
+    assert (verdict, reason, detail) == ("refused", "liveness", "passive:static")
