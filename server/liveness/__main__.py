@@ -10,7 +10,9 @@ challenges scheduled from each clip's observed actions.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -34,6 +36,10 @@ def _gate_eval(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     policies = [ge.gate_policy(settings, LivenessPolicy.parse(p)) for p in args.policy.split(",")]
+    if args.parallax_only:  # ablation: the pixel cues never fire
+        policies = [dataclasses.replace(p, passive=dataclasses.replace(
+            p.passive, enclosure=math.inf, glare=math.inf, moire=math.inf, gamut=math.inf))
+            for p in policies]
     fps = args.fps or settings.gate.sample_fps
     engine = FaceEngine.load(settings.model_cache, embedder=settings.face.embedder)
     cases = ge.read_cases(args.data)
@@ -84,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--limit", type=int, default=0, help="only the first N generated attacks")
     ev.add_argument("--seed", type=int, default=0, help="challenge draw (gate eval)")
     ev.add_argument("--brief", action="store_true", help="omit refused generated prints")
+    ev.add_argument("--parallax-only", action="store_true",
+                    help="ablation: switch the passive pixel cues off (gate eval)")
     ev.add_argument("--progress", action="store_true", help="one line per case on stderr")
     ev.add_argument("--fps", type=float, default=None,
                     help="sampling rate (default: [gate] sample_fps; 5 for the cue report)")
