@@ -163,7 +163,8 @@ def evaluate(
         kind = next((k for key, k in STILL_KINDS.items() if key in still.stem), "spoof_unknown")
         rgb = decode_image(still.read_bytes())
         faces = engine.analyse(rgb, mesh=True, embed=False).faces
-        check = PassiveCheck(PassiveConfig(**{**passive.__dict__, "min_frames": 1}))
+        still_cfg = {**passive.__dict__, "min_frames": 1, "temporal": False}  # pixels only
+        check = PassiveCheck(PassiveConfig(**still_cfg))
         if len(faces) == 1:
             sample = sample_from_face(rgb, faces[0])
             assert sample is not None
