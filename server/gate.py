@@ -250,6 +250,13 @@ class Gate:
         if obs.faces > 1:
             return self._hold(attempt, Reason.MULTIPLE_FACES, held)
         if obs.quality or obs.match is None:
+            # Not evidence of identity, but still evidence of the presentation: a blurred
+            # screen is still a screen (passive cues see every single-face frame).
+            if obs.liveness is not None and self.policy.liveness.passive:
+                attempt.passive.add(obs.liveness, now)
+                verdict = attempt.passive.verdict()
+                if verdict.live is False:
+                    return self._fail(now, Reason.LIVENESS, None, f"passive:{verdict.cue}")
             return self._hold(attempt, Reason.POOR_QUALITY, held, "; ".join(obs.quality))
         match = obs.match
         if match.ambiguous:

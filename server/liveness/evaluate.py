@@ -26,6 +26,7 @@ import numpy as np
 from ..face.engine import FaceEngine
 from ..face.imageio import decode_image
 from .challenge import ActiveConfig, Challenge, ChallengeAction, StepStatus
+from .gate_eval import species_of
 from .passive import PassiveCheck, PassiveConfig
 from .sample import LivenessSample, sample_from_face
 
@@ -141,7 +142,7 @@ def evaluate(
         rows = list(csv.DictReader(fh))
     for row in rows:
         rel = row["video"]
-        kind = "replay_attack" if "replay" in row["presentation"] else "bona_fide"
+        kind = species_of(row["presentation"])  # anything but bona_fide is an attack
         t0 = time.perf_counter()
         decoded, samples = sample_clip(engine, data / rel, fps)
         ms_per_frame.append((time.perf_counter() - t0) * 1000 / max(len(samples), 1))
@@ -162,7 +163,8 @@ def evaluate(
         kind = next((k for key, k in STILL_KINDS.items() if key in still.stem), "spoof_unknown")
         rgb = decode_image(still.read_bytes())
         faces = engine.analyse(rgb, mesh=True, embed=False).faces
-        check = PassiveCheck(PassiveConfig(**{**passive.__dict__, "min_frames": 1}))
+        still_cfg = {**passive.__dict__, "min_frames": 1, "temporal": False}  # pixels only
+        check = PassiveCheck(PassiveConfig(**still_cfg))
         if len(faces) == 1:
             sample = sample_from_face(rgb, faces[0])
             assert sample is not None

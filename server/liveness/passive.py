@@ -12,13 +12,18 @@ cue cannot catch are in docs/liveness.md.
 
 Pixel cues (per frame, :mod:`server.liveness.cues`) are combined over frames with
 the median, so one odd frame (a hand passing, motion blur) neither admits nor
-refuses. Temporal cues need a few seconds of the same face:
+refuses. The temporal cue needs a few seconds of the same face:
 
-- ``static``: the face never blinks, changes expression or turns (a photo, even
-  panned and zoomed, keeps every ratio of its landmarks);
-- ``planar``: when the landmarks move beyond a similarity (out-of-plane motion), one
-  homography explains that motion almost entirely -- a flat photo being tilted, not
-  a head turning (which moves the nose against the cheeks: parallax).
+- ``static``: nothing moved that a flat picture could not move. Each frame's
+  landmarks are rectified onto the track's first frame by the homography of the face
+  outline (:mod:`server.liveness.parallax`); a photo or screen, however it is tilted,
+  turned, rotated, panned or zoomed, leaves its nose, eyes and mouth where they were
+  (up to mesh jitter), while a person's nose moves against the outline when the head
+  turns (parallax) and eyelids and lips move when they blink or talk.
+
+The evidence is one continuous face track: a jump of the face (position or size, as
+when a phone is brought in front of the person) or a long gap starts a new track, so
+a few frames of a real face cannot vouch for the screen that replaces it.
 """
 
 from __future__ import annotations
@@ -27,9 +32,9 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
+from .parallax import ParallaxTrack
 from .sample import LivenessSample
 
 
@@ -40,18 +45,27 @@ class PassiveConfig:
     glare: float = 0.06  # fraction of specular pixels on the face
     moire: float = 7.0  # spectral peak over radial average
     gamut: float = 10.0  # chroma units outside the skin range
-    # Temporal cues.
-    static_window_s: float = 3.0  # seconds of one face before "never moves" may fire
-    blink_drop: float = 0.10  # EAR drop (fraction of median) that counts as a blink
-    pose_spread_deg: float = 6.0  # p90-p10 of yaw or pitch that counts as moving
-    mouth_spread: float = 0.08  # p90-p10 of mouth opening
-    smile_spread: float = 0.06  # p90-p10 of smile ratio, relative to its median
-    planar_min_motion: float = 0.012  # similarity residual (face sizes) for a pair to count
-    planar_ratio: float = 0.35  # homography / similarity residual below this = flat
-    planar_min_pairs: int = 3
+    # Temporal cue: non-planar motion (p90 over frame pairs 0.5 s apart, inter-ocular
+    # distances) per region that counts as live; parallax.py, docs/liveness.md.
+    static_window_s: float = 3.0  # seconds of one face before "static" may fire
+    nose_motion: float = 0.018
+    eyes_motion: float = 0.03
+    mouth_motion: float = 0.045
+    # The lips count only when the mesh also sees the mouth open and close (p90-p10
+    # of its gap/width ratio): a print's cut edge running along the lips over a still
+    # background can drag the tracker; it cannot make the mesh read a moving mouth.
+    mouth_confirm: float = 0.08
+    min_track_frames: int = 6  # frames of the track needed before the cue is computed
+    # A new face track starts when the face jumps this far (face widths), changes size
+    # by this factor, or is missing this long.
+    track_max_jump: float = 0.8
+    track_max_scale: float = 1.5
+    track_max_gap_s: float = 2.0
     # Combined decision.
     threshold: float = 1.0
     min_frames: int = 3  # pixel-cue frames needed before a verdict
+    # False judges pixels alone (a single still); the gate always needs the motion cue.
+    temporal: bool = True
 
 
 @dataclass(frozen=True)
@@ -63,38 +77,6 @@ class PassiveVerdict:
     threshold: float
     cue: str | None
     cues: dict[str, float] = field(default_factory=dict)
-
-
-def _spread(values: list[float]) -> float:
-    if len(values) < 3:
-        return 0.0
-    arr = np.asarray(values)
-    return float(np.percentile(arr, 90) - np.percentile(arr, 10))
-
-
-def _normalise(points: np.ndarray) -> np.ndarray:
-    centred = points - points.mean(axis=0)
-    scale = math.sqrt(float((centred**2).sum(axis=1).mean()))
-    return np.asarray(centred / max(scale, 1e-6))
-
-
-def planar_residuals(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """(similarity residual, homography residual) of the motion a -> b, in face sizes."""
-    pa, pb = _normalise(a), _normalise(b)
-    # Best similarity after normalisation is a rotation (+ scale ~1): Procrustes.
-    u, s, vt = np.linalg.svd(pb.T @ pa)
-    rot = u @ vt
-    scale = float(s.sum() / max(float((pa**2).sum()), 1e-9))
-    sim = scale * pa @ rot.T
-    r_sim = math.sqrt(float(((sim - pb) ** 2).sum(axis=1).mean()))
-    hom, _ = cv2.findHomography(pa.astype(np.float64), pb.astype(np.float64), 0)
-    if hom is None:
-        return r_sim, r_sim
-    ones = np.ones((len(pa), 1))
-    proj = np.hstack([pa, ones]) @ hom.T
-    proj = proj[:, :2] / np.where(np.abs(proj[:, 2:]) < 1e-9, 1e-9, proj[:, 2:])
-    r_hom = math.sqrt(float(((proj - pb) ** 2).sum(axis=1).mean()))
-    return r_sim, r_hom
 
 
 class PassiveCheck:
@@ -109,16 +91,15 @@ class PassiveCheck:
             "gamut": [],
         }
         self._times: list[float] = []
-        self._ear: list[float] = []
-        self._yaw: list[float] = []
-        self._pitch: list[float] = []
-        self._mouth: list[float] = []
-        self._smile: list[float] = []
-        self._ratios: list[float] = []
+        self._mouth_open: list[float] = []
+        self._track = ParallaxTrack()
         self._last: LivenessSample | None = None
+        self.tracks = 1  # how many face tracks this check has started (1 = continuous)
 
     def reset(self) -> None:
+        tracks = self.tracks
         self.__init__(self.config)  # type: ignore[misc]
+        self.tracks = tracks + 1
 
     @property
     def frames(self) -> int:
@@ -128,7 +109,21 @@ class PassiveCheck:
     def span_s(self) -> float:
         return self._times[-1] - self._times[0] if self._times else 0.0
 
+    def _continues(self, sample: LivenessSample, now: float) -> bool:
+        last, cfg = self._last, self.config
+        if last is None:
+            return True
+        scale = max(last.width, sample.width, 1e-6)
+        jump = math.dist(last.center, sample.center) / scale
+        ratio = max(last.width, sample.width) / max(min(last.width, sample.width), 1e-6)
+        gap = now - self._times[-1]
+        return jump <= cfg.track_max_jump and ratio <= cfg.track_max_scale and (
+            gap <= cfg.track_max_gap_s
+        )
+
     def add(self, sample: LivenessSample, now: float) -> None:
+        if not self._continues(sample, now):
+            self.reset()
         cfg = self.config
         px = sample.pixels
         if px is not None:
@@ -136,33 +131,27 @@ class PassiveCheck:
             self._pixel_scores["glare"].append(px.glare / cfg.glare)
             self._pixel_scores["moire"].append(px.moire / cfg.moire)
             self._pixel_scores["gamut"].append(px.gamut / cfg.gamut)
-        m = sample.measures
         self._times.append(now)
-        self._ear.append(sample.ear)
-        self._yaw.append(m.yaw)
-        self._pitch.append(m.pitch)
-        self._mouth.append(m.mouth_open)
-        self._smile.append(m.smile)
-        if self._last is not None:
-            r_sim, r_hom = planar_residuals(self._last.points, sample.points)
-            if r_sim >= cfg.planar_min_motion:
-                self._ratios.append(r_hom / r_sim)
+        self._mouth_open.append(sample.measures.mouth_open)
+        self._track.add(now, sample.patch, sample.points)
         self._last = sample
 
+    def motion(self) -> dict[str, float]:
+        """Rectified motion per region over the track (see parallax.py)."""
+        return self._track.motion()
+
     def liveliness(self) -> float:
-        """Largest of blink / pose / expression change, each over its own threshold."""
+        """Largest rectified motion of nose / eyes / mouth, each over its threshold."""
         cfg = self.config
-        if len(self._ear) < 3:
-            return 0.0
-        ear_med = statistics.median(self._ear)
-        smile_med = statistics.median(self._smile)
-        return max(
-            (ear_med - min(self._ear)) / max(ear_med, 1e-6) / cfg.blink_drop,
-            _spread(self._yaw) / cfg.pose_spread_deg,
-            _spread(self._pitch) / cfg.pose_spread_deg,
-            _spread(self._mouth) / cfg.mouth_spread,
-            _spread(self._smile) / max(smile_med, 1e-6) / cfg.smile_spread,
-        )
+        m = self._track.motion()
+        mouth = m.get("mouth", 0.0) / cfg.mouth_motion
+        opened = self._mouth_open
+        if len(opened) < 3 or float(np.percentile(opened, 90) - np.percentile(opened, 10)) < (
+            cfg.mouth_confirm
+        ):
+            mouth = 0.0
+        return max(m.get("nose", 0.0) / cfg.nose_motion, m.get("eyes", 0.0) / cfg.eyes_motion,
+                   mouth)
 
     def cue_scores(self) -> dict[str, float]:
         """Every cue's normalised score (1.0 = its threshold); absent cues are left out."""
@@ -172,10 +161,10 @@ class PassiveCheck:
             for name, values in self._pixel_scores.items()
             if values
         }
-        if self.span_s >= cfg.static_window_s:
+        # Fail closed: frames whose motion could not be measured (untrackable texture,
+        # pixel cues skipped) count as frames without live motion.
+        if self.span_s >= cfg.static_window_s and len(self._times) >= cfg.min_track_frames:
             scores["static"] = 1.0 / max(self.liveliness(), 0.1)
-        if len(self._ratios) >= cfg.planar_min_pairs:
-            scores["planar"] = cfg.planar_ratio / max(statistics.median(self._ratios), 1e-3)
         return scores
 
     def verdict(self) -> PassiveVerdict:
@@ -186,6 +175,6 @@ class PassiveCheck:
         cue, score = max(scores.items(), key=lambda kv: kv[1])
         if score >= cfg.threshold:
             return PassiveVerdict(False, score, cfg.threshold, cue, scores)
-        if self.frames < cfg.min_frames:
+        if self.frames < cfg.min_frames or (cfg.temporal and "static" not in scores):
             return PassiveVerdict(None, score, cfg.threshold, None, scores)
         return PassiveVerdict(True, score, cfg.threshold, None, scores)

@@ -15,14 +15,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .cues import PixelCues, pixel_cues
+from .parallax import TRACK_POINTS, face_patch
 
 if TYPE_CHECKING:  # the gate imports this module; keep it free of model imports
     from ..face.engine import Face
     from ..face.landmarks import FaceMeasures
 
-# Every 6th mesh point: ~78 points spread over the whole face, enough for the planar
-# (homography) test and cheap to carry per frame.
-TRACK_POINTS = np.arange(0, 468, 6)
 
 
 class LivenessPolicy(enum.Enum):
@@ -55,7 +53,9 @@ class LivenessSample:
     """One frame's face, reduced to what liveness judges.
 
     ``center``/``width`` are fractions of the frame (continuity is resolution-free);
-    ``points`` are mesh points (frame pixels, x/y) for the planar-motion cue;
+    ``points`` are the mesh's ``parallax.TRACK_POINTS`` (rigid points, nose, eyelids,
+    lips) in the coordinates of ``patch``, the small grey face patch the parallax cue
+    tracks them in (``None`` when the pixel cues were skipped);
     ``embedding`` is set on frames the face engine embedded (start and end of a
     challenge), ``pixels`` on frames where the pixel cues ran.
     """
@@ -66,6 +66,7 @@ class LivenessSample:
     points: np.ndarray
     embedding: np.ndarray | None = None
     pixels: PixelCues | None = None
+    patch: np.ndarray | None = None
 
     @property
     def ear(self) -> float:
@@ -80,11 +81,16 @@ def sample_from_face(
         return None
     height, width = rgb.shape[:2]
     x0, y0, x1, y1 = face.box
+    points = np.ascontiguousarray(face.mesh[TRACK_POINTS, :2], dtype=np.float64)
+    patch: np.ndarray | None = None
+    if pixels:
+        patch, points = face_patch(rgb, points)
     return LivenessSample(
         measures=face.measures,
         center=((x0 + x1) / 2 / width, (y0 + y1) / 2 / height),
         width=(x1 - x0) / width,
-        points=np.ascontiguousarray(face.mesh[TRACK_POINTS, :2], dtype=np.float64),
+        points=points,
         embedding=face.embedding,
         pixels=pixel_cues(rgb, face.box, face.measures.roll) if pixels else None,
+        patch=patch,
     )

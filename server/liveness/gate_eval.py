@@ -1,0 +1,305 @@
+"""Presentation-attack evaluation that runs the gate's own decision (``eval --policy P``).
+
+Why the gate and not the cues: the gate decides on the frames it has when it has them
+(a passive verdict after ``static_window_s``, a challenge after identity), so scoring
+a whole clip measures something the server never does. Here each clip is played as a
+looping fake camera would play it: sampled at ``[gate] sample_fps`` on the clip's own
+clock, every sample analysed by the server's :class:`~server.verify.FaceChecker` (with
+a gallery enrolled from the person's photos, or from the clip's first good frame when
+the data names none) and fed to a real :class:`~server.gate.Gate` with ``Tick`` and
+``FrameAnalysed`` events, until the gate admits or refuses the first attempt. The
+verdict, reason and decision time are the gate's.
+
+Labels (ISO/IEC 30107-3 vocabulary): ``bona_fide`` (optionally followed by a comment)
+is a bona fide presentation; every other label is an attack of that species
+(``replay_attack``, ``print``, ...); labels outside :data:`KNOWN_SPECIES` are counted as
+attacks and listed so a typo cannot turn an attack into a bona fide case. APCER per
+species is attacks admitted / attacks of that species; BPCER is bona fide
+presentations not admitted. Stills (``spoof/``) are one frame: the gate never admits
+a still (no movement), so they are judged by the passive pixel cues alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import random
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from ..config import Settings
+from ..face.engine import FaceEngine
+from ..face.imageio import decode_image
+from ..face.matcher import DEFAULT_THRESHOLD
+from ..gate import (
+    Admitted,
+    FrameAnalysed,
+    Gate,
+    GatePolicy,
+    LockoutTracker,
+    Observation,
+    Refused,
+    Start,
+    Tick,
+)
+from ..verify import CheckTarget, FaceChecker
+from .attacks import PHOTO_EXTS
+from .challenge import ActiveConfig
+from .passive import PassiveCheck, PassiveConfig
+from .sample import LivenessPolicy, sample_from_face
+
+BONA_FIDE = "bona_fide"
+KNOWN_SPECIES = frozenset(
+    {"replay_attack", "photo_attack", "print", "screen", "print_still", "screen_still",
+     "mask", "video_injection"}
+)
+STILL_SPECIES = {"print": "print_still", "screen": "screen_still", "live": BONA_FIDE}
+
+
+def species_of(label: str) -> str:
+    """``bona_fide`` or the attack species named by a presentation label."""
+    word = re.split(r"[\s(;,]", label.strip().lower(), maxsplit=1)[0]
+    return word or "unlabelled"
+
+
+def gate_policy(settings: Settings, liveness: LivenessPolicy) -> GatePolicy:
+    """The policy the server's hub builds for a room with this liveness setting."""
+    gate, live = settings.gate, settings.liveness
+    return GatePolicy(
+        attempt_timeout_s=gate.attempt_timeout_s,
+        max_attempts=gate.max_attempts,
+        frames_required=gate.frames_required,
+        min_motion=gate.min_motion,
+        liveness=liveness,
+        active=dataclasses.replace(ActiveConfig(), step_time_s=live.step_time_s,
+                                   min_steps=live.min_steps, max_steps=live.max_steps),
+        passive=dataclasses.replace(PassiveConfig(), threshold=live.passive_threshold),
+    )
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    video: Path
+    label: str
+    identity: str
+    enrol: Path | None  # folder of the person's photos; None = enrol from the clip
+
+    @property
+    def species(self) -> str:
+        return species_of(self.label)
+
+
+@dataclass
+class CaseResult:
+    case: str
+    species: str
+    verdict: str  # admitted | refused | undecided | not_enrolled
+    reason: str | None = None
+    detail: str = ""
+    decision_s: float | None = None
+    frames: int = 0
+    enrolment: str = ""
+    score: float | None = None  # passive score (stills)
+
+    @property
+    def attack(self) -> bool:
+        return self.species != BONA_FIDE
+
+    @property
+    def accepted(self) -> bool:
+        return self.verdict == "admitted"
+
+
+def read_cases(data: Path) -> list[Case]:
+    """Cases of ``data/video_cases.csv``; ``enroll_with`` may be relative to ``data``."""
+    cases = []
+    with (data / "video_cases.csv").open() as fh:
+        for row in csv.DictReader(fh):
+            enrol = row.get("enroll_with") or ""
+            cases.append(Case(row["video"], data / row["video"], row["presentation"],
+                              row.get("identity", ""), (data / enrol) if enrol else None))
+    return cases
+
+
+def sampled_frames(path: Path, fps: float, max_s: float) -> list[np.ndarray]:
+    """One pass of the clip as the sampler sees it: the frame current at each 1/fps."""
+    out: list[np.ndarray] = []
+    next_t = 0.0
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            t = float(frame.time or 0.0)
+            if t > max_s:
+                break
+            if t + 1e-6 >= next_t:
+                out.append(frame.to_ndarray(format="rgb24"))
+                next_t += 1.0 / fps
+                while next_t <= t:
+                    next_t += 1.0 / fps
+    return out
+
+
+def enrol_gallery(
+    engine: FaceEngine, case: Case, frames: list[np.ndarray]
+) -> tuple[np.ndarray | None, str]:
+    """Templates for the case's person: their photos, else the clip's first good face."""
+    if case.enrol is not None and case.enrol.is_dir():
+        embeddings = []
+        for photo in sorted(case.enrol.iterdir()):
+            if photo.suffix.lower() in PHOTO_EXTS:
+                result = engine.enrol_photo(photo.read_bytes())
+                if result.embedding is not None:
+                    embeddings.append(result.embedding)
+        if embeddings:
+            return np.stack(embeddings), f"{len(embeddings)} photos"
+    for i, rgb in enumerate(frames):
+        result = engine.enrol_frame(rgb)
+        if result.embedding is not None:
+            return result.embedding[None, :], f"clip frame {i}"
+    return None, "none"
+
+
+Cache = dict[tuple[int, bool], Observation]
+
+
+def run_gate(
+    checker: FaceChecker, frames: list[np.ndarray], policy: GatePolicy, fps: float,
+    seed: int = 0, cache: Cache | None = None,
+) -> tuple[str, str | None, str, float | None, int]:
+    """Loop ``frames`` into a fresh gate until its first attempt ends.
+
+    Returns (verdict, reason, detail, decision time in s from Start, frames fed).
+    Observations are cached per (frame, embed): the checker is stateless and the
+    engine deterministic, so a looped frame is analysed once, and runs of the same
+    clip under several policies share ``cache``.
+    """
+    gate = Gate(policy, LockoutTracker(), rng=random.Random(seed))
+    gate.handle(Start(0.0))
+    cache = {} if cache is None else cache
+    horizon = policy.attempt_timeout_s + policy.active.step_time_s * (policy.active.max_steps + 2)
+    k = 0
+    while frames:
+        now = k / fps
+        if now > horizon:
+            break
+        actions = list(gate.handle(Tick(now)))
+        if not any(isinstance(a, Admitted | Refused) for a in actions):
+            key = (k % len(frames), gate.wants_embedding)
+            if key not in cache:
+                cache[key] = checker.observe(frames[key[0]], embed=key[1])
+            actions += gate.handle(FrameAnalysed(now, cache[key]))
+        k += 1
+        for action in actions:
+            if isinstance(action, Admitted):
+                return "admitted", None, "", now, k
+            if isinstance(action, Refused):
+                return "refused", action.reason.value, action.detail, now, k
+    return "undecided", None, "", None, k
+
+
+def run_case(
+    engine: FaceEngine, case: Case, policy: GatePolicy, fps: float, seed: int = 0
+) -> CaseResult:
+    return run_case_policies(engine, case, [policy], fps, seed)[0]
+
+
+def run_case_policies(
+    engine: FaceEngine, case: Case, policies: list[GatePolicy], fps: float, seed: int = 0,
+    galleries: dict[Path, tuple[np.ndarray | None, str]] | None = None,
+) -> list[CaseResult]:
+    """The case under each policy; the clip is decoded, enrolled and analysed once.
+
+    ``galleries`` caches enrolments by photo folder across cases (many generated
+    prints share one person)."""
+    longest = max(p.attempt_timeout_s for p in policies)
+    frames = sampled_frames(case.video, fps, longest + 1.0)
+    if galleries is not None and case.enrol is not None and case.enrol in galleries:
+        gallery, how = galleries[case.enrol]
+    else:
+        gallery, how = enrol_gallery(engine, case, frames)
+        if galleries is not None and case.enrol is not None and how.endswith("photos"):
+            galleries[case.enrol] = (gallery, how)
+    if gallery is None:
+        return [CaseResult(case.name, case.species, "not_enrolled", enrolment=how)
+                for _ in policies]
+    person = case.identity or "person"
+    checker = FaceChecker(engine, CheckTarget(person, {person: gallery}, DEFAULT_THRESHOLD))
+    cache: Cache = {}
+    results = []
+    for policy in policies:
+        verdict, reason, detail, when, fed = run_gate(checker, frames, policy, fps, seed, cache)
+        results.append(CaseResult(case.name, case.species, verdict, reason, detail,
+                                  None if when is None else round(when, 2), fed, how))
+    return results
+
+
+def run_still(engine: FaceEngine, path: Path, config: PassiveConfig) -> CaseResult:
+    """A still is one frame: the passive pixel cues judge it (the gate never admits it)."""
+    species = next((s for key, s in STILL_SPECIES.items() if key in path.stem), "still")
+    rgb = decode_image(path.read_bytes())
+    faces = engine.analyse(rgb, mesh=True, embed=False).faces
+    name = f"spoof/{path.name}"
+    if len(faces) != 1:
+        return CaseResult(name, species, "undecided", "no_face", frames=1)
+    sample = sample_from_face(rgb, faces[0])
+    assert sample is not None
+    check = PassiveCheck(dataclasses.replace(config, min_frames=1, temporal=False))
+    check.add(sample, 0.0)
+    verdict = check.verdict()
+    if verdict.live:
+        return CaseResult(name, species, "admitted", frames=1, score=round(verdict.score, 3))
+    return CaseResult(name, species, "refused", "liveness", f"passive:{verdict.cue}",
+                      frames=1, score=round(verdict.score, 3))
+
+
+@dataclass
+class Report:
+    policy: str
+    fps: float
+    cases: list[CaseResult] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        attacks: dict[str, list[CaseResult]] = defaultdict(list)
+        for case in self.cases:
+            if case.attack:
+                attacks[case.species].append(case)
+        bona = [c for c in self.cases if not c.attack]
+        apcer = {k: sum(c.accepted for c in v) / len(v) for k, v in sorted(attacks.items())}
+        return {
+            "policy": self.policy,
+            "sample_fps": self.fps,
+            "apcer": apcer,
+            "attacks": {k: len(v) for k, v in sorted(attacks.items())},
+            "apcer_max": max(apcer.values(), default=0.0),
+            "bpcer": sum(not c.accepted for c in bona) / len(bona) if bona else 0.0,
+            "bona_fide": len(bona),
+            "unknown_labels": sorted(k for k in attacks if k not in KNOWN_SPECIES),
+            "per_case": [dataclasses.asdict(c) for c in self.cases],
+        }
+
+
+def print_report(summary: dict[str, Any], *, all_cases: bool = True) -> None:
+    print(f"policy {summary['policy']}, sampled at {summary['sample_fps']} fps")
+    print(f"{'case':58s} {'species':14s} {'verdict':10s} {'reason':12s} {'at s':>6s}  detail")
+    for c in summary["per_case"]:
+        if not all_cases and c["species"] == "print" and c["verdict"] == "refused":
+            continue
+        at = "-" if c["decision_s"] is None else f"{c['decision_s']:.2f}"
+        detail = c["detail"] + (f" score {c['score']}" if c["score"] is not None else "")
+        print(f"{c['case'][-58:]:58s} {c['species']:14s} {c['verdict']:10s} "
+              f"{str(c['reason'] or '-'):12s} {at:>6s}  {detail}")
+    print()
+    for species, value in summary["apcer"].items():
+        n = summary["attacks"][species]
+        print(f"APCER {species:14s} {value:.3f}  ({round(value * n)}/{n} admitted)")
+    bona = summary["bona_fide"]
+    print(f"BPCER {'bona_fide':14s} {summary['bpcer']:.3f}  "
+          f"({round(summary['bpcer'] * bona)}/{bona} not admitted)")
+    if summary["unknown_labels"]:
+        print(f"unknown labels (counted as attacks): {', '.join(summary['unknown_labels'])}")
