@@ -22,6 +22,10 @@ prompted one at a time (``Prompt`` actions, each with a time limit) after identi
 established, ``active+passive`` (the default) does both. The challenge must be done by
 the same face throughout: the face track must stay continuous and the embedding at
 the end must match the one at the start. Failures are ``Reason.LIVENESS``.
+
+Policies with ``light`` first run the screen-light challenge (``liveness/flash.py``): a
+``Flash`` action asks the page to show a random colour sequence and the face's skin
+must answer it; the pose challenge (``active``) follows, then the same final check.
 """
 
 from __future__ import annotations
@@ -33,11 +37,12 @@ import secrets
 import statistics
 from collections import deque
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .liveness.challenge import PROMPTS, ActiveConfig, Challenge, StepStatus
+from .liveness.flash import FlashConfig, FlashStep, LightChallenge
 from .liveness.passive import PassiveCheck, PassiveConfig
 from .liveness.sample import LivenessPolicy, LivenessSample
 
@@ -202,7 +207,21 @@ class LockedOut:
     until: float
 
 
-Action = StateChanged | Progress | Admitted | Refused | LockedOut | Prompt
+@dataclass(frozen=True)
+class Flash:
+    """Fill the participant's screen with ``steps`` from ``lead_s`` after this action.
+
+    The light check decides at gate time ``deadline`` (for the edge's timers); until
+    then the edge should analyse ``sample_fps`` frames a second.
+    """
+
+    steps: tuple[FlashStep, ...]
+    lead_s: float
+    deadline: float
+    sample_fps: float
+
+
+Action = StateChanged | Progress | Admitted | Refused | LockedOut | Prompt | Flash
 
 
 # ---- policy and lockout -----------------------------------------------------
@@ -218,6 +237,7 @@ class GatePolicy:
     liveness: LivenessPolicy = LivenessPolicy.ACTIVE_PASSIVE
     active: ActiveConfig = field(default_factory=ActiveConfig)
     passive: PassiveConfig = field(default_factory=PassiveConfig)
+    flash: FlashConfig = field(default_factory=FlashConfig)
 
 
 @dataclass
@@ -277,6 +297,7 @@ class _Attempt:
     samples: list[LivenessSample] = field(default_factory=list)
     passive: PassiveCheck = field(default_factory=PassiveCheck)
     challenge: Challenge | None = None
+    light: LightChallenge | None = None
     start_embedding: np.ndarray | None = None
     confirm_deadline: float | None = None
     reverify: bool = False
@@ -436,7 +457,7 @@ class Gate:
             return self._hold(attempt, Reason.POOR_QUALITY, held, "face not measurable")
         if len(attempt.distances) < required:
             return [Progress(len(attempt.distances), required)]
-        if liveness.active:
+        if liveness.active or liveness.light:
             return self._start_challenge(now, attempt)
         if _motion(attempt.centers, attempt.widths) < self.policy.min_motion:
             attempt.hold = Reason.NO_MOVEMENT
@@ -456,15 +477,54 @@ class Gate:
     # -- the active challenge --
 
     def _start_challenge(self, now: float, attempt: _Attempt) -> list[Action]:
+        attempt.start_embedding = next(
+            (s.embedding for s in attempt.samples if s.embedding is not None), None
+        )
+        if self.policy.liveness.light:
+            light = attempt.light = LightChallenge.draw(self.rng, now, self.policy.flash)
+            flash = Flash(light.sequence.steps, light.start - now, light.decide_at,
+                          self.policy.flash.sample_fps)  # fmt: skip
+            return [*self._go(State.CHALLENGE), flash]
+        return self._start_pose(now, attempt)
+
+    def _start_pose(self, now: float, attempt: _Attempt) -> list[Action]:
         challenge = Challenge.draw(self.rng, self.policy.active)
         baseline = attempt.samples[-self.policy.active.baseline_frames :]
         challenge.start(baseline, now)
         attempt.challenge = challenge
-        attempt.start_embedding = next(
-            (s.embedding for s in attempt.samples if s.embedding is not None), None
-        )
         steps = len(challenge.actions)
         return [*self._go(State.CHALLENGE), Progress(0, steps), self._prompt(challenge)]
+
+    def _light_frame(self, now: float, obs: Observation, attempt: _Attempt) -> list[Action]:
+        """A frame while the screen flashes: collect the skin's answer, judge at the end."""
+        light = attempt.light
+        assert light is not None
+        sample = obs.liveness if obs.faces == 1 else None
+        if sample is not None:
+            attempt.samples.append(sample)
+            if self.policy.liveness.passive:
+                # The flashes tint the face on purpose: keep them from the pixel cues.
+                lit = light.in_window(now)
+                attempt.passive.add(replace(sample, pixels=None) if lit else sample, now)
+        if light.feed(sample.light if sample is not None else None, now) is not None:
+            return self._after_light(now, attempt)
+        hold = (
+            Reason.NO_FACE if obs.faces == 0 else Reason.MULTIPLE_FACES if obs.faces > 1 else None
+        )
+        return [Progress(0, 1, hold)] if hold is not None else []
+
+    def _after_light(self, now: float, attempt: _Attempt) -> list[Action]:
+        verdict = attempt.light.verdict if attempt.light is not None else None
+        assert verdict is not None
+        if not verdict.passed:
+            return self._fail(now, Reason.LIVENESS, None, f"light:{verdict.detail}")
+        if self.policy.liveness.active:
+            return self._start_pose(now, attempt)
+        attempt.confirm_deadline = now + self.policy.active.step_time_s
+        return [
+            Progress(1, 1),
+            Prompt("Look at the camera", None, 1, 1, 0.0, attempt.confirm_deadline),
+        ]
 
     def _prompt(self, challenge: Challenge) -> Prompt:
         action = challenge.current
@@ -478,35 +538,40 @@ class Gate:
         )
 
     def _challenge_tick(self, now: float, attempt: _Attempt) -> list[Action]:
-        challenge = attempt.challenge
-        assert challenge is not None
         if attempt.confirm_deadline is not None:
             if now >= attempt.confirm_deadline:
                 return self._fail(now, Reason.LIVENESS, None, "no matching face after challenge")
             return []
+        light = attempt.light
+        if light is not None and light.verdict is None:
+            return self._after_light(now, attempt) if light.tick(now) is not None else []
+        challenge = attempt.challenge
+        assert challenge is not None
         outcome = challenge.tick(now)
         if outcome.status is StepStatus.WAITING:
             return []
         return self._fail(now, Reason.LIVENESS, None, f"{outcome.status.value}:{outcome.detail}")
 
     def _challenge_frame(self, now: float, obs: Observation, attempt: _Attempt) -> list[Action]:
-        challenge = attempt.challenge
-        assert challenge is not None
-        steps = len(challenge.actions)
         timed = self._challenge_tick(now, attempt)
-        if timed:
+        if timed or self.state is not State.CHALLENGE:
             return timed
+        if attempt.light is not None and attempt.light.verdict is None:
+            return self._light_frame(now, obs, attempt)
+        challenge = attempt.challenge
+        step, steps = (challenge.step, len(challenge.actions)) if challenge else (1, 1)
         if obs.faces == 0:
-            return [Progress(challenge.step, steps, Reason.NO_FACE)]
+            return [Progress(step, steps, Reason.NO_FACE)]
         if obs.faces > 1:
-            return [Progress(challenge.step, steps, Reason.MULTIPLE_FACES)]
+            return [Progress(step, steps, Reason.MULTIPLE_FACES)]
         sample = obs.liveness
         if sample is None:
-            return [Progress(challenge.step, steps, Reason.POOR_QUALITY, "face not measurable")]
+            return [Progress(step, steps, Reason.POOR_QUALITY, "face not measurable")]
         if self.policy.liveness.passive:
             attempt.passive.add(sample, now)
         if attempt.confirm_deadline is not None:
             return self._confirm(now, obs, attempt)
+        assert challenge is not None
         outcome = challenge.feed(sample, now)
         if outcome.status is StepStatus.WAITING:
             return []

@@ -211,6 +211,18 @@ class Participant:
                         "time_limit_s": action.time_limit_s,
                     }
                 )
+            elif isinstance(action, g.Flash):
+                # Screen-light challenge (docs/protocol.md `flash`): the page shows the
+                # colours; the sampler analyses more frames until the gate decides.
+                if self.sampler is not None:
+                    self.sampler.boost(action.sample_fps, action.deadline)
+                await self.send(
+                    {
+                        "type": "flash",
+                        "sequence": [{"color": s.css, "ms": s.ms} for s in action.steps],
+                        "lead_ms": round(action.lead_s * 1000),
+                    }
+                )
             elif isinstance(action, g.Progress):
                 await self._progress(action)
             elif isinstance(action, g.Admitted):

@@ -58,6 +58,7 @@ def room_json(room: Room, base: str, default_threshold: float) -> dict[str, Any]
         "retain_photos": room.retain_photos,
         "engine": room.engine,
         "presence_interval_s": room.presence_interval_s,
+        "no_flashing": room.no_flashing,
         "link": f"{base}/r/{room.slug}",
         "created": room.created,
     }

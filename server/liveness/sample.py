@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .cues import PixelCues, pixel_cues
+from .lightmeter import LightSample, measure_light
 
 if TYPE_CHECKING:  # the gate imports this module; keep it free of model imports
     from ..face.engine import Face
@@ -32,14 +33,30 @@ class LivenessPolicy(enum.Enum):
     PASSIVE = "passive"
     ACTIVE = "active"
     ACTIVE_PASSIVE = "active+passive"
+    # The screen-light challenge (flash.py), alone or with the others.
+    LIGHT = "light"
+    LIGHT_PASSIVE = "light+passive"
+    ACTIVE_LIGHT = "active+light"
+    ACTIVE_LIGHT_PASSIVE = "active+light+passive"
 
     @property
     def active(self) -> bool:
-        return self in (LivenessPolicy.ACTIVE, LivenessPolicy.ACTIVE_PASSIVE)
+        return "active" in self.value.split("+")
 
     @property
     def passive(self) -> bool:
-        return self in (LivenessPolicy.PASSIVE, LivenessPolicy.ACTIVE_PASSIVE)
+        return "passive" in self.value.split("+")
+
+    @property
+    def light(self) -> bool:
+        return "light" in self.value.split("+")
+
+    def without_light(self) -> LivenessPolicy:
+        """What a room that does not flash the screen runs instead: the pose challenge
+        replaces the light challenge (photosensitive participants, ``rooms.no_flashing``)."""
+        if not self.light:
+            return self
+        return LivenessPolicy.ACTIVE_PASSIVE if self.passive else LivenessPolicy.ACTIVE
 
     @classmethod
     def parse(cls, value: str) -> LivenessPolicy:
@@ -57,7 +74,8 @@ class LivenessSample:
     ``center``/``width`` are fractions of the frame (continuity is resolution-free);
     ``points`` are mesh points (frame pixels, x/y) for the planar-motion cue;
     ``embedding`` is set on frames the face engine embedded (start and end of a
-    challenge), ``pixels`` on frames where the pixel cues ran.
+    challenge), ``pixels`` on frames where the pixel cues ran, ``light`` (skin chroma
+    for the screen-light challenge) whenever the face could be measured.
     """
 
     measures: FaceMeasures
@@ -66,15 +84,14 @@ class LivenessSample:
     points: np.ndarray
     embedding: np.ndarray | None = None
     pixels: PixelCues | None = None
+    light: LightSample | None = None
 
     @property
     def ear(self) -> float:
         return (self.measures.ear_left + self.measures.ear_right) / 2.0
 
 
-def sample_from_face(
-    rgb: np.ndarray, face: Face, *, pixels: bool = True
-) -> LivenessSample | None:
+def sample_from_face(rgb: np.ndarray, face: Face, *, pixels: bool = True) -> LivenessSample | None:
     """Reduce an engine ``Face`` (mesh must have run) to a sample; ``None`` without mesh."""
     if face.measures is None or face.mesh is None:
         return None
@@ -87,4 +104,5 @@ def sample_from_face(
         points=np.ascontiguousarray(face.mesh[TRACK_POINTS, :2], dtype=np.float64),
         embedding=face.embedding,
         pixels=pixel_cues(rgb, face.box, face.measures.roll) if pixels else None,
+        light=measure_light(rgb, face.box),
     )

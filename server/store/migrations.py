@@ -126,4 +126,9 @@ MIGRATIONS: list[str] = [
     CREATE INDEX webhook_deliveries_hook ON webhook_deliveries(webhook_id, created);
     ALTER TABLE rooms ADD COLUMN presence_interval_s REAL
     """,
+    # 4: rooms that never flash the screen (photosensitive participants): the
+    # screen-light liveness challenge is replaced by the pose challenge.
+    """
+    ALTER TABLE rooms ADD COLUMN no_flashing INTEGER NOT NULL DEFAULT 0
+    """,
 ]

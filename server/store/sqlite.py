@@ -843,6 +843,7 @@ def _room(row: sqlite3.Row) -> Room:
         engine=row["engine"],
         created=row["created"],
         presence_interval_s=row["presence_interval_s"],
+        no_flashing=bool(row["no_flashing"]),
     )
 
 

@@ -18,7 +18,6 @@ from a real screen) is what the docs call out as untested here (docs/liveness.md
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,6 +91,49 @@ def _mask(shape: tuple[int, int], box: Box) -> np.ndarray:
     return np.asarray(np.clip(1.6 - d, 0.0, 1.0), dtype=np.float32)
 
 
+class Camera:
+    """Films a face lit by the screen: paints the light, then what the camera adds.
+
+    Stateful like a real camera (auto exposure and white balance follow the scene), so
+    frames must be shot in time order. ``shoot`` returns the frame and the gate time
+    it is seen at (camera time + ``lag_s`` + jitter): the gate then finds the sequence
+    ``lag_s`` late, which is what the judge's latency search must allow for.
+    """
+
+    def __init__(self, reflection: Reflection, rng: random.Random) -> None:
+        self.reflection = reflection
+        self.rng = rng
+        self.gains = np.ones(3)
+        self.exposure = 1.0
+        self.nrng = np.random.default_rng(rng.randrange(2**32))
+
+    def shoot(
+        self, rgb: np.ndarray, box: Box, t: float, sequence: FlashSequence | None, start: float
+    ) -> tuple[float, np.ndarray]:
+        """``start`` is the camera time of the first colour (ignored without a sequence)."""
+        refl = self.reflection
+        light = _screen(sequence, start, t) * refl.strength
+        mask = _mask(rgb.shape[:2], box)
+        share = refl.background_share + (1 - refl.background_share) * mask
+        linear = (rgb.astype(np.float32) / 255.0) ** 2.2
+        lit = linear * (1.0 + share[..., None] * light[None, None, :])
+        # Auto exposure pulls back the brightness the screen adds (half a frame behind);
+        # auto white balance wanders on its own.
+        target = 1.0 / (1.0 + refl.auto_exposure * float(light.mean()) * float(mask.mean()))
+        self.exposure = 0.5 * self.exposure + 0.5 * target
+        drift = self.nrng.normal(0, refl.awb_drift / 4, 3)
+        self.gains = np.clip(self.gains + drift, 1 - refl.awb_drift * 3, 1 + refl.awb_drift * 3)
+        lit = lit * self.exposure * self.gains[None, None, :]
+        img = 255.0 * np.clip(lit, 0, 1) ** (1 / 2.2)
+        img += self.nrng.normal(0, refl.noise, img.shape)
+        img8 = np.clip(img, 0, 255).astype(np.uint8)
+        params = [cv2.IMWRITE_JPEG_QUALITY, refl.jpeg_quality]
+        ok, enc = cv2.imencode(".jpg", np.ascontiguousarray(img8[..., ::-1]), params)
+        assert ok
+        decoded = np.ascontiguousarray(cv2.imdecode(enc, cv2.IMREAD_COLOR)[..., ::-1])
+        return t + refl.lag_s + self.rng.uniform(0, refl.jitter_s), decoded
+
+
 def tint(
     frames: list[tuple[float, np.ndarray, Box]],
     sequence: FlashSequence | None,
@@ -99,43 +141,10 @@ def tint(
     reflection: Reflection,
     rng: random.Random,
 ) -> list[tuple[float, np.ndarray]]:
-    """Paint the screen's light on ``frames`` (camera time, RGB, face box).
-
-    ``start`` is the camera time of the first colour; returns (gate time, frame) with
-    gate time = camera time + ``lag_s`` + jitter, i.e. the gate expects the sequence at
-    camera time + ``lag_s`` (what the judge's latency search must find).
-    """
-    out: list[tuple[float, np.ndarray]] = []
-    gains = np.ones(3)
-    exposure = 1.0
-    nrng = np.random.default_rng(rng.randrange(2**32))
-    for t, rgb, box in frames:
-        light = _screen(sequence, start, t) * reflection.strength
-        mask = _mask(rgb.shape[:2], box)
-        share = reflection.background_share + (1 - reflection.background_share) * mask
-        linear = (rgb.astype(np.float32) / 255.0) ** 2.2
-        lit = linear * (1.0 + share[..., None] * light[None, None, :])
-        # Auto exposure follows the brightness the screen adds (half a step behind),
-        # auto white balance wanders on its own.
-        target = 1.0 / (1.0 + reflection.auto_exposure * float(light.mean()) * float(mask.mean()))
-        exposure = 0.5 * exposure + 0.5 * target
-        gains = np.clip(gains + nrng.normal(0, reflection.awb_drift / 4, 3), 0.9, 1.1)
-        lit = lit * exposure * gains[None, None, :]
-        img = 255.0 * np.clip(lit, 0, 1) ** (1 / 2.2)
-        img += nrng.normal(0, reflection.noise, img.shape)
-        img8 = np.clip(img, 0, 255).astype(np.uint8)
-        ok, enc = cv2.imencode(
-            ".jpg", img8[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, reflection.jpeg_quality]
-        )
-        assert ok
-        decoded = cv2.imdecode(enc, cv2.IMREAD_COLOR)[..., ::-1]
-        out.append(
-            (
-                t + reflection.lag_s + rng.uniform(0, reflection.jitter_s),
-                np.ascontiguousarray(decoded),
-            )
-        )
-    return out
+    """Shoot ``frames`` (camera time, RGB, face box) lit by ``sequence`` from ``start``
+    (camera time); returns (gate time, frame) pairs."""
+    camera = Camera(reflection, rng)
+    return [camera.shoot(rgb, box, t, sequence, start) for t, rgb, box in frames]
 
 
 def pick(
@@ -163,7 +172,3 @@ def boxed(
         if box is not None:
             out.append((t, rgb, box))
     return out
-
-
-def period_of(sequence: FlashSequence) -> float:
-    return math.fsum(s.ms for s in sequence.steps) / 1000.0
