@@ -141,7 +141,8 @@ def draw_sequence(rng: random.Random, config: FlashConfig | None = None) -> Flas
             far = [n for n in names if math.dist(expected_chroma(n), prev) >= cfg.min_contrast]
             colours.append(rng.choice(far))
         axes = np.array([expected_chroma(c) for c in colours])
-        if len(set(colours)) >= min(cfg.min_colours, count) and (axes.std(axis=0) > 0.2).all():
+        varied = count < 3 or bool((axes.std(axis=0) > 0.2).all())
+        if varied and len(set(colours)) >= min(cfg.min_colours, count):
             return FlashSequence(tuple(FlashStep(c, rng.choice(grains)) for c in colours))
 
 

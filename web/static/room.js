@@ -1,6 +1,8 @@
 // videogate participant client: lobby (camera, prompts, verdict) then the room grid.
 // Protocol: docs/protocol.md. No build step; an ES module served as is.
 
+import { runFlash, stopFlash } from "./flash.js";
+
 const app = document.getElementById("app");
 const roomSlug = app.dataset.room;
 const params = new URLSearchParams(location.search);
@@ -166,6 +168,10 @@ function onMessage(msg) {
       }
       break;
     }
+    case "flash":
+      // Screen-light challenge: the colours' light on the face must answer in sync.
+      runFlash(msg, { announce: setStatus });
+      break;
     case "state":
       if (msg.state === "checking" || msg.state === "reverifying") {
         $("verdict").hidden = true;
@@ -174,6 +180,7 @@ function onMessage(msg) {
       }
       break;
     case "verdict":
+      stopFlash();
       $("prompt").hidden = true;
       if (msg.admitted) {
         showVerdict(true, "Verified", msg.message, "");
