@@ -130,7 +130,9 @@ class Camera:
         params = [cv2.IMWRITE_JPEG_QUALITY, refl.jpeg_quality]
         ok, enc = cv2.imencode(".jpg", np.ascontiguousarray(img8[..., ::-1]), params)
         assert ok
-        decoded = np.ascontiguousarray(cv2.imdecode(enc, cv2.IMREAD_COLOR)[..., ::-1])
+        bgr = cv2.imdecode(enc, cv2.IMREAD_COLOR)
+        assert bgr is not None
+        decoded = np.ascontiguousarray(bgr[..., ::-1])
         return t + refl.lag_s + self.rng.uniform(0, refl.jitter_s), decoded
 
 
