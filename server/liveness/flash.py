@@ -14,10 +14,13 @@ chroma, ``(r - g, b - g)`` of the screen colour (red light raises ``log R/G``, b
 raises ``log B/G``, green lowers both). For every camera/network latency in
 ``[min_lag_s, max_lag_s]`` the frames are assigned to the colour on screen when they
 were taken; both series are detrended (slow auto-exposure / white-balance drift and
-movement), outliers are clipped, and the per-channel correlations are averaged. The
-best latency must reach ``min_corr`` with a gain of at least ``min_gain`` (the face's
-log-chroma change per unit of expected change), from enough frames covering enough
-colours.
+movement), outliers are clamped, and the per-channel correlations are averaged. The
+best latency must reach ``min_corr`` (each channel ``min_channel_corr``) with a gain of
+at least ``min_gain`` (the face's log-chroma change per unit of expected change), from
+enough frames covering enough colours; and the background must answer less than
+``max_background_ratio`` of the face, or the whole scene was lit alike (``flat``: paper
+or glass around the face). Measured rates, and what this does not defeat, are in
+docs/liveness.md; the reflection there is simulated.
 
 Photosensitivity (WCAG 2.3.1, three flashes): every colour is held at least
 ``min_step_ms`` (400 ms), so no one-second window holds more than three changes of
