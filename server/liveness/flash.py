@@ -70,7 +70,7 @@ class FlashConfig:
     max_step_ms: int = 650
     step_grain_ms: int = 50
     min_contrast: float = 1.1  # chroma distance between consecutive colours
-    lead_s: float = 1.0  # message -> first colour: time to read / hear the announcement
+    lead_s: float = 1.5  # message -> first colour: time to read / hear the announcement
     # Latency searched between the page's colour and the frame the gate sees: network
     # one way, page render, camera exposure and encode, network back, decode, analysis.
     min_lag_s: float = 0.0

@@ -88,19 +88,24 @@ def test_sequences_differ_between_sessions() -> None:
 
 
 def answer(
-    seq: FlashSequence | None, lag: float, noise: float, seed: int = 0, gain: float = 0.03
+    seq: FlashSequence | None,
+    lag: float,
+    noise: float,
+    seed: int = 0,
+    gain: float = 0.03,
+    start: float = 1.0,
 ) -> list[tuple[float, LightSample]]:
-    """8 fps measurements of a face answering ``seq`` (shown from t=1) ``lag`` late."""
+    """8 fps measurements of a face answering ``seq`` (shown from ``start``) ``lag`` late."""
     rng = np.random.default_rng(seed)
     out = []
     for t in np.arange(0.0, 8.5, 0.125):
         e = np.zeros(2)
         if seq is not None:
-            rel = t - 1.0 - lag
+            rel = t - start - lag
             for onset, step in zip(seq.onsets(), seq.steps, strict=True):
                 if onset <= rel < onset + step.ms / 1000:
                     e = np.array(expected_chroma(step.colour))
-        face = 0.3 + gain * e + rng.normal(0, gain * 0.3, 2)
+        face = 0.3 + gain * e + rng.normal(0, gain * noise, 2)
         background = (0.0, 0.1) + rng.normal(0, 0.003, 2)
         out.append((float(t), LightSample((face[0], face[1]), (background[0], background[1]), 120)))
     return out
@@ -133,7 +138,7 @@ def test_light_challenge_decides_on_a_frame_or_a_tick_after_the_window() -> None
     challenge = LightChallenge.draw(random.Random(4), 0.0, CFG)
     assert challenge.start == CFG.lead_s
     assert challenge.tick(challenge.decide_at - 0.01) is None
-    measured = answer(challenge.sequence, 0.4, 0.3)
+    measured = answer(challenge.sequence, 0.4, 0.3, start=challenge.start)
     for t, s in measured:
         if t < challenge.decide_at:
             assert challenge.feed(s, t) is None

@@ -19,10 +19,19 @@ export function safeSequence(sequence) {
       Number.isFinite(s.ms) && s.ms >= MIN_STEP_MS && s.ms <= 5000);
 }
 
-function overlay(text) {
+function overlay(text, stream) {
   const el = document.createElement("div");
   el.className = "flash-overlay";
   el.setAttribute("aria-hidden", "true"); // the live region below speaks for it
+  if (stream) {
+    // A small mirrored preview, so the person can keep their face in view.
+    const video = document.createElement("video");
+    video.muted = true;
+    video.autoplay = true;
+    video.playsInline = true;
+    video.srcObject = stream;
+    el.append(video);
+  }
   const note = document.createElement("p");
   note.textContent = text;
   el.append(note);
@@ -32,9 +41,10 @@ function overlay(text) {
 
 /**
  * Show `msg.sequence` ([{color, ms}]) starting `msg.lead_ms` after now.
- * `announce(text)` puts text in the page's live region; resolves when done or stopped.
+ * `announce(text)` puts text in the page's live region; `stream` (the camera) is shown
+ * small in the middle. Resolves with "done", "stopped", "refused" or "disabled".
  */
-export function runFlash(msg, { announce = () => {}, root = document.getElementById("app") } = {}) {
+export function runFlash(msg, { announce = () => {}, root = document.getElementById("app"), stream = null } = {}) {
   stopFlash();
   if (root && root.dataset.noFlashing !== undefined) {
     announce("This room does not flash the screen.");
@@ -67,7 +77,7 @@ export function runFlash(msg, { announce = () => {}, root = document.getElementB
       const elapsed = now - started;
       if (elapsed >= total) { finish("done"); return; }
       if (elapsed >= 0) {
-        if (!el) el = overlay("Keep your face in view");
+        if (!el) el = overlay("Keep your face in view", stream);
         let t = elapsed;
         const step = msg.sequence.find((s) => (t -= s.ms) < 0);
         el.style.backgroundColor = step.color;

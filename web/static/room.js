@@ -170,7 +170,7 @@ function onMessage(msg) {
     }
     case "flash":
       // Screen-light challenge: the colours' light on the face must answer in sync.
-      runFlash(msg, { announce: setStatus });
+      runFlash(msg, { announce: setStatus, stream: localStream });
       break;
     case "state":
       if (msg.state === "checking" || msg.state === "reverifying") {
