@@ -91,7 +91,9 @@ class LivenessSample:
         return (self.measures.ear_left + self.measures.ear_right) / 2.0
 
 
-def sample_from_face(rgb: np.ndarray, face: Face, *, pixels: bool = True) -> LivenessSample | None:
+def sample_from_face(
+    rgb: np.ndarray, face: Face, *, pixels: bool = True
+) -> LivenessSample | None:
     """Reduce an engine ``Face`` (mesh must have run) to a sample; ``None`` without mesh."""
     if face.measures is None or face.mesh is None:
         return None
