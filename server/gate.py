@@ -105,6 +105,8 @@ class Observation:
     ``center`` and ``width`` are fractions of the frame so motion is resolution-free.
     ``quality`` holds human-readable problems (empty = good enough to judge).
     ``liveness`` is the single face's sample for the liveness checks (when the mesh ran).
+    ``taken_at`` is when the frame reached the server (gate clock), if the edge knows:
+    the light challenge times the skin's answer by it rather than by the end of analysis.
     """
 
     faces: int
@@ -113,6 +115,7 @@ class Observation:
     width: float = 0.0
     quality: tuple[str, ...] = ()
     liveness: LivenessSample | None = None
+    taken_at: float | None = None
 
 
 # ---- events -----------------------------------------------------------------
@@ -506,7 +509,8 @@ class Gate:
                 # The flashes tint the face on purpose: keep them from the pixel cues.
                 lit = light.in_window(now)
                 attempt.passive.add(replace(sample, pixels=None) if lit else sample, now)
-        if light.feed(sample.light if sample is not None else None, now) is not None:
+        at = obs.taken_at if obs.taken_at is not None else now
+        if light.feed(sample.light if sample is not None else None, at) is not None:
             return self._after_light(now, attempt)
         hold = (
             Reason.NO_FACE if obs.faces == 0 else Reason.MULTIPLE_FACES if obs.faces > 1 else None

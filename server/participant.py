@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 import time
@@ -173,7 +174,7 @@ class Participant:
 
     # -- frames and time --
 
-    async def _on_frame(self, frame: Any, _received_at: float) -> None:
+    async def _on_frame(self, frame: Any, received_at: float) -> None:
         if self.gate.state is g.State.LOBBY:
             await self._apply(self.gate.handle(g.Start(time.monotonic())))
         if self.gate.state not in (g.State.CHECKING, g.State.REVERIFYING, g.State.CHALLENGE):
@@ -181,6 +182,7 @@ class Participant:
         loop = asyncio.get_running_loop()
         embed = self.gate.wants_embedding
         observation = await loop.run_in_executor(self.hub.executor, self._observe, frame, embed)
+        observation = dataclasses.replace(observation, taken_at=received_at)
         if not self._closed:
             await self._apply(self.gate.handle(g.FrameAnalysed(time.monotonic(), observation)))
 
