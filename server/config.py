@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from .clientaddr import HEADERS, parse_trusted
 from .iceservers import IceSettingsError, validate_ice_settings
+from .store.records import LIVENESS_POLICIES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_FILE = REPO_ROOT / "config" / "default.toml"
@@ -64,7 +65,8 @@ class GateSettings:
 class LivenessSettings:
     """[liveness]: which checks rooms require, and the few tunables (docs/liveness.md)."""
 
-    # off | passive | active | active+passive (a per-room setting can override later)
+    # off | passive | active | active+passive | light | light+passive | active+light |
+    # active+light+passive (new rooms start from it; each room has its own)
     policy: str = "active+passive"
     # Seconds allowed for each prompted action.
     step_time_s: float = 6.0
@@ -363,8 +365,8 @@ def _validate(settings: Settings) -> None:
     if settings.face.embedder not in ("onnx", "dlib"):
         raise ConfigError("[face] embedder must be onnx or dlib")
     live = settings.liveness
-    if live.policy.strip().lower() not in {"off", "passive", "active", "active+passive"}:
-        raise ConfigError("[liveness] policy must be off, passive, active or active+passive")
+    if live.policy.strip().lower() not in LIVENESS_POLICIES:
+        raise ConfigError(f"[liveness] policy must be one of {', '.join(LIVENESS_POLICIES)}")
     if not 1 <= live.min_steps <= live.max_steps <= 6:
         raise ConfigError("[liveness] need 1 <= min_steps <= max_steps <= 6")
     if live.step_time_s <= 0:

@@ -3,7 +3,10 @@
 Like aioquic's ``QuicConnection``, the gate never reads a clock, a socket or a
 model: the caller feeds it events (with the time they happened) and carries out
 the actions it returns. That keeps every path -- timeouts, lockout, re-verify --
-a fast, deterministic unit test, and keeps asyncio/aiortc at the edges. Like
+a fast, deterministic unit test, and keeps asyncio/aiortc at the edges.
+Policies with ``light`` first run the screen-light challenge (``liveness/flash.py``):
+a ``Flash`` action asks the page for a random colour sequence the face's skin must
+answer; the pose challenge (``active``) follows, then the same final check. Like
 aioquic's ``get_timer()``, :meth:`Gate.next_deadline` tells the edge when the gate
 next needs a ``Tick``; the edge schedules exactly that instead of polling.
 
@@ -33,16 +36,15 @@ import random
 import secrets
 import statistics
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
 
-import numpy as np
-
+from .gate_challenge import Attempt, ChallengeSteps, GatePolicy
 from .gate_types import (
     MESSAGES,
     Action,
     Admitted,
     AnalysisFailed,
     Event,
+    Flash,
     FrameAnalysed,
     Leave,
     LockedOut,
@@ -58,61 +60,21 @@ from .gate_types import (
     StateChanged,
     Tick,
 )
-from .liveness.challenge import PROMPTS, ActiveConfig, Challenge, StepStatus
-from .liveness.passive import PassiveCheck, PassiveConfig
-from .liveness.sample import LivenessPolicy, LivenessSample
+from .liveness.challenge import Challenge
+from .liveness.passive import PassiveCheck
+from .liveness.sample import LivenessPolicy
 from .lockout import LockoutTracker, key_scope
 
 __all__ = [  # the vocabulary is re-exported: callers import it from here
-    "MESSAGES", "Action", "Admitted", "AnalysisFailed", "Event", "FrameAnalysed", "Gate",
+    "MESSAGES", "Action", "Admitted", "AnalysisFailed", "Event", "Flash", "FrameAnalysed", "Gate",
     "GatePolicy", "Leave", "LockedOut", "LockoutTracker", "Match", "Observation", "Progress",
     "Prompt", "Reason", "Refused", "ReverifyRequested", "Start", "State", "StateChanged",
     "Tick",
 ]  # fmt: skip
 
 
-# ---- policy -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GatePolicy:
-    attempt_timeout_s: float = 20.0
-    max_attempts: int = 3
-    frames_required: int = 3
-    min_motion: float = 0.02
-    mismatch_frames: int = 3
-    liveness: LivenessPolicy = LivenessPolicy.ACTIVE_PASSIVE
-    active: ActiveConfig = field(default_factory=ActiveConfig)
-    passive: PassiveConfig = field(default_factory=PassiveConfig)
-
-
-# ---- the machine ------------------------------------------------------------
-
-
-@dataclass
-class _Attempt:
-    started: float
-    deadline: float
-    person_id: str | None = None
-    distances: list[float] = field(default_factory=list)
-    centers: list[tuple[float, float]] = field(default_factory=list)
-    widths: list[float] = field(default_factory=list)
-    mismatches: int = 0
-    mismatch_distance: float | None = None
-    hold: Reason | None = None
-    seen_face: bool = False
-    samples: list[LivenessSample] = field(default_factory=list)
-    passive: PassiveCheck = field(default_factory=PassiveCheck)
-    challenge: Challenge | None = None
-    start_embedding: np.ndarray | None = None
-    confirm_deadline: float | None = None
-    reverify: bool = False
-    # Re-verification is pinned to the admitted person: nobody else can pass it.
-    pinned: str | None = None
-
-
-class Gate:
-    """Admission decisions for one participant."""
+class Gate(ChallengeSteps):
+    """Admission decisions for one participant (the challenge steps: ``gate_challenge.py``)."""
 
     def __init__(
         self,
@@ -130,7 +92,7 @@ class Gate:
         self.failures = 0
         self.person_id: str | None = None
         self.distance: float | None = None
-        self._attempt: _Attempt | None = None
+        self._attempt: Attempt | None = None
 
     @property
     def wants_embedding(self) -> bool:
@@ -145,10 +107,13 @@ class Gate:
         attempt = self._attempt
         if attempt is None:
             return None
-        if self.state is State.CHALLENGE and attempt.challenge is not None:
+        if self.state is State.CHALLENGE:
             if attempt.confirm_deadline is not None:
                 return attempt.confirm_deadline
-            return attempt.challenge.deadline
+            if attempt.light is not None and attempt.light.verdict is None:
+                return attempt.light.decide_at
+            if attempt.challenge is not None:
+                return attempt.challenge.deadline
         if self.state in (State.CHECKING, State.REVERIFYING):
             return attempt.deadline
         return None
@@ -195,8 +160,8 @@ class Gate:
         self.state = state
         return [StateChanged(state)]
 
-    def _new_attempt(self, now: float) -> _Attempt:
-        return _Attempt(
+    def _new_attempt(self, now: float) -> Attempt:
+        return Attempt(
             started=now,
             deadline=now + self.policy.attempt_timeout_s,
             passive=PassiveCheck(self.policy.passive),
@@ -294,7 +259,7 @@ class Gate:
             return self._hold(attempt, Reason.POOR_QUALITY, held, "face not measurable")
         if len(attempt.distances) < required:
             return [Progress(len(attempt.distances), required)]
-        if liveness.active:
+        if liveness.active or liveness.light:
             return self._start_challenge(now, attempt)
         if _motion(attempt.centers, attempt.widths) < self.policy.min_motion:
             attempt.hold = Reason.NO_MOVEMENT
@@ -311,101 +276,11 @@ class Gate:
                 return [Progress(required - 1, required)]
         return self._admit(attempt)
 
-    # -- the active challenge --
-
-    def _start_challenge(self, now: float, attempt: _Attempt) -> list[Action]:
-        challenge = Challenge.draw(self.rng, self.policy.active)
-        baseline = attempt.samples[-self.policy.active.baseline_frames :]
-        challenge.start(baseline, now)
-        attempt.challenge = challenge
-        attempt.start_embedding = next(
-            (s.embedding for s in attempt.samples if s.embedding is not None), None
-        )
-        steps = len(challenge.actions)
-        return [*self._go(State.CHALLENGE), Progress(0, steps), self._prompt(challenge)]
-
-    def _prompt(self, challenge: Challenge) -> Prompt:
-        action = challenge.current
-        return Prompt(
-            PROMPTS[action],
-            action.value,
-            challenge.step + 1,
-            len(challenge.actions),
-            self.policy.active.step_time_s,
-            challenge.deadline,
-        )
-
-    def _challenge_tick(self, now: float, attempt: _Attempt) -> list[Action]:
-        challenge = attempt.challenge
-        assert challenge is not None
-        if attempt.confirm_deadline is not None:
-            if now >= attempt.confirm_deadline:
-                return self._fail(now, Reason.LIVENESS, None, "no matching face after challenge")
-            return []
-        outcome = challenge.tick(now)
-        if outcome.status is StepStatus.WAITING:
-            return []
-        return self._fail(now, Reason.LIVENESS, None, f"{outcome.status.value}:{outcome.detail}")
-
-    def _challenge_frame(self, now: float, obs: Observation, attempt: _Attempt) -> list[Action]:
-        challenge = attempt.challenge
-        assert challenge is not None
-        steps = len(challenge.actions)
-        timed = self._challenge_tick(now, attempt)
-        if timed:
-            return timed
-        if obs.faces == 0:
-            return [Progress(challenge.step, steps, Reason.NO_FACE)]
-        if obs.faces > 1:
-            return [Progress(challenge.step, steps, Reason.MULTIPLE_FACES)]
-        sample = obs.liveness
-        if sample is None:
-            return [Progress(challenge.step, steps, Reason.POOR_QUALITY, "face not measurable")]
-        if self.policy.liveness.passive:
-            attempt.passive.add(sample, now)
-        if attempt.confirm_deadline is not None:
-            return self._confirm(now, obs, attempt)
-        outcome = challenge.feed(sample, now)
-        if outcome.status is StepStatus.WAITING:
-            return []
-        if outcome.status is StepStatus.PASSED:
-            return [Progress(challenge.step, steps), self._prompt(challenge)]
-        if outcome.status is StepStatus.DONE:
-            attempt.confirm_deadline = now + self.policy.active.step_time_s
-            actions: list[Action] = [
-                Progress(steps, steps),
-                Prompt("Look at the camera", None, steps, steps, 0.0, attempt.confirm_deadline),
-            ]
-            if obs.match is not None:
-                actions += self._confirm(now, obs, attempt)
-            return actions
-        detail = f"{outcome.status.value}:{outcome.detail}"
-        return self._fail(now, Reason.LIVENESS, None, detail)
-
-    def _confirm(self, now: float, obs: Observation, attempt: _Attempt) -> list[Action]:
-        """After the last step: the same, enrolled face must still be there."""
-        match, sample = obs.match, obs.liveness
-        if match is None or sample is None or sample.embedding is None:
-            return []  # e.g. still turned away: wait for a frontal frame
-        if not match.accepted or match.person_id != attempt.person_id:
-            return self._fail(now, Reason.NOT_RECOGNISED, match.distance, "face changed")
-        start = attempt.start_embedding
-        if start is not None:
-            moved = float(np.linalg.norm(sample.embedding - start))
-            if moved > self.policy.active.same_face_distance:
-                return self._fail(now, Reason.LIVENESS, match.distance, "face changed")
-        attempt.distances.append(match.distance)
-        if self.policy.liveness.passive:
-            verdict = attempt.passive.verdict()
-            if verdict.live is False:
-                return self._fail(now, Reason.LIVENESS, match.distance, f"passive:{verdict.cue}")
-        return self._admit(attempt)
-
-    def _hold(self, attempt: _Attempt, reason: Reason, held: int, detail: str = "") -> list[Action]:
+    def _hold(self, attempt: Attempt, reason: Reason, held: int, detail: str = "") -> list[Action]:
         attempt.hold = reason
         return [Progress(held, self.policy.frames_required, reason, detail)]
 
-    def _admit(self, attempt: _Attempt) -> list[Action]:
+    def _admit(self, attempt: Attempt) -> list[Action]:
         distance = statistics.median(attempt.distances)
         reverify = attempt.reverify
         self.person_id, self.distance = attempt.person_id, distance

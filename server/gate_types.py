@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from .liveness.flash import FlashStep
 from .liveness.sample import LivenessSample
 
 
@@ -74,6 +75,8 @@ class Observation:
     ``center`` and ``width`` are fractions of the frame so motion is resolution-free.
     ``quality`` holds human-readable problems (empty = good enough to judge).
     ``liveness`` is the single face's sample for the liveness checks (when the mesh ran).
+    ``taken_at`` is when the frame reached the server (gate clock), if the edge knows:
+    the light challenge times the skin's answer by it rather than by the end of analysis.
     """
 
     faces: int
@@ -82,6 +85,7 @@ class Observation:
     width: float = 0.0
     quality: tuple[str, ...] = ()
     liveness: LivenessSample | None = None
+    taken_at: float | None = None
 
 
 # ---- events -----------------------------------------------------------------
@@ -190,4 +194,18 @@ class LockedOut:
     scope: str = ""
 
 
-Action = StateChanged | Progress | Admitted | Refused | LockedOut | Prompt
+@dataclass(frozen=True)
+class Flash:
+    """Fill the participant's screen with ``steps`` from ``lead_s`` after this action.
+
+    The light check decides at gate time ``deadline`` (for the edge's timers); until
+    then the edge should analyse ``sample_fps`` frames a second.
+    """
+
+    steps: tuple[FlashStep, ...]
+    lead_s: float
+    deadline: float
+    sample_fps: float
+
+
+Action = StateChanged | Progress | Admitted | Refused | LockedOut | Prompt | Flash

@@ -157,7 +157,11 @@ class Hub:
         return dataclasses.replace(
             self.policy,
             max_attempts=room.max_attempts or self.policy.max_attempts,
-            liveness=LivenessPolicy.parse(room.liveness_policy),
+            liveness=(
+                LivenessPolicy.parse(room.liveness_policy).without_light()
+                if room.no_flashing  # photosensitive participants: the pose challenge instead
+                else LivenessPolicy.parse(room.liveness_policy)
+            ),
             active=dataclasses.replace(
                 ActiveConfig(),
                 step_time_s=live.step_time_s,

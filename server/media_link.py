@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import time
@@ -174,7 +175,7 @@ class MediaLink:
         video = self.publisher.start_decoding()
         loop = asyncio.get_running_loop()
 
-        async def analyse(frame: Any, _received_at: float) -> None:
+        async def analyse(frame: Any, received_at: float) -> None:
             embed = wants()
             if embed is None:
                 return
@@ -184,6 +185,8 @@ class MediaLink:
                 log.exception("frame analysis failed for participant %s", self.participant_id)
                 self._enqueue(AnalysisError(time.monotonic(), f"{type(exc).__name__}: {exc}"))
                 return
+            # Timed by arrival: the light challenge matches the skin's answer to it.
+            observation = dataclasses.replace(observation, taken_at=received_at)
             self._enqueue(FrameResult(time.monotonic(), observation))
 
         self.sampler = FrameSampler(video, self._sample_fps, analyse)

@@ -103,6 +103,19 @@ class Bye:
 
 
 @dataclass(frozen=True)
+class FlashStep:
+    color: str  # CSS #rrggbb
+    ms: int
+
+
+@dataclass(frozen=True)
+class FlashMessage:
+    TYPE: ClassVar[str] = "flash"
+    sequence: list[FlashStep]
+    lead_ms: int
+
+
+@dataclass(frozen=True)
 class Reverify:
     TYPE: ClassVar[str] = "reverify"
     paused: bool
@@ -110,11 +123,11 @@ class Reverify:
 
 OutMessage = (
     Welcome | SdpAnswer | SdpOffer | StateMessage | ProgressMessage | PromptMessage | Verdict
-    | Peers | Error | Bye | Reverify
+    | Peers | Error | Bye | Reverify | FlashMessage
 )  # fmt: skip
 MESSAGE_TYPES: tuple[type[Any], ...] = (
     Welcome, SdpAnswer, SdpOffer, StateMessage, ProgressMessage, PromptMessage, Verdict,
-    Peers, Error, Bye, Reverify,
+    Peers, Error, Bye, Reverify, FlashMessage,
 )  # fmt: skip
 
 

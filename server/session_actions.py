@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING
 
 from . import gate as g
 from .identity import AdmittedIdentity, pin_target
-from .messages import ProgressMessage, PromptMessage, Reverify, StateMessage, Verdict
+from .messages import (
+    FlashMessage,
+    FlashStep,
+    ProgressMessage,
+    PromptMessage,
+    Reverify,
+    StateMessage,
+    Verdict,
+)
 from .roles import CloseReason
 from .verify import FaceChecker
 
@@ -36,6 +44,13 @@ async def apply_actions(p: Participant, actions: list[g.Action]) -> None:
             )
         elif isinstance(action, g.Progress):
             p.send(progress_message(action))
+        elif isinstance(action, g.Flash):
+            # Screen-light challenge (docs/protocol.md `flash`): the page shows the
+            # colours; the sampler analyses more frames until the gate decides.
+            if p.media.sampler is not None:
+                p.media.sampler.boost(action.sample_fps, action.deadline)
+            sequence = [FlashStep(s.css, s.ms) for s in action.steps]
+            p.send(FlashMessage(sequence, round(action.lead_s * 1000)))
         elif isinstance(action, g.Admitted):
             await _admitted(p, action)
         elif isinstance(action, g.Refused):

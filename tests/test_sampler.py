@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from server.rtc.sampler import FrameSampler
 
@@ -73,3 +74,20 @@ async def test_stop_from_inside_analysis_does_not_cancel_the_caller() -> None:
     await asyncio.sleep(0.2)
     assert finished == ["after-stop"]
     await sampler.stop()
+
+
+async def test_boost_raises_the_rate_until_its_end() -> None:
+    """The screen-light challenge asks for more frames for a few seconds (Flash action)."""
+    count = 0
+
+    async def analyse(_frame: int, _t: float) -> None:
+        nonlocal count
+        count += 1
+
+    sampler = FrameSampler(FastSource(10_000), fps=0.5, analyse=analyse)
+    sampler.boost(50.0, until=time.monotonic() + 60.0)
+    sampler.start()
+    await asyncio.sleep(0.4)
+    await sampler.stop()
+    # At 0.5 fps only the first frame would be analysed in 0.4 s.
+    assert count >= 2

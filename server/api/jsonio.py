@@ -75,6 +75,7 @@ def room_json(room: Room, base: str, default_threshold: float) -> dict[str, Any]
             for engine, c in engine_calibrations(effective).items()
         },
         "presence_interval_s": room.presence_interval_s,
+        "no_flashing": room.no_flashing,
         "link": f"{base}/r/{room.link}",
         # a link made before links had a random part still works as /r/<slug>
         "legacy_link": room.legacy_link,

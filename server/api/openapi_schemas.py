@@ -136,6 +136,11 @@ ROOM_SETTINGS: J = {
         "maximum": PRESENCE_INTERVAL_RANGE[1],
         "description": "seconds between presence checks; null = the server default",
     },
+    "no_flashing": {
+        "type": "boolean",
+        "description": "never flash the participant's screen (photosensitive people): "
+        "light policies run the head-movement challenge instead",
+    },
 }
 
 # Loose on purpose: the signed report's shape is documented in docs/presence.md and
@@ -194,6 +199,7 @@ SCHEMAS: J = {
             "engine",
             "calibration",
             "presence_interval_s",
+            "no_flashing",
             "link",
             "legacy_link",
             "created",

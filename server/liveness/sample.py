@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .cues import PixelCues, pixel_cues
+from .lightmeter import LightSample, measure_light
 from .parallax import TRACK_POINTS, face_patch
 
 if TYPE_CHECKING:  # the gate imports this module; keep it free of model imports
@@ -30,14 +31,30 @@ class LivenessPolicy(enum.Enum):
     PASSIVE = "passive"
     ACTIVE = "active"
     ACTIVE_PASSIVE = "active+passive"
+    # The screen-light challenge (flash.py), alone or with the others.
+    LIGHT = "light"
+    LIGHT_PASSIVE = "light+passive"
+    ACTIVE_LIGHT = "active+light"
+    ACTIVE_LIGHT_PASSIVE = "active+light+passive"
 
     @property
     def active(self) -> bool:
-        return self in (LivenessPolicy.ACTIVE, LivenessPolicy.ACTIVE_PASSIVE)
+        return "active" in self.value.split("+")
 
     @property
     def passive(self) -> bool:
-        return self in (LivenessPolicy.PASSIVE, LivenessPolicy.ACTIVE_PASSIVE)
+        return "passive" in self.value.split("+")
+
+    @property
+    def light(self) -> bool:
+        return "light" in self.value.split("+")
+
+    def without_light(self) -> LivenessPolicy:
+        """What a room that does not flash the screen runs instead: the pose challenge
+        replaces the light challenge (photosensitive participants, ``rooms.no_flashing``)."""
+        if not self.light:
+            return self
+        return LivenessPolicy.ACTIVE_PASSIVE if self.passive else LivenessPolicy.ACTIVE
 
     @classmethod
     def parse(cls, value: str) -> LivenessPolicy:
@@ -57,7 +74,8 @@ class LivenessSample:
     lips) in the coordinates of ``patch``, the small grey face patch the parallax cue
     tracks them in (``None`` when the pixel cues were skipped);
     ``embedding`` is set on frames the face engine embedded (start and end of a
-    challenge), ``pixels`` on frames where the pixel cues ran.
+    challenge), ``pixels`` on frames where the pixel cues ran, ``light`` (skin chroma
+    for the screen-light challenge) whenever the face could be measured.
     """
 
     measures: FaceMeasures
@@ -67,6 +85,7 @@ class LivenessSample:
     embedding: np.ndarray | None = None
     pixels: PixelCues | None = None
     patch: np.ndarray | None = None
+    light: LightSample | None = None
 
     @property
     def ear(self) -> float:
@@ -93,4 +112,5 @@ def sample_from_face(
         embedding=face.embedding,
         pixels=pixel_cues(rgb, face.box, face.measures.roll) if pixels else None,
         patch=patch,
+        light=measure_light(rgb, face.box),
     )

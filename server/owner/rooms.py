@@ -124,6 +124,7 @@ def parse_settings(form: Any) -> dict[str, Any]:
         "liveness_policy": form_str(form, "liveness_policy"),
         "engine": form_str(form, "engine"),
         "retain_photos": form_str(form, "retain_photos") == "on",
+        "no_flashing": form_str(form, "no_flashing") == "on",
     }
     threshold = form_str(form, "threshold").strip()
     attempts = form_str(form, "max_attempts").strip()

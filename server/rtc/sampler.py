@@ -43,6 +43,8 @@ class FrameSampler:
     ) -> None:
         self._source = source
         self._interval = 1.0 / fps
+        self._boost_interval = self._interval
+        self._boost_until = float("-inf")
         self._analyse = analyse
         self._clock = clock
         self._latest: tuple[Any, float] | None = None
@@ -70,6 +72,13 @@ class FrameSampler:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
+
+    def boost(self, fps: float, until: float) -> None:
+        """Analyse up to ``fps`` frames a second until ``until`` (this sampler's clock),
+        then fall back to the normal rate: the screen-light challenge needs several
+        frames per colour for a few seconds (docs/liveness.md)."""
+        self._boost_interval = 1.0 / fps
+        self._boost_until = until
 
     async def _read(self) -> None:
         try:
@@ -107,5 +116,8 @@ class FrameSampler:
                 return
             took = self._clock() - started
             self.stats.last_analysis_ms = took * 1000
-            if took < self._interval:
-                await asyncio.sleep(self._interval - took)
+            interval = self._interval
+            if self._clock() < self._boost_until:
+                interval = min(interval, self._boost_interval)
+            if took < interval:
+                await asyncio.sleep(interval - took)

@@ -151,4 +151,9 @@ MIGRATIONS: list[str] = [
     UPDATE rooms SET link_token = lower(hex(randomblob(8))), legacy_link = 1;
     CREATE UNIQUE INDEX rooms_link_token ON rooms(link_token)
     """,
+    # 7: rooms that never flash the screen (photosensitive participants): the
+    # screen-light liveness challenge is replaced by the pose challenge.
+    """
+    ALTER TABLE rooms ADD COLUMN no_flashing INTEGER NOT NULL DEFAULT 0
+    """,
 ]

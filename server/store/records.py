@@ -10,7 +10,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-LIVENESS_POLICIES = ("off", "passive", "active", "active+passive")
+# Same values as server.liveness.LivenessPolicy (not imported: the store stays model-free).
+LIVENESS_POLICIES = ("off", "passive", "active", "active+passive",
+                     "light", "light+passive", "active+light", "active+light+passive")  # fmt: skip
 DEFAULT_LIVENESS_POLICY = "active+passive"
 ROOM_MODES = ("invite", "open")  # invite = 1:1 claimed identity, open = 1:N identify
 # A room's engine setting (server.face.scoring): one engine, both must accept, or fused.
@@ -80,6 +82,9 @@ class Room:
     engine: str = "dlib"
     created: float = 0.0
     presence_interval_s: float | None = None
+    # Never flash the screen (photosensitive participants): light policies run the pose
+    # challenge instead (LivenessPolicy.without_light).
+    no_flashing: bool = False
     #: the unguessable part of the room's link (docs/security.md, room links)
     link_token: str = ""
     #: the room predates link tokens: its bare ``/r/<slug>`` link still works
@@ -281,6 +286,10 @@ def clean_room_settings(changes: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(value, bool):
                 raise StoreError("bad_retain_photos", "retain_photos must be true or false")
             out["retain_photos"] = int(value)
+        elif key == "no_flashing":
+            if not isinstance(value, bool):
+                raise StoreError("bad_no_flashing", "no_flashing must be true or false")
+            out["no_flashing"] = int(value)
         elif key == "presence_interval_s":
             low_s, high_s = PRESENCE_INTERVAL_RANGE
             if value is not None and (

@@ -147,6 +147,7 @@ def _room(row: sqlite3.Row) -> Room:
         presence_interval_s=row["presence_interval_s"],
         link_token=row["link_token"] or "",
         legacy_link=bool(row["legacy_link"]),
+        no_flashing=bool(row["no_flashing"]),
     )
 
 

@@ -5,6 +5,7 @@ import {
   CONNECT_TIMEOUT_MS, DISCONNECTED_REJOIN_MS, FAILURE_TEXT, PATH_TEXT,
   candidateLog, failureCause, selectedPath,
 } from "./netpath.js";
+import { runFlash, stopFlash } from "./flash.js";
 
 const app = document.getElementById("app");
 const roomSlug = app.dataset.room;
@@ -305,6 +306,10 @@ function onMessage(msg) {
       }
       break;
     }
+    case "flash":
+      // Screen-light challenge: the colours' light on the face must answer in sync.
+      runFlash(msg, { announce: setStatus, stream: localStream });
+      break;
     case "state":
       if (msg.state === "checking" || msg.state === "reverifying") {
         $("verdict").hidden = true;
@@ -313,6 +318,7 @@ function onMessage(msg) {
       }
       break;
     case "verdict":
+      stopFlash();
       $("prompt").hidden = true;
       if (msg.admitted) {
         enterRoom(msg.message);
