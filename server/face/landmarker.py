@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .blendshapes import BLENDSHAPE_INDEX
 from .detector import Detection
 from .imageio import as_rgb8
 from .landmarks import roi_affine, roi_from_detection, roi_from_points
@@ -63,23 +64,6 @@ BLENDSHAPE_INPUT_POINTS: tuple[int, ...] = (
     398, 400, 402, 405, 409, 415, 454, 466, 468, 469, 470, 471, 472, 473, 474, 475, 476,
     477,
 )  # fmt: skip
-
-# Output order of the blendshape graph (ARKit names; "Left" is the person's own left).
-BLENDSHAPE_NAMES: tuple[str, ...] = (
-    "_neutral", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft",
-    "browOuterUpRight", "cheekPuff", "cheekSquintLeft", "cheekSquintRight",
-    "eyeBlinkLeft", "eyeBlinkRight", "eyeLookDownLeft", "eyeLookDownRight",
-    "eyeLookInLeft", "eyeLookInRight", "eyeLookOutLeft", "eyeLookOutRight",
-    "eyeLookUpLeft", "eyeLookUpRight", "eyeSquintLeft", "eyeSquintRight", "eyeWideLeft",
-    "eyeWideRight", "jawForward", "jawLeft", "jawOpen", "jawRight", "mouthClose",
-    "mouthDimpleLeft", "mouthDimpleRight", "mouthFrownLeft", "mouthFrownRight",
-    "mouthFunnel", "mouthLeft", "mouthLowerDownLeft", "mouthLowerDownRight",
-    "mouthPressLeft", "mouthPressRight", "mouthPucker", "mouthRight", "mouthRollLower",
-    "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper", "mouthSmileLeft",
-    "mouthSmileRight", "mouthStretchLeft", "mouthStretchRight", "mouthUpperUpLeft",
-    "mouthUpperUpRight", "noseSneerLeft", "noseSneerRight",
-)  # fmt: skip
-BLENDSHAPE_INDEX: dict[str, int] = {name: i for i, name in enumerate(BLENDSHAPE_NAMES)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -128,7 +112,7 @@ class FaceLandmarker:
         except ImportError as exc:
             raise ModelError(
                 "the face landmarker runs on LiteRT: pip install ai-edge-litert==2.3.0 "
-                "(or set [face] landmarks = \"mesh\")"
+                '(or set [face] landmarks = "mesh")'
             ) from exc
         return cls(LiteRTRunner(graphs[LANDMARKS_GRAPH]), LiteRTRunner(graphs[BLENDSHAPES_GRAPH]))
 

@@ -10,6 +10,17 @@ and "turned left" means "yaw moved left from where this person started". The
 baseline is the median of the frames that established identity, so one blink or
 glance while the gate was matching does not skew it.
 
+Expressions are read from the face landmarker's blendshape scores when the sample has
+them (trained on eyelids and lips, where the mesh's geometry under-reads a blink as a
+10-15 % EAR dip), still against the baseline: closure of the eyes above the person's
+own open level, then back; smile and jaw-open scores above the neutral ones. Flat
+photos tilted, rotated or zoomed in front of the camera move the blink score by at
+most 0.17 (all shared photos, docs/liveness.md), so a blink needs a rise of 0.20 on a
+steady face; they do move the smile and jaw scores (a photo turned about its vertical
+axis reads as an open mouth), so those actions also need the geometric measure that a
+flat photo cannot fake. Without blendshapes (``[face] landmarks = "mesh"``) the
+geometric measures alone decide, as before.
+
 Directions are the person's own: ``turn_left`` is the person turning to their left,
 which in the (unmirrored) camera image moves the nose towards the image's right, so
 the mesh yaw increases. The browser preview is mirrored, so the person sees their
@@ -64,6 +75,15 @@ class ActiveConfig:
     blink_open: float = 0.96  # EAR / baseline at or above after closing = blink done
     smile_ratio: float = 1.12  # mouth width / baseline
     mouth_open: float = 0.2  # inner-lip gap / width above baseline
+    # Blendshape scores (0-1) above the person's own level (measured on the shared clips
+    # and on every shared photo warped as a print attack: docs/liveness.md).
+    blink_rise: float = 0.20  # eye closure above the open level = eyes closing
+    blink_reopen: float = 0.10  # back within this of the open level = blink done
+    blink_steady_jump: float = 0.25  # the closing frame: face moved < this (face widths)
+    blink_steady_deg: float = 8.0  # ... and yaw / pitch changed < this since the last one
+    smile_rise: float = 0.40  # mouthSmile above neutral (and smile_ratio geometrically)
+    jaw_rise: float = 0.30  # jawOpen above neutral (and mouth_open_guard geometrically)
+    mouth_open_guard: float = 0.12  # lip gap / width above baseline, with blendshapes
     baseline_frames: int = 3
     # Continuity: largest jump of the face centre between two analysed frames (face
     # widths), largest size change (ratio), and longest time without the face.
@@ -106,6 +126,10 @@ class Baseline:
     ear: float
     smile: float
     mouth_open: float
+    # Blendshape levels (None without blendshapes): eyes most open, most neutral mouth.
+    blink: float | None = None
+    smile_score: float | None = None
+    jaw_open: float | None = None
 
     @classmethod
     def of(cls, samples: list[LivenessSample]) -> Baseline:
@@ -113,12 +137,18 @@ class Baseline:
         closed, narrowest smile, eyes most open), so a baseline caught mid-word or
         mid-blink does not make the action unreachable."""
         med = statistics.median
+        blink = [s.blink for s in samples if s.blink is not None]
+        smile = [s.smile_score for s in samples if s.smile_score is not None]
+        jaw = [s.jaw_open for s in samples if s.jaw_open is not None]
         return cls(
             yaw=med(s.measures.yaw for s in samples),
             pitch=med(s.measures.pitch for s in samples),
             ear=max(s.ear for s in samples),
             smile=min(s.measures.smile for s in samples),
             mouth_open=min(s.measures.mouth_open for s in samples),
+            blink=min(blink) if blink else None,
+            smile_score=min(smile) if smile else None,
+            jaw_open=min(jaw) if jaw else None,
         )
 
 
@@ -132,9 +162,17 @@ def detect(action: ChallengeAction, s: LivenessSample, base: Baseline, cfg: Acti
     if action is ChallengeAction.LOOK_UP:
         return base.pitch - m.pitch >= cfg.look_up_deg
     if action is ChallengeAction.SMILE:
-        return m.smile >= base.smile * cfg.smile_ratio
+        wide = m.smile >= base.smile * cfg.smile_ratio
+        if s.smile_score is None or base.smile_score is None:
+            return wide
+        return wide and s.smile_score - base.smile_score >= cfg.smile_rise
     if action is ChallengeAction.OPEN_MOUTH:
-        return m.mouth_open - base.mouth_open >= cfg.mouth_open
+        gap = m.mouth_open - base.mouth_open
+        if s.jaw_open is None or base.jaw_open is None:
+            return gap >= cfg.mouth_open
+        return gap >= cfg.mouth_open_guard and s.jaw_open - base.jaw_open >= cfg.jaw_rise
+    if s.blink is not None and base.blink is not None:
+        return s.blink - base.blink >= cfg.blink_rise
     return s.ear <= base.ear * cfg.blink_closed
 
 
@@ -166,6 +204,7 @@ class Challenge:
     deadline: float = 0.0
     baseline: Baseline | None = None
     _closed: bool = False
+    _open_level: float | None = None  # blink: the eyes' most open score in this step
     _armed: bool = False
     _last: LivenessSample | None = None
     _last_seen: float = 0.0
@@ -186,6 +225,7 @@ class Challenge:
         self.step = 0
         self.deadline = now + self.config.step_time_s
         self._closed = False
+        self._open_level = self.baseline.blink
         self._armed = True  # the head starts at its baseline
         self._last = baseline[-1]
         self._last_seen = now
@@ -204,8 +244,8 @@ class Challenge:
         timed = self.tick(now)
         if timed.status is not StepStatus.WAITING:
             return timed
-        if self._last is not None:
-            prev = self._last
+        prev = self._last
+        if prev is not None:
             jump = abs(complex(*s.center) - complex(*prev.center)) / max(prev.width, 1e-6)
             ratio = max(s.width, 1e-6) / max(prev.width, 1e-6)
             if jump > cfg.max_jump or not 1 / cfg.max_scale_change <= ratio <= cfg.max_scale_change:
@@ -220,18 +260,47 @@ class Challenge:
         if wrong is not None:
             return StepOutcome(StepStatus.WRONG, self.step, wrong.value)
         if action is ChallengeAction.BLINK:
-            if s.ear <= self.baseline.ear * cfg.blink_closed:
-                self._closed = True
-                return StepOutcome(StepStatus.WAITING, self.step)
-            if not (self._closed and s.ear >= self.baseline.ear * cfg.blink_open):
+            if not self._blinked(s, prev):
                 return StepOutcome(StepStatus.WAITING, self.step)
         elif not detect(action, s, self.baseline, cfg):
             return StepOutcome(StepStatus.WAITING, self.step)
         done = self.step
         self.step += 1
         self._closed = False
+        self._open_level = self.baseline.blink
         self._armed = action not in POSE_ACTIONS
         if self.step >= len(self.actions):
             return StepOutcome(StepStatus.DONE, done)
         self.deadline = now + cfg.step_time_s
         return StepOutcome(StepStatus.PASSED, done)
+
+    def _blinked(self, s: LivenessSample, prev: LivenessSample | None) -> bool:
+        """Feed one sample to the blink step; True once the eyes closed and reopened.
+
+        With blendshapes the open level follows the most open score seen (a person who
+        looked down during the baseline is not held to it), and the closing frame must
+        be on a steady face: a photo waved about, or a detection jumping between faces,
+        changes scores without any eyelid moving.
+        """
+        cfg = self.config
+        assert self.baseline is not None
+        score, level = s.blink, self._open_level
+        if score is None or level is None:  # mesh only: the eye aspect ratio
+            if s.ear <= self.baseline.ear * cfg.blink_closed:
+                self._closed = True
+                return False
+            return self._closed and s.ear >= self.baseline.ear * cfg.blink_open
+        if self._closed:
+            return score <= level + cfg.blink_reopen
+        level = self._open_level = min(level, score)
+        if score - level >= cfg.blink_rise and _steady(s, prev, cfg):
+            self._closed = True
+        return False
+
+
+def _steady(s: LivenessSample, prev: LivenessSample | None, cfg: ActiveConfig) -> bool:
+    if prev is None:
+        return True
+    jump = abs(complex(*s.center) - complex(*prev.center)) / max(prev.width, 1e-6)
+    turn = max(abs(s.measures.yaw - prev.measures.yaw), abs(s.measures.pitch - prev.measures.pitch))
+    return jump < cfg.blink_steady_jump and turn < cfg.blink_steady_deg

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..face.blendshapes import blink_score, jaw_open_score, smile_score
 from .cues import PixelCues, pixel_cues
 
 if TYPE_CHECKING:  # the gate imports this module; keep it free of model imports
@@ -57,7 +58,9 @@ class LivenessSample:
     ``center``/``width`` are fractions of the frame (continuity is resolution-free);
     ``points`` are mesh points (frame pixels, x/y) for the planar-motion cue;
     ``embedding`` is set on frames the face engine embedded (start and end of a
-    challenge), ``pixels`` on frames where the pixel cues ran.
+    challenge), ``pixels`` on frames where the pixel cues ran, ``blendshapes`` (52
+    scores, :mod:`server.face.blendshapes`) when the face landmarker ran (the default;
+    ``None`` with the 468-point mesh alone, and the checks fall back to the measures).
     """
 
     measures: FaceMeasures
@@ -66,10 +69,24 @@ class LivenessSample:
     points: np.ndarray
     embedding: np.ndarray | None = None
     pixels: PixelCues | None = None
+    blendshapes: np.ndarray | None = None
 
     @property
     def ear(self) -> float:
         return (self.measures.ear_left + self.measures.ear_right) / 2.0
+
+    @property
+    def blink(self) -> float | None:
+        """Eye closure from the blendshapes (0 open, 1 shut), ``None`` without them."""
+        return None if self.blendshapes is None else blink_score(self.blendshapes)
+
+    @property
+    def smile_score(self) -> float | None:
+        return None if self.blendshapes is None else smile_score(self.blendshapes)
+
+    @property
+    def jaw_open(self) -> float | None:
+        return None if self.blendshapes is None else jaw_open_score(self.blendshapes)
 
 
 def sample_from_face(
@@ -87,4 +104,5 @@ def sample_from_face(
         points=np.ascontiguousarray(face.mesh[TRACK_POINTS, :2], dtype=np.float64),
         embedding=face.embedding,
         pixels=pixel_cues(rgb, face.box, face.measures.roll) if pixels else None,
+        blendshapes=face.blendshapes,
     )
