@@ -78,7 +78,8 @@ class ActiveConfig:
     # Blendshape scores (0-1) above the person's own level (measured on the shared clips
     # and on every shared photo warped as a print attack: docs/liveness.md).
     blink_rise: float = 0.20  # eye closure above the open level = eyes closing
-    blink_reopen: float = 0.10  # back within this of the open level = blink done
+    blink_reopen: float = 0.10  # back within this of the open level, or half-way down
+    # from the peak (eyes often settle a little narrower after a blink) = blink done
     blink_steady_jump: float = 0.25  # the closing frame: face moved < this (face widths)
     blink_steady_deg: float = 8.0  # ... and yaw / pitch changed < this since the last one
     smile_rise: float = 0.40  # mouthSmile above neutral (and smile_ratio geometrically)
@@ -205,6 +206,7 @@ class Challenge:
     baseline: Baseline | None = None
     _closed: bool = False
     _open_level: float | None = None  # blink: the eyes' most open score in this step
+    _peak: float = 0.0  # blink: the highest closure score since the eyes closed
     _armed: bool = False
     _last: LivenessSample | None = None
     _last_seen: float = 0.0
@@ -291,10 +293,11 @@ class Challenge:
                 return False
             return self._closed and s.ear >= self.baseline.ear * cfg.blink_open
         if self._closed:
-            return score <= level + cfg.blink_reopen
+            self._peak = max(self._peak, score)
+            return score <= max(level + cfg.blink_reopen, (level + self._peak) / 2)
         level = self._open_level = min(level, score)
         if score - level >= cfg.blink_rise and _steady(s, prev, cfg):
-            self._closed = True
+            self._closed, self._peak = True, score
         return False
 
 
