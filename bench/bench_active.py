@@ -136,16 +136,17 @@ def run_prompted(
             if not stretch:
                 continue
             challenge._last = None  # the cut between stretches is not a face swap
-            start = stretch[0][0]
+            start, fed = stretch[0][0], now
             for t, sample in stretch:
-                outcome = challenge.feed(sample, now + (t - start))
+                fed = now + (t - start)
+                outcome = challenge.feed(sample, fed)
                 if outcome.status is StepStatus.DONE:
                     return "pass", ""
                 if outcome.status not in (StepStatus.WAITING, StepStatus.PASSED):
                     return "fail", f"{outcome.status.value}:{outcome.detail}"
                 if outcome.status is StepStatus.PASSED:
                     break
-            now += stretch[-1][0] - start + 1.0 / 8
+            now = fed + 1.0 / 8  # the next stretch follows on the challenge's clock
             if challenge.step > step:
                 break
         if challenge.step <= step:
