@@ -80,8 +80,13 @@ class ActiveConfig:
     blink_rise: float = 0.20  # eye closure above the open level = eyes closing
     blink_reopen: float = 0.10  # back within this of the open level, or half-way down
     # from the peak (eyes often settle a little narrower after a blink) = blink done
-    blink_steady_jump: float = 0.25  # the closing frame: face moved < this (face widths)
-    blink_steady_deg: float = 8.0  # ... and yaw / pitch changed < this since the last one
+    # The closing frame must follow the previous one on a steady track: the face moved
+    # less than this (face widths), changed size less than this ratio and turned less
+    # than this (people blink while turning their heads: d12 turns ~200 deg/s as it
+    # blinks; a waving phone's detections jump in place, size and angle together).
+    blink_steady_jump: float = 0.25
+    blink_steady_scale: float = 1.12
+    blink_steady_deg: float = 25.0
     smile_rise: float = 0.40  # mouthSmile above neutral (and smile_ratio geometrically)
     jaw_rise: float = 0.30  # jawOpen above neutral (and mouth_open_guard geometrically)
     mouth_open_guard: float = 0.12  # lip gap / width above baseline, with blendshapes
@@ -305,5 +310,10 @@ def _steady(s: LivenessSample, prev: LivenessSample | None, cfg: ActiveConfig) -
     if prev is None:
         return True
     jump = abs(complex(*s.center) - complex(*prev.center)) / max(prev.width, 1e-6)
+    scale = max(s.width, 1e-6) / max(prev.width, 1e-6)
     turn = max(abs(s.measures.yaw - prev.measures.yaw), abs(s.measures.pitch - prev.measures.pitch))
-    return jump < cfg.blink_steady_jump and turn < cfg.blink_steady_deg
+    return (
+        jump < cfg.blink_steady_jump
+        and 1 / cfg.blink_steady_scale < scale < cfg.blink_steady_scale
+        and turn < cfg.blink_steady_deg
+    )

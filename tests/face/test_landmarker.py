@@ -98,3 +98,12 @@ def test_engine_can_keep_the_old_mesh(load_photo) -> None:  # type: ignore[no-un
     face = engine.analyse(load_photo("faces/obama/1.jpg"), embed=False).faces[0]
     assert engine.landmarker is None
     assert face.mesh is not None and face.mesh.shape == (468, 3) and face.blendshapes is None
+
+
+def test_landmarks_setting_chooses_and_validates() -> None:
+    from server.config import ConfigError, load_settings
+
+    assert load_settings(env={}).face.landmarks == "landmarker"
+    assert load_settings(env={"VIDEOGATE_FACE_LANDMARKS": "mesh"}).face.landmarks == "mesh"
+    with pytest.raises(ConfigError, match="landmarks must be"):
+        load_settings(env={"VIDEOGATE_FACE_LANDMARKS": "dlib"})
