@@ -184,7 +184,11 @@ def main() -> None:
     print(f"{'total':34s} " + " ".join(f"{totals[str(f)]:>3d}/{count:<4d}" for f in args.fps))
     prints: dict[str, bool] = {}
     if not args.no_prints:
-        photos = sorted((DATA / "faces").glob("*/*")) + sorted((DATA / "spoof").glob("*"))
+        photos = (
+            sorted((DATA / "faces").glob("*/*"))
+            + sorted((DATA / "spoof").glob("*"))
+            + sorted((DATA / "videos" / "stills").glob("*/*"))
+        )
         for photo in photos:
             track = print_attack(engine, decode_image(photo.read_bytes()))
             prints[str(photo.relative_to(DATA))] = blink_challenge(track, config)

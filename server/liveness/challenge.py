@@ -15,8 +15,8 @@ them (trained on eyelids and lips, where the mesh's geometry under-reads a blink
 10-15 % EAR dip), still against the baseline: closure of the eyes above the person's
 own open level, then back; smile and jaw-open scores above the neutral ones. Flat
 photos tilted, rotated or zoomed in front of the camera move the blink score by at
-most 0.17 (all shared photos, docs/liveness.md), so a blink needs a rise of 0.20 on a
-steady face; they do move the smile and jaw scores (a photo turned about its vertical
+most 0.19 (all shared photos and stills, docs/liveness.md), so a blink needs a rise of
+0.25 on a steady face; they do move the smile and jaw scores (a photo turned about its vertical
 axis reads as an open mouth), so those actions also need the geometric measure that a
 flat photo cannot fake. Without blendshapes (``[face] landmarks = "mesh"``) the
 geometric measures alone decide, as before.
@@ -77,7 +77,7 @@ class ActiveConfig:
     mouth_open: float = 0.2  # inner-lip gap / width above baseline
     # Blendshape scores (0-1) above the person's own level (measured on the shared clips
     # and on every shared photo warped as a print attack: docs/liveness.md).
-    blink_rise: float = 0.20  # eye closure above the open level = eyes closing
+    blink_rise: float = 0.25  # eye closure above the open level = eyes closing
     blink_reopen: float = 0.10  # back within this of the open level, or half-way down
     # from the peak (eyes often settle a little narrower after a blink) = blink done
     # The closing frame must follow the previous one on a steady track: the face moved

@@ -46,6 +46,11 @@ class PassiveConfig:
     pose_spread_deg: float = 6.0  # p90-p10 of yaw or pitch that counts as moving
     mouth_spread: float = 0.08  # p90-p10 of mouth opening
     smile_spread: float = 0.06  # p90-p10 of smile ratio, relative to its median
+    # With the face landmarker (samples carry blendshapes): a blink is the blendshape
+    # eye-closure rising this far above its median (its EAR jitters ~1.5x the mesh's on
+    # a held photo, so the EAR drop is not used), and its smile ratio needs this spread.
+    blink_score_rise: float = 0.25
+    landmarker_smile_spread: float = 0.09
     planar_min_motion: float = 0.012  # similarity residual (face sizes) for a pair to count
     planar_ratio: float = 0.35  # homography / similarity residual below this = flat
     planar_min_pairs: int = 3
@@ -114,6 +119,7 @@ class PassiveCheck:
         self._pitch: list[float] = []
         self._mouth: list[float] = []
         self._smile: list[float] = []
+        self._blink: list[float] = []  # blendshape eye closure, when the samples have it
         self._ratios: list[float] = []
         self._last: LivenessSample | None = None
 
@@ -143,6 +149,8 @@ class PassiveCheck:
         self._pitch.append(m.pitch)
         self._mouth.append(m.mouth_open)
         self._smile.append(m.smile)
+        if sample.blink is not None:
+            self._blink.append(sample.blink)
         if self._last is not None:
             r_sim, r_hom = planar_residuals(self._last.points, sample.points)
             if r_sim >= cfg.planar_min_motion:
@@ -156,12 +164,18 @@ class PassiveCheck:
             return 0.0
         ear_med = statistics.median(self._ear)
         smile_med = statistics.median(self._smile)
+        smile_spread = cfg.smile_spread
+        if len(self._blink) == len(self._ear):  # landmarker samples throughout
+            blink = (max(self._blink) - statistics.median(self._blink)) / cfg.blink_score_rise
+            smile_spread = cfg.landmarker_smile_spread
+        else:
+            blink = (ear_med - min(self._ear)) / max(ear_med, 1e-6) / cfg.blink_drop
         return max(
-            (ear_med - min(self._ear)) / max(ear_med, 1e-6) / cfg.blink_drop,
+            blink,
             _spread(self._yaw) / cfg.pose_spread_deg,
             _spread(self._pitch) / cfg.pose_spread_deg,
             _spread(self._mouth) / cfg.mouth_spread,
-            _spread(self._smile) / max(smile_med, 1e-6) / cfg.smile_spread,
+            _spread(self._smile) / max(smile_med, 1e-6) / smile_spread,
         )
 
     def cue_scores(self) -> dict[str, float]:
