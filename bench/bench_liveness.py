@@ -1,4 +1,8 @@
-"""Liveness cost per analysed frame vs the frame's detection + mesh cost (same run).
+"""Liveness cost per analysed frame vs the frame's detection + landmarks cost (same run).
+
+The engine is the default one: since issue #13 the face landmarker (478 points and
+blendshapes). The landmarker against the 468-point mesh, side by side in one run:
+``bench/bench_landmarker.py``.
 
 Ours: building the liveness sample (pixel cues + measures) and feeding the passive
 check and a challenge. Baseline: ``FaceEngine.analyse(mesh=True, embed=False)``
@@ -80,7 +84,7 @@ def main() -> None:
                     "platform": platform.platform()},
     }
     print(f"{'stage':28s} {'median ms':>10s}")
-    print(f"{'detect + mesh (baseline)':28s} {base:10.2f}")
+    print(f"{'detect + landmarks (baseline)':28s} {base:10.2f}")
     print(f"{'liveness (ours)':28s} {ours:10.2f}   p90 {p90:.2f}")
     print(f"ratio ours/baseline = {ours / base:.2f}  (budget 5 ms absolute)")
     out = REPO / "bench" / "out" / f"bench_liveness-{time.strftime('%Y%m%d-%H%M%S')}.json"

@@ -93,11 +93,21 @@ def test_corrupt_bundle_refused() -> None:
         read_bundle(b"not a zip file")
 
 
-def test_engine_can_keep_the_old_mesh(load_photo) -> None:  # type: ignore[no-untyped-def]
-    engine = FaceEngine.load(landmarks="mesh")
-    face = engine.analyse(load_photo("faces/obama/1.jpg"), embed=False).faces[0]
-    assert engine.landmarker is None
+def test_engine_can_keep_the_old_mesh_and_descriptors_do_not_change(  # type: ignore[no-untyped-def]
+    engine: FaceEngine, load_photo
+) -> None:
+    mesh_only = FaceEngine.load(landmarks="mesh")
+    rgb = load_photo("faces/obama/1.jpg")
+    face = mesh_only.analyse(rgb, embed=False).faces[0]
+    assert mesh_only.landmarker is None
     assert face.mesh is not None and face.mesh.shape == (468, 3) and face.blendshapes is None
+    # Alignment stays on the 468-point mesh: templates enrolled before are still valid.
+    for rel in ("faces/obama/1.jpg", "faces/bbt_amy/1.png"):
+        rgb = load_photo(rel)
+        a, b = engine.enrol_frame(rgb).embedding, mesh_only.enrol_frame(rgb).embedding
+        assert a is not None and b is not None and np.array_equal(a, b)
+        x, y = engine.analyse(rgb).faces[0].embedding, mesh_only.analyse(rgb).faces[0].embedding
+        assert x is not None and y is not None and np.array_equal(x, y)
 
 
 def test_landmarks_setting_chooses_and_validates() -> None:
