@@ -82,9 +82,10 @@ class ActiveConfig:
     # from the peak (eyes often settle a little narrower after a blink) = blink done
     # The closing frame must follow the previous one on a steady track: the face moved
     # less than this (face widths), changed size less than this ratio and turned less
-    # than this (people blink while turning their heads: d12 turns ~200 deg/s as it
-    # blinks; a waving phone's detections jump in place, size and angle together).
-    blink_steady_jump: float = 0.25
+    # than this (people blink while turning their heads: d12 turns ~200 deg/s and its
+    # box shifts ~0.3 face widths between samples as it blinks; a waving phone's
+    # detections jump in size and angle at once).
+    blink_steady_jump: float = 0.5
     blink_steady_scale: float = 1.12
     blink_steady_deg: float = 25.0
     smile_rise: float = 0.40  # mouthSmile above neutral (and smile_ratio geometrically)
