@@ -34,6 +34,8 @@ import random
 import statistics
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .sample import LivenessSample
 
 
@@ -78,6 +80,11 @@ class ActiveConfig:
     # Blendshape scores (0-1) above the person's own level (measured on the shared clips
     # and on every shared photo warped as a print attack: docs/liveness.md).
     blink_rise: float = 0.25  # eye closure above the open level = eyes closing
+    # The open level: this percentile of the scores of the last blink_level_s seconds
+    # (a low percentile, not the minimum: the minimum of a long, noisy track drifts down
+    # and turns landmark noise on a moving print into a "rise").
+    blink_level_pct: float = 30.0
+    blink_level_s: float = 1.0
     blink_reopen: float = 0.10  # back within this of the open level, or half-way down
     # from the peak (eyes often settle a little narrower after a blink) = blink done
     # The closing frame must follow the previous one on a steady track: the face moved
@@ -88,6 +95,10 @@ class ActiveConfig:
     blink_steady_jump: float = 0.5
     blink_steady_scale: float = 1.12
     blink_steady_deg: float = 25.0
+    # A blink reopens within this (a print tilted away drifts "closed" and stays), and
+    # is read on faces at least this wide (smaller faces give noisy landmarks).
+    blink_max_closed_s: float = 0.8
+    blink_min_face_px: float = 60.0
     smile_rise: float = 0.40  # mouthSmile above neutral (and smile_ratio geometrically)
     jaw_rise: float = 0.30  # jawOpen above neutral (and mouth_open_guard geometrically)
     mouth_open_guard: float = 0.12  # lip gap / width above baseline, with blendshapes
@@ -211,8 +222,10 @@ class Challenge:
     deadline: float = 0.0
     baseline: Baseline | None = None
     _closed: bool = False
-    _open_level: float | None = None  # blink: the eyes' most open score in this step
+    _open_level: float | None = None  # blink: the eyes' open level when they closed
+    _recent: list[tuple[float, float]] = field(default_factory=list)  # (time, score)
     _peak: float = 0.0  # blink: the highest closure score since the eyes closed
+    _closed_at: float = 0.0
     _armed: bool = False
     _last: LivenessSample | None = None
     _last_seen: float = 0.0
@@ -234,6 +247,7 @@ class Challenge:
         self.deadline = now + self.config.step_time_s
         self._closed = False
         self._open_level = self.baseline.blink
+        self._recent = [(now, s.blink) for s in baseline if s.blink is not None]
         self._armed = True  # the head starts at its baseline
         self._last = baseline[-1]
         self._last_seen = now
@@ -268,10 +282,13 @@ class Challenge:
         if wrong is not None:
             return StepOutcome(StepStatus.WRONG, self.step, wrong.value)
         if action is ChallengeAction.BLINK:
-            if not self._blinked(s, prev):
+            if not self._blinked(s, prev, now):
                 return StepOutcome(StepStatus.WAITING, self.step)
-        elif not detect(action, s, self.baseline, cfg):
-            return StepOutcome(StepStatus.WAITING, self.step)
+        else:
+            if s.blink is not None:  # keeps the eyes' open level current for a blink step
+                self._note(now, s.blink)
+            if not detect(action, s, self.baseline, cfg):
+                return StepOutcome(StepStatus.WAITING, self.step)
         done = self.step
         self.step += 1
         self._closed = False
@@ -282,32 +299,52 @@ class Challenge:
         self.deadline = now + cfg.step_time_s
         return StepOutcome(StepStatus.PASSED, done)
 
-    def _blinked(self, s: LivenessSample, prev: LivenessSample | None) -> bool:
+    def _blinked(self, s: LivenessSample, prev: LivenessSample | None, now: float) -> bool:
         """Feed one sample to the blink step; True once the eyes closed and reopened.
 
-        With blendshapes the open level follows the most open score seen (a person who
-        looked down during the baseline is not held to it), and the closing frame must
+        With blendshapes the open level follows the recent scores (a low percentile of
+        the last second: a person who looked down during the baseline is not held to
+        it), and the closing frame must
         be on a steady face: a photo waved about, or a detection jumping between faces,
-        changes scores without any eyelid moving.
+        changes scores without any eyelid moving. Eyes that stay "closed" longer than a
+        blink (a print tilted away and held) do not count: that level becomes the new
+        open level.
         """
         cfg = self.config
         assert self.baseline is not None
-        score, level = s.blink, self._open_level
-        if score is None or level is None:  # mesh only: the eye aspect ratio
+        score = s.blink
+        if score is None or self._open_level is None:  # mesh only: the eye aspect ratio
             if s.ear <= self.baseline.ear * cfg.blink_closed:
                 self._closed = True
                 return False
             return self._closed and s.ear >= self.baseline.ear * cfg.blink_open
+        level = self._open_level
         if self._closed:
             self._peak = max(self._peak, score)
-            return score <= max(level + cfg.blink_reopen, (level + self._peak) / 2)
-        level = self._open_level = min(level, score)
+            reopened = score <= max(level + cfg.blink_reopen, (level + self._peak) / 2)
+            if now - self._closed_at > cfg.blink_max_closed_s:
+                # Not a blink: this drifted level becomes the eyes' level from now on.
+                self._closed, self._recent = False, [(now, score)]
+                return False
+            return reopened
+        recent = [v for t, v in self._recent if now - t <= cfg.blink_level_s]
+        if recent:
+            level = float(np.percentile(recent, cfg.blink_level_pct))
+        self._note(now, score)
         if score - level >= cfg.blink_rise and _steady(s, prev, cfg):
-            self._closed, self._peak = True, score
+            self._closed, self._peak, self._closed_at = True, score, now
+            self._open_level = level
         return False
+
+    def _note(self, now: float, score: float) -> None:
+        keep = self.config.blink_level_s
+        self._recent = [(t, v) for t, v in self._recent if now - t <= keep]
+        self._recent.append((now, score))
 
 
 def _steady(s: LivenessSample, prev: LivenessSample | None, cfg: ActiveConfig) -> bool:
+    if 0 < s.width_px < cfg.blink_min_face_px:
+        return False
     if prev is None:
         return True
     jump = abs(complex(*s.center) - complex(*prev.center)) / max(prev.width, 1e-6)

@@ -70,6 +70,7 @@ class LivenessSample:
     embedding: np.ndarray | None = None
     pixels: PixelCues | None = None
     blendshapes: np.ndarray | None = None
+    width_px: float = 0.0  # face box width in frame pixels (0: unknown)
 
     @property
     def ear(self) -> float:
@@ -105,4 +106,5 @@ def sample_from_face(
         embedding=face.embedding,
         pixels=pixel_cues(rgb, face.box, face.measures.roll) if pixels else None,
         blendshapes=face.blendshapes,
+        width_px=x1 - x0,
     )
