@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from server.face.blendshapes import EYE_BLINK
 from server.face.engine import FaceEngine
 from server.face.imageio import decode_image
 from server.face.landmarks import FaceMeasures
@@ -153,3 +154,33 @@ def test_without_blendshapes_the_eye_aspect_ratio_decides() -> None:
     assert challenge.feed(_sample(0.30), 0.25).status is StepStatus.WAITING
     assert challenge.feed(_sample(0.24), 0.50).status is StepStatus.WAITING
     assert challenge.feed(_sample(0.30), 0.75).status is StepStatus.DONE
+
+
+def _eyes(closure: float, width_px: float = 200.0) -> LivenessSample:
+    scores = np.zeros(52, dtype=np.float32)
+    scores[list(EYE_BLINK)] = closure
+    m = FaceMeasures(0.3, 0.3, 0.0, 0.5, 0.0, 0.0, 0.0)
+    return LivenessSample(
+        m, (0.5, 0.5), 0.3, np.zeros((78, 2)), blendshapes=scores, width_px=width_px
+    )
+
+
+def feed(closures: list[float], width_px: float = 200.0, dt: float = 0.25) -> str:
+    challenge = Challenge((A.BLINK,), ActiveConfig(step_time_s=60.0))
+    challenge.start([_eyes(0.1, width_px)] * 3, 0.0)
+    for i, c in enumerate(closures):
+        outcome = challenge.feed(_eyes(c, width_px), (i + 1) * dt)
+        if outcome.status is not StepStatus.WAITING:
+            return str(outcome.status.value)
+    return "waiting"
+
+
+def test_blendshape_blink_rules() -> None:
+    assert feed([0.1, 0.1, 0.7, 0.1]) == "done"  # a blink: up 0.6, back down
+    assert feed([0.1, 0.3, 0.1, 0.3, 0.1]) == "waiting"  # noise below the 0.25 rise
+    assert feed([0.1, 0.6, 0.6, 0.6, 0.6, 0.6, 0.1]) == "waiting"  # "closed" > 0.8 s: a drift
+    assert feed([0.1, 0.7, 0.1], width_px=40.0) == "waiting"  # too small to read eyelids
+    # The open level follows the last second, not the step's minimum: a track that once
+    # dipped to 0 and then sits at 0.2 needs 0.45 to close.
+    assert feed([0.0, 0.2, 0.2, 0.2, 0.2, 0.2, 0.4, 0.2]) == "waiting"
+    assert feed([0.0, 0.2, 0.2, 0.2, 0.2, 0.2, 0.5, 0.2]) == "done"
