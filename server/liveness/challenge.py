@@ -10,6 +10,18 @@ and "turned left" means "yaw moved left from where this person started". The
 baseline is the median of the frames that established identity, so one blink or
 glance while the gate was matching does not skew it.
 
+Expressions are read from the face landmarker's blendshape scores when the sample has
+them (trained on eyelids and lips, where the mesh's geometry under-reads a blink as a
+10-15 % EAR dip), still against the baseline: closure of the eyes above the person's
+own open level, then back; smile and jaw-open scores above the neutral ones. Flat
+photos tilted, rotated or zoomed in front of the camera move the blink score by at
+most 0.19 (all shared photos and stills, docs/liveness.md), so a blink needs a rise of
+0.25 on a steady face; they do move the smile and jaw scores (a photo turned about its vertical
+axis reads as an open mouth), so smile and open mouth pass on the geometric rule as
+before, or on the blendshape score with a looser geometric guard that a flat photo
+keeps. Without blendshapes (``[face] landmarks = "mesh"``) the
+geometric measures alone decide, as before.
+
 Directions are the person's own: ``turn_left`` is the person turning to their left,
 which in the (unmirrored) camera image moves the nose towards the image's right, so
 the mesh yaw increases. The browser preview is mirrored, so the person sees their
@@ -22,6 +34,8 @@ import enum
 import random
 import statistics
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from .sample import LivenessSample
 
@@ -64,6 +78,41 @@ class ActiveConfig:
     blink_open: float = 0.96  # EAR / baseline at or above after closing = blink done
     smile_ratio: float = 1.12  # mouth width / baseline
     mouth_open: float = 0.2  # inner-lip gap / width above baseline
+    # Blendshape scores (0-1) above the person's own level (measured on the shared clips
+    # and on every shared photo warped as a print attack: docs/liveness.md).
+    blink_rise: float = 0.25  # eye closure above the open level = eyes closing
+    # The open level: this percentile of the scores of the last blink_level_s seconds
+    # (a low percentile, not the minimum: the minimum of a long, noisy track drifts down
+    # and turns landmark noise on a moving print into a "rise").
+    blink_level_pct: float = 30.0
+    blink_level_s: float = 1.0
+    blink_reopen: float = 0.10  # back within this of the open level, or half-way down
+    # from the peak (eyes often settle a little narrower after a blink) = blink done
+    # The closing frame must follow the previous one on a steady track: the face moved
+    # less than this (face widths), changed size less than this ratio and turned less
+    # than this (people blink while turning their heads: d12 turns ~200 deg/s and its
+    # box shifts ~0.3 face widths between samples as it blinks; a waving phone's
+    # detections jump in size and angle at once).
+    blink_steady_jump: float = 0.5
+    blink_steady_scale: float = 1.12
+    blink_steady_deg: float = 25.0
+    # A blink reopens within this (a print tilted away drifts "closed" and stays), and
+    # is read on faces at least this wide (smaller faces give noisy landmarks).
+    blink_max_closed_s: float = 0.8
+    blink_min_face_px: float = 60.0
+    # Smile / open mouth with the landmarker, whose geometry jitters more than the mesh's
+    # (a held still reaches a 1.14 smile ratio; a tilted print a 0.28 lip-gap rise with
+    # jawOpen up to 0.7). Smile: ratio >= landmarker_smile_ratio, or the smile score
+    # smile_rise above neutral with ratio >= smile_guard. Open mouth: lip gap rise >=
+    # landmarker_mouth_open, or >= mouth_open with jawOpen jaw_talk above neutral, or
+    # >= mouth_open_guard with jawOpen jaw_rise above neutral (docs/liveness.md).
+    landmarker_smile_ratio: float = 1.15
+    smile_rise: float = 0.40
+    smile_guard: float = 1.06
+    landmarker_mouth_open: float = 0.30
+    jaw_talk: float = 0.10
+    jaw_rise: float = 0.30
+    mouth_open_guard: float = 0.12
     baseline_frames: int = 3
     # Continuity: largest jump of the face centre between two analysed frames (face
     # widths), largest size change (ratio), and longest time without the face.
@@ -106,6 +155,10 @@ class Baseline:
     ear: float
     smile: float
     mouth_open: float
+    # Blendshape levels (None without blendshapes): eyes most open, most neutral mouth.
+    blink: float | None = None
+    smile_score: float | None = None
+    jaw_open: float | None = None
 
     @classmethod
     def of(cls, samples: list[LivenessSample]) -> Baseline:
@@ -113,12 +166,18 @@ class Baseline:
         closed, narrowest smile, eyes most open), so a baseline caught mid-word or
         mid-blink does not make the action unreachable."""
         med = statistics.median
+        blink = [s.blink for s in samples if s.blink is not None]
+        smile = [s.smile_score for s in samples if s.smile_score is not None]
+        jaw = [s.jaw_open for s in samples if s.jaw_open is not None]
         return cls(
             yaw=med(s.measures.yaw for s in samples),
             pitch=med(s.measures.pitch for s in samples),
             ear=max(s.ear for s in samples),
             smile=min(s.measures.smile for s in samples),
             mouth_open=min(s.measures.mouth_open for s in samples),
+            blink=min(blink) if blink else None,
+            smile_score=min(smile) if smile else None,
+            jaw_open=min(jaw) if jaw else None,
         )
 
 
@@ -132,9 +191,23 @@ def detect(action: ChallengeAction, s: LivenessSample, base: Baseline, cfg: Acti
     if action is ChallengeAction.LOOK_UP:
         return base.pitch - m.pitch >= cfg.look_up_deg
     if action is ChallengeAction.SMILE:
-        return m.smile >= base.smile * cfg.smile_ratio
+        # The geometric rule, or the trained score with a looser geometric guard.
+        ratio = m.smile / max(base.smile, 1e-6)
+        if s.smile_score is None or base.smile_score is None:
+            return ratio >= cfg.smile_ratio
+        if ratio >= cfg.landmarker_smile_ratio:
+            return True
+        return ratio >= cfg.smile_guard and s.smile_score - base.smile_score >= cfg.smile_rise
     if action is ChallengeAction.OPEN_MOUTH:
-        return m.mouth_open - base.mouth_open >= cfg.mouth_open
+        gap = m.mouth_open - base.mouth_open
+        if s.jaw_open is None or base.jaw_open is None:
+            return gap >= cfg.mouth_open
+        jaw = s.jaw_open - base.jaw_open
+        if gap >= cfg.landmarker_mouth_open or (gap >= cfg.mouth_open and jaw >= cfg.jaw_talk):
+            return True
+        return gap >= cfg.mouth_open_guard and jaw >= cfg.jaw_rise
+    if s.blink is not None and base.blink is not None:
+        return s.blink - base.blink >= cfg.blink_rise
     return s.ear <= base.ear * cfg.blink_closed
 
 
@@ -166,6 +239,10 @@ class Challenge:
     deadline: float = 0.0
     baseline: Baseline | None = None
     _closed: bool = False
+    _open_level: float | None = None  # blink: the eyes' open level when they closed
+    _recent: list[tuple[float, float]] = field(default_factory=list)  # (time, score)
+    _peak: float = 0.0  # blink: the highest closure score since the eyes closed
+    _closed_at: float = 0.0
     _armed: bool = False
     _last: LivenessSample | None = None
     _last_seen: float = 0.0
@@ -186,6 +263,8 @@ class Challenge:
         self.step = 0
         self.deadline = now + self.config.step_time_s
         self._closed = False
+        self._open_level = self.baseline.blink
+        self._recent = [(now, s.blink) for s in baseline if s.blink is not None]
         self._armed = True  # the head starts at its baseline
         self._last = baseline[-1]
         self._last_seen = now
@@ -204,8 +283,8 @@ class Challenge:
         timed = self.tick(now)
         if timed.status is not StepStatus.WAITING:
             return timed
-        if self._last is not None:
-            prev = self._last
+        prev = self._last
+        if prev is not None:
             jump = abs(complex(*s.center) - complex(*prev.center)) / max(prev.width, 1e-6)
             ratio = max(s.width, 1e-6) / max(prev.width, 1e-6)
             if jump > cfg.max_jump or not 1 / cfg.max_scale_change <= ratio <= cfg.max_scale_change:
@@ -220,18 +299,76 @@ class Challenge:
         if wrong is not None:
             return StepOutcome(StepStatus.WRONG, self.step, wrong.value)
         if action is ChallengeAction.BLINK:
-            if s.ear <= self.baseline.ear * cfg.blink_closed:
-                self._closed = True
+            if not self._blinked(s, prev, now):
                 return StepOutcome(StepStatus.WAITING, self.step)
-            if not (self._closed and s.ear >= self.baseline.ear * cfg.blink_open):
+        else:
+            if s.blink is not None:  # keeps the eyes' open level current for a blink step
+                self._note(now, s.blink)
+            if not detect(action, s, self.baseline, cfg):
                 return StepOutcome(StepStatus.WAITING, self.step)
-        elif not detect(action, s, self.baseline, cfg):
-            return StepOutcome(StepStatus.WAITING, self.step)
         done = self.step
         self.step += 1
         self._closed = False
+        self._open_level = self.baseline.blink
         self._armed = action not in POSE_ACTIONS
         if self.step >= len(self.actions):
             return StepOutcome(StepStatus.DONE, done)
         self.deadline = now + cfg.step_time_s
         return StepOutcome(StepStatus.PASSED, done)
+
+    def _blinked(self, s: LivenessSample, prev: LivenessSample | None, now: float) -> bool:
+        """Feed one sample to the blink step; True once the eyes closed and reopened.
+
+        With blendshapes the open level follows the recent scores (a low percentile of
+        the last second: a person who looked down during the baseline is not held to
+        it), and the closing frame must
+        be on a steady face: a photo waved about, or a detection jumping between faces,
+        changes scores without any eyelid moving. Eyes that stay "closed" longer than a
+        blink (a print tilted away and held) do not count: that level becomes the new
+        open level.
+        """
+        cfg = self.config
+        assert self.baseline is not None
+        score = s.blink
+        if score is None or self._open_level is None:  # mesh only: the eye aspect ratio
+            if s.ear <= self.baseline.ear * cfg.blink_closed:
+                self._closed = True
+                return False
+            return self._closed and s.ear >= self.baseline.ear * cfg.blink_open
+        level = self._open_level
+        if self._closed:
+            self._peak = max(self._peak, score)
+            reopened = score <= max(level + cfg.blink_reopen, (level + self._peak) / 2)
+            if now - self._closed_at > cfg.blink_max_closed_s:
+                # Not a blink: this drifted level becomes the eyes' level from now on.
+                self._closed, self._recent = False, [(now, score)]
+                return False
+            return reopened
+        recent = [v for t, v in self._recent if now - t <= cfg.blink_level_s]
+        if recent:
+            level = float(np.percentile(recent, cfg.blink_level_pct))
+        self._note(now, score)
+        if score - level >= cfg.blink_rise and _steady(s, prev, cfg):
+            self._closed, self._peak, self._closed_at = True, score, now
+            self._open_level = level
+        return False
+
+    def _note(self, now: float, score: float) -> None:
+        keep = self.config.blink_level_s
+        self._recent = [(t, v) for t, v in self._recent if now - t <= keep]
+        self._recent.append((now, score))
+
+
+def _steady(s: LivenessSample, prev: LivenessSample | None, cfg: ActiveConfig) -> bool:
+    if 0 < s.width_px < cfg.blink_min_face_px:
+        return False
+    if prev is None:
+        return True
+    jump = abs(complex(*s.center) - complex(*prev.center)) / max(prev.width, 1e-6)
+    scale = max(s.width, 1e-6) / max(prev.width, 1e-6)
+    turn = max(abs(s.measures.yaw - prev.measures.yaw), abs(s.measures.pitch - prev.measures.pitch))
+    return (
+        jump < cfg.blink_steady_jump
+        and 1 / cfg.blink_steady_scale < scale < cfg.blink_steady_scale
+        and turn < cfg.blink_steady_deg
+    )

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..face.blendshapes import blink_score, jaw_open_score, smile_score
 from .cues import PixelCues, pixel_cues
 from .lightmeter import LightSample, measure_light
 from .parallax import TRACK_POINTS, face_patch
@@ -75,7 +76,9 @@ class LivenessSample:
     tracks them in (``None`` when the pixel cues were skipped);
     ``embedding`` is set on frames the face engine embedded (start and end of a
     challenge), ``pixels`` on frames where the pixel cues ran, ``light`` (skin chroma
-    for the screen-light challenge) whenever the face could be measured.
+    for the screen-light challenge) whenever the face could be measured, ``blendshapes``
+    (52 scores, :mod:`server.face.blendshapes`) when the face landmarker ran (the default;
+    ``None`` with the 468-point mesh alone, and the checks fall back to the measures).
     """
 
     measures: FaceMeasures
@@ -86,10 +89,25 @@ class LivenessSample:
     pixels: PixelCues | None = None
     patch: np.ndarray | None = None
     light: LightSample | None = None
+    blendshapes: np.ndarray | None = None
+    width_px: float = 0.0  # face box width in frame pixels (0: unknown)
 
     @property
     def ear(self) -> float:
         return (self.measures.ear_left + self.measures.ear_right) / 2.0
+
+    @property
+    def blink(self) -> float | None:
+        """Eye closure from the blendshapes (0 open, 1 shut), ``None`` without them."""
+        return None if self.blendshapes is None else blink_score(self.blendshapes)
+
+    @property
+    def smile_score(self) -> float | None:
+        return None if self.blendshapes is None else smile_score(self.blendshapes)
+
+    @property
+    def jaw_open(self) -> float | None:
+        return None if self.blendshapes is None else jaw_open_score(self.blendshapes)
 
 
 def sample_from_face(
@@ -113,4 +131,6 @@ def sample_from_face(
         pixels=pixel_cues(rgb, face.box, face.measures.roll) if pixels else None,
         patch=patch,
         light=measure_light(rgb, face.box),
+        blendshapes=face.blendshapes,
+        width_px=x1 - x0,
     )

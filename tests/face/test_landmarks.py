@@ -6,7 +6,7 @@ import numpy as np
 def test_mesh_and_measures_on_frontal_face(engine, load_photo) -> None:  # type: ignore[no-untyped-def]
     rgb = load_photo("faces/obama/1.jpg")
     face = engine.analyse(rgb, mesh=True, embed=False).faces[0]
-    assert face.mesh is not None and face.mesh.shape == (468, 3)
+    assert face.mesh is not None and face.mesh.shape == (478, 3)  # the landmarker (default)
     x0, y0, x1, y1 = face.box
     inside = (
         (face.mesh[:, 0] > x0 - 0.2 * (x1 - x0))

@@ -24,6 +24,7 @@ def test_manifest_covers_every_model() -> None:
         "face_detection_short_range",
         "face_detection_full_range",
         "face_landmark",
+        "face_landmarker",
         "shape_predictor_5",
         "dlib_resnet_v1",
         "sface_2021dec",

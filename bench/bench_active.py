@@ -1,0 +1,227 @@
+"""Active challenges scheduled from each shared clip's observed actions, mesh vs landmarker.
+
+For every bona fide clip with observed actions in ``video_observations.json`` (blinks;
+head turns from its yaw range, as ``python -m server.liveness eval`` derives them) a
+:class:`Challenge` of those actions (at most three) is fed the clip sampled at ``--fps``.
+
+A recording does not answer prompts: it blinks and turns when it does, and the
+challenge rightly fails a turn made before the prompted one (``wrong``) or a blink
+that falls outside a step's time. Two ways to feed it:
+
+- ``loop`` (the eval's, ``python -m server.liveness eval``): the clip from its start,
+  looped like a fake camera, actions in a fixed order (blink, turn left, turn right).
+  A clip passes only if its own timing happens to fit the draw.
+- ``prompted`` (default): a person answering the prompts, simulated with the clip's own
+  frames. After the baseline (the first frames), each step is fed the stretch of the
+  clip where the clip performs that action, up to 0.8 s after it: for a blink the
+  candidate times in ``video_observations.json`` (from 1 s before), for a turn the
+  onsets where the clip's yaw passes the turn threshold (from the last frame, at most
+  2 s before, where the head faced the camera as at the baseline: a prompted person
+  starts from there); the next stretch of the same action is tried while the step is
+  still open. The challenge's own rules (thresholds, closing and
+  reopening, wrong turns inside the stretch, continuity, step time) decide.
+
+Both engines run in the same process on the same frames: the 468-point mesh with the
+EAR rules (``[face] landmarks = "mesh"``) and the face landmarker with blendshapes (the
+default). Prints a table and writes JSON to bench/out/.
+
+    .venv/bin/python bench/bench_active.py [--fps 8] [--mode prompted|loop]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import av
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from server.face.engine import FaceEngine  # noqa: E402
+from server.liveness import (  # noqa: E402
+    ActiveConfig,
+    Baseline,
+    Challenge,
+    ChallengeAction,
+    LivenessSample,
+    StepStatus,
+    sample_from_face,
+)
+from server.liveness.challenge import detect  # noqa: E402
+
+DATA = Path(os.environ.get("VIDEOGATE_TEST_DATA", REPO.parent / "shared" / "data")) / "faces"
+Track = list[tuple[float, LivenessSample]]
+A = ChallengeAction
+
+
+def observed(obs: dict[str, Any]) -> list[ChallengeAction]:
+    """The eval's reading of the observations: blinks, and turns from the yaw range."""
+    actions: list[ChallengeAction] = []
+    if obs.get("blink_times_s"):
+        actions.append(A.BLINK)
+    lo, hi = obs.get("yaw_ratio_min"), obs.get("yaw_ratio_max")
+    if isinstance(lo, int | float) and isinstance(hi, int | float):
+        if hi >= 0.75:
+            actions.append(A.TURN_LEFT)
+        if lo <= 0.25:
+            actions.append(A.TURN_RIGHT)
+    return actions[:3]
+
+
+def tracks(engines: dict[str, FaceEngine], path: Path, fps: float) -> dict[str, Track]:
+    out: dict[str, Track] = {name: [] for name in engines}
+    next_t = -1.0
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            t = float(frame.time or 0.0)
+            if fps > 0 and t + 1e-6 < next_t:
+                continue
+            next_t = t + 1.0 / fps if fps > 0 else t
+            rgb = frame.to_ndarray(format="rgb24")
+            for name, engine in engines.items():
+                faces = engine.analyse(rgb, mesh=True, embed=False).faces
+                if len(faces) == 1:
+                    s = sample_from_face(rgb, faces[0], pixels=False)
+                    assert s is not None
+                    out[name].append((t, s))
+    return out
+
+
+def turn_stretches(
+    track: Track, action: ChallengeAction, cfg: ActiveConfig
+) -> list[tuple[float, float]]:
+    """(start, onset) of each turn: the rule fires after >= 1 s without firing, starting
+    from the last frame (<= 2 s before) where the head was back at its baseline yaw."""
+    base = Baseline.of([s for _, s in track[: cfg.baseline_frames]])
+    out: list[tuple[float, float]] = []
+    last = -1e9
+    for i, (t, s) in enumerate(track):
+        if not detect(action, s, base, cfg):
+            continue
+        if t - last > 1.0:
+            neutral = [
+                u
+                for u, p in track[:i]
+                if t - 2.0 <= u and abs(p.measures.yaw - base.yaw) < cfg.wrong_turn_deg / 2
+            ]
+            if neutral:
+                out.append((neutral[-1], t))
+        last = t
+    return out
+
+
+def run_prompted(
+    track: Track, actions: list[ChallengeAction], blinks: list[float], cfg: ActiveConfig
+) -> tuple[str, str]:
+    """Each step fed the stretches of the clip where it performs that action."""
+    if len(track) < cfg.baseline_frames + 1:
+        return "fail", "no usable face"
+    challenge = Challenge(tuple(actions), cfg)
+    now = track[cfg.baseline_frames - 1][0]
+    challenge.start([s for _, s in track[: cfg.baseline_frames]], now)
+    for step, action in enumerate(actions):
+        spans = (
+            [(c - 1.0, c) for c in blinks]
+            if action is A.BLINK
+            else turn_stretches(track, action, cfg)
+        )
+        for begin, centre in spans:
+            stretch = [(t, s) for t, s in track if begin <= t <= centre + 0.8]
+            if not stretch:
+                continue
+            challenge._last = None  # the cut between stretches is not a face swap
+            start, fed = stretch[0][0], now
+            for t, sample in stretch:
+                fed = now + (t - start)
+                outcome = challenge.feed(sample, fed)
+                if outcome.status is StepStatus.DONE:
+                    return "pass", ""
+                if outcome.status not in (StepStatus.WAITING, StepStatus.PASSED):
+                    return "fail", f"{outcome.status.value}:{outcome.detail}"
+                if outcome.status is StepStatus.PASSED:
+                    break
+            now = fed + 1.0 / 8  # the next stretch follows on the challenge's clock
+            if challenge.step > step:
+                break
+        if challenge.step <= step:
+            return "fail", f"not_seen:{action.value}"
+    return "fail", "unfinished"
+
+
+def run(track: Track, actions: list[ChallengeAction], cfg: ActiveConfig) -> tuple[str, str]:
+    """The eval's loop: baseline from the first frames, the clip looped until time is up."""
+    if len(track) < cfg.baseline_frames + 1:
+        return "fail", "no usable face"
+    duration = track[-1][0] + 1e-3
+    challenge = Challenge(tuple(actions), cfg)
+    challenge.start([s for _, s in track[: cfg.baseline_frames]], track[0][0])
+    stream = track[cfg.baseline_frames :]
+    offset = 0.0
+    limit = cfg.step_time_s * len(actions) + 1.0
+    while offset <= limit:
+        for t, sample in stream:
+            outcome = challenge.feed(sample, t + offset)
+            if outcome.status is StepStatus.DONE:
+                return "pass", ""
+            if outcome.status not in (StepStatus.WAITING, StepStatus.PASSED):
+                return "fail", f"{outcome.status.value}:{outcome.detail}"
+        offset += duration
+        stream = track
+        challenge._last = None  # the loop's seam is not a face swap
+    return "fail", "timed_out"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--fps", type=float, default=8.0, help="0 = every frame")
+    parser.add_argument("--mode", choices=("prompted", "loop"), default="prompted")
+    args = parser.parse_args()
+    engines = {
+        "mesh": FaceEngine.load(landmarks="mesh"),
+        "landmarker": FaceEngine.load(landmarks="landmarker"),
+    }
+    cfg = ActiveConfig()
+    cases = [
+        row for row in (DATA / "video_cases.csv").read_text().splitlines()[1:] if "bona_fide" in row
+    ]
+    videos = json.loads((DATA / "video_observations.json").read_text())["videos"]
+    rows: list[dict[str, Any]] = []
+    passed = dict.fromkeys(engines, 0)
+    print(f"{'clip':34s} {'mesh (EAR)':32s} {'landmarker (blendshapes)':32s}")
+    for line in cases:
+        rel = line.split(",")[0]
+        actions = observed(videos.get(rel, {}))
+        if not actions:
+            continue
+        per = tracks(engines, DATA / rel, args.fps)
+        row: dict[str, Any] = {"clip": rel}
+        cells = []
+        blinks = list(videos.get(rel, {}).get("blink_times_s") or [])
+        for name, track in per.items():
+            if args.mode == "loop":
+                verdict, detail = run(track, actions, cfg)
+            else:
+                verdict, detail = run_prompted(track, actions, blinks, cfg)
+            passed[name] += verdict == "pass"
+            row[name] = {"verdict": verdict, "detail": detail}
+            cells.append(f"{verdict} {detail}"[:32])
+        row["actions"] = [a.value for a in actions]
+        rows.append(row)
+        print(f"{rel:34s} {cells[0]:32s} {cells[1]:32s} {','.join(row['actions'])}")
+    total = len(rows)
+    print(f"{'passed':34s} {passed['mesh']}/{total:<30d} {passed['landmarker']}/{total}")
+    out = REPO / "bench" / "out" / f"bench_active-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result = {"fps": args.fps, "mode": args.mode, "passed": passed, "cases": rows}
+    out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
