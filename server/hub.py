@@ -58,6 +58,7 @@ class GraceEntry:
     room_id: str
     ip: str
     identity: AdmittedIdentity
+    device: str | None
     expires: float
 
 
@@ -350,19 +351,44 @@ class Hub:
         now = time.monotonic()
         self.grace = {k: v for k, v in self.grace.items() if v.expires > now}
         self.grace[member.rejoin_token] = GraceEntry(
-            runtime.room.id, member.ip, identity, now + self.settings.gate.rejoin_grace_s
+            runtime.room.id,
+            member.ip,
+            identity,
+            member.device,
+            now + self.settings.gate.rejoin_grace_s,
         )
 
-    def claim_rejoin(self, token: str | None, room_id: str, ip: str) -> GraceEntry | None:
-        """A rejoin token is single-use, bound to the room and the client address."""
+    def claim_rejoin(
+        self, token: str | None, room_id: str, ip: str, device: str | None = None
+    ) -> GraceEntry | None:
+        """A rejoin token is single-use and bound to the room and to the browser: its
+        signed device cookie when the session had one (it survives a move from Wi-Fi to
+        cellular, docs/deploy.md), else the client address."""
         if not token:
             return None
         entry = self.grace.pop(token, None)
-        if entry is None or entry.expires < time.monotonic():
+        if entry is None or entry.expires < time.monotonic() or entry.room_id != room_id:
             return None
-        if entry.room_id != room_id or entry.ip != ip:
-            return None
-        return entry
+        if entry.device is not None:
+            return entry if device == entry.device else None
+        return entry if entry.ip == ip else None
+
+    async def release_for_rejoin(
+        self, token: str | None, room_id: str, ip: str, device: str | None
+    ) -> None:
+        """A rejoin that arrives before the server noticed the old connection died (its
+        socket is only found dead at the next heartbeat): end that session into its
+        grace window now, so the rejoin resumes it instead of verifying again."""
+        runtime = self.rooms.get(room_id)
+        if not token or runtime is None:
+            return
+        for member in list(runtime.participants.values()):
+            if member.rejoin_token != token or not member.admitted:
+                continue
+            same = member.device == device if member.device is not None else member.ip == ip
+            if same:
+                member.request_close(CloseReason.DISCONNECTED, grace=True)
+                await member.wait_closed(5.0)
 
     async def close(self) -> None:
         if self._housekeeping is not None:

@@ -89,6 +89,8 @@ async def join(
     if len(lobby) >= limits.lobby_per_room:
         refuse("busy", "This room's lobby is full right now. Try again in a minute.")
         return None
+    # Before this join takes its room: the old session may be the room's last member.
+    await hub.release_for_rejoin(msg.rejoin, room.id, ip, device)
     participant = Participant(
         hub,
         hub.runtime(room),
@@ -100,8 +102,9 @@ async def join(
         lockout_keys=lockout_keys(room.id, ip, msg.invite, device),
         ip=ip,
         invite_id=invite_id,
+        device=device,
     )
-    entry = hub.claim_rejoin(msg.rejoin, room.id, ip)
+    entry = hub.claim_rejoin(msg.rejoin, room.id, ip, device)
     if entry is not None and person is not None and entry.identity.person_id != person.id:
         # Another person's token: it does not resume this invite, and it stays valid
         # for its owner (claiming it must not let anyone burn someone else's rejoin).

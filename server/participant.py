@@ -69,6 +69,7 @@ class Participant:
         lockout_keys: tuple[str, ...],
         ip: str,
         invite_id: str | None = None,
+        device: str | None = None,
     ) -> None:
         self.id = secrets.token_hex(8)
         self.rejoin_token = secrets.token_urlsafe(18)
@@ -80,6 +81,7 @@ class Participant:
         self.claimed_person = person_id
         self.ip = ip
         self.invite_id = invite_id
+        self.device = device  # signed per-browser id (server/device.py), if the page has one
         self.gate = g.Gate(policy, services.lockout, lockout_keys, rng=services.challenge_rng())
         self.inputs: asyncio.Queue[Input] = asyncio.Queue()
         settings = services.settings

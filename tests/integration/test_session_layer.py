@@ -238,3 +238,36 @@ async def test_someone_being_reverified_receives_no_room_media(
         finally:
             await viewer.close()
             await client.close()
+
+
+async def test_a_rejoin_before_the_old_connection_is_noticed_resumes_it(
+    engine: FaceEngine,
+    store: SqliteStore,
+    tmp_path: Path,
+    faces_dir: Path,
+    scenes: Scenes,  # noqa: F811
+) -> None:
+    """The page's media path died but the server has not noticed the old socket yet (a
+    heartbeat away): the rejoin ends that session into its grace window and resumes."""
+    async with presence_server(engine, store, tmp_path) as gk:
+        invite = gk.enrol_photos("Lestari", lestari_stills(faces_dir))
+        old = GateClient(
+            gk.base_url, gk.room_slug, invite=invite, video=SwitchableTrack(scenes.lestari, 10)
+        )
+        again = GateClient(
+            gk.base_url, gk.room_slug, invite=invite, video=SwitchableTrack(scenes.lestari, 10),
+            rejoin=None,
+        )  # fmt: skip
+        try:
+            await old.join()
+            assert (await old.wait_verdict(VERDICT_TIMEOUT))["admitted"] is True
+            again.rejoin = old.rejoin_token  # the same tab's token, from a new connection
+            await again.join()
+            assert (await again.wait_verdict(VERDICT_TIMEOUT))["admitted"] is True
+            assert again.result.of_type("welcome")[0]["resumed"] is True
+            assert not again.result.of_type("progress")  # no frame was analysed
+            await old.wait_for(lambda r: any(m["type"] == "bye" for m in r.messages), 5)
+            assert len(participants(gk)) == 1
+        finally:
+            await again.close()
+            await old.close()
