@@ -276,7 +276,8 @@ function onMessage(msg) {
   switch (msg.type) {
     case "welcome":
       if (msg.rejoin) sessionStorage.setItem(REJOIN_KEY, msg.rejoin);
-      if (admitted && !msg.resumed) {
+      const resumeRefused = admitted && !msg.resumed;
+      if (resumeRefused) {
         // The blip outlasted the grace window: the server verifies again, in the lobby.
         backToLobby("Your connection dropped for too long, so the gate checks you again.");
       }
@@ -286,7 +287,7 @@ function onMessage(msg) {
         ? `Joining ${msg.room} as ${msg.person}.`
         : `Joining ${msg.room}.`;
       $("self-name").textContent = msg.person || "You";
-      setStatus("Connecting your camera to the gate…");
+      if (!resumeRefused) setStatus("Connecting your camera to the gate…");
       break;
     case "progress": {
       $("progress").max = msg.required;
