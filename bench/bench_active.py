@@ -54,6 +54,7 @@ from server.liveness import (  # noqa: E402
     sample_from_face,
 )
 from server.liveness.challenge import detect  # noqa: E402
+from server.liveness.evaluate import run_active  # noqa: E402
 
 DATA = Path(os.environ.get("VIDEOGATE_TEST_DATA", REPO.parent / "shared" / "data")) / "faces"
 Track = list[tuple[float, LivenessSample]]
@@ -155,26 +156,9 @@ def run_prompted(
 
 
 def run(track: Track, actions: list[ChallengeAction], cfg: ActiveConfig) -> tuple[str, str]:
-    """The eval's loop: baseline from the first frames, the clip looped until time is up."""
-    if len(track) < cfg.baseline_frames + 1:
-        return "fail", "no usable face"
-    duration = track[-1][0] + 1e-3
-    challenge = Challenge(tuple(actions), cfg)
-    challenge.start([s for _, s in track[: cfg.baseline_frames]], track[0][0])
-    stream = track[cfg.baseline_frames :]
-    offset = 0.0
-    limit = cfg.step_time_s * len(actions) + 1.0
-    while offset <= limit:
-        for t, sample in stream:
-            outcome = challenge.feed(sample, t + offset)
-            if outcome.status is StepStatus.DONE:
-                return "pass", ""
-            if outcome.status not in (StepStatus.WAITING, StepStatus.PASSED):
-                return "fail", f"{outcome.status.value}:{outcome.detail}"
-        offset += duration
-        stream = track
-        challenge._last = None  # the loop's seam is not a face swap
-    return "fail", "timed_out"
+    """The eval's loop (``server.liveness.evaluate.run_active``): baseline from the first
+    frames, the clip looped until time is up."""
+    return run_active([(t, 1, sample) for t, sample in track], actions, cfg)
 
 
 def main() -> None:
