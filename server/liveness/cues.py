@@ -202,11 +202,31 @@ def gamut_distance(rgb: np.ndarray, box: tuple[float, float, float, float]) -> f
     return math.hypot(d_cr, d_cb)
 
 
+# The face's roll comes from a landmark model (±1° between models on the same face, see
+# docs/liveness.md): a device's edges are also searched at these offsets around it, each
+# side keeping its best support, so the cue does not hinge on a degree of roll error.
+# The search (2 more warps, ~2x the cue's cost) runs only when the weakest side is
+# already within reach of the scorer's threshold: 0.8 x PassiveConfig.enclosure (0.42).
+ROLL_SEARCH_DEG = (-1.0, 1.0)
+FRAME_SEARCH_FROM = 0.34
+
+
+def frame_support_near(
+    rgb: np.ndarray, box: tuple[float, float, float, float], roll_deg: float
+) -> tuple[float, float, float, float]:
+    """``frame_support`` per side, at its best around the roll (see ``ROLL_SEARCH_DEG``)."""
+    found = [frame_support(rgb, box, roll_deg)]
+    if min(found[0]) >= FRAME_SEARCH_FROM:
+        found += [frame_support(rgb, box, roll_deg + d) for d in ROLL_SEARCH_DEG]
+    left, right, top, bottom = (max(side) for side in zip(*found, strict=True))
+    return left, right, top, bottom
+
+
 def pixel_cues(
     rgb: np.ndarray, box: tuple[float, float, float, float], roll_deg: float = 0.0
 ) -> PixelCues:
     return PixelCues(
-        frame=frame_support(rgb, box, roll_deg),
+        frame=frame_support_near(rgb, box, roll_deg),
         moire=moire_peak(rgb, box),
         glare=glare_fraction(rgb, box),
         gamut=gamut_distance(rgb, box),
