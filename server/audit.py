@@ -11,6 +11,7 @@ into the media path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -47,18 +48,39 @@ class AuditTrail:
         person_id: str | None,
         participant_id: str | None,
     ) -> None:
-        """Hand one record to the writer; emit its webhook; keep it for the dashboard."""
-        self._last = self._writer.submit(
-            self._write, event, record, room_id, person_id, participant_id
-        )
+        """Hand one record to the writer; its webhooks are prepared there too (their
+        ``pending`` rows are store writes) and queued back on the event loop."""
+        hook: dict[str, Any] | None = None
         if event in WEBHOOK_EVENTS:
             # Webhooks get the event without the client address (privacy).
-            data = {k: v for k, v in record.items() if k not in PRIVATE_DETAILS}
-            data.update(participant_id=participant_id, person_id=person_id)
-            self._webhooks.emit(room_id, event, data)
+            hook = {k: v for k, v in record.items() if k not in PRIVATE_DETAILS}
+            hook.update(participant_id=participant_id, person_id=person_id)
+        self._submit(event, record, room_id, person_id, participant_id, hook)
 
-    def room_event(self, event: str, details: dict[str, Any], room_id: str) -> None:
-        self._last = self._writer.submit(self._write, event, details, room_id, None, None)
+    def room_event(
+        self, event: str, details: dict[str, Any], room_id: str, hook: dict[str, Any] | None
+    ) -> None:
+        """A record of the room itself (no participant); ``hook`` = webhook data or None."""
+        self._submit(event, details, room_id, None, None, hook)
+
+    def _submit(
+        self,
+        event: str,
+        record: dict[str, Any],
+        room_id: str,
+        person_id: str | None,
+        participant_id: str | None,
+        hook: dict[str, Any] | None,
+    ) -> None:
+        loop: asyncio.AbstractEventLoop | None = None
+        if hook is not None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop (CLI use): nothing could be delivered
+                hook = None
+        self._last = self._writer.submit(
+            self._write, event, record, room_id, person_id, participant_id, hook, loop
+        )
 
     def _write(
         self,
@@ -67,6 +89,8 @@ class AuditTrail:
         room_id: str,
         person_id: str | None,
         participant_id: str | None,
+        hook: dict[str, Any] | None,
+        loop: asyncio.AbstractEventLoop | None,
     ) -> None:
         try:
             self._store.audit(
@@ -74,6 +98,12 @@ class AuditTrail:
             )
         except Exception:  # the audit must never take the media path down
             log.exception("audit write failed for %s", event)
+        if hook is None or loop is None:
+            return
+        owner, deliveries = self._webhooks.prepare(room_id, event, hook)
+        if deliveries:
+            with contextlib.suppress(RuntimeError):  # the loop closed: shutting down
+                loop.call_soon_threadsafe(self._webhooks.enqueue, owner, deliveries)
 
     async def recent(self, room_id: str) -> list[dict[str, Any]]:
         """The room's latest dashboard events, newest first, read on the writer thread

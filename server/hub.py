@@ -244,11 +244,9 @@ class Hub:
             self.store.end_meeting(meeting_id)
         except Exception:
             log.exception("meeting end failed for %s", meeting_id)
-        self.audit_trail.room_event("meeting.ended", {"meeting": meeting_id}, runtime.room.id)
-        if runtime.had_admission:  # a stranger's refused visit is not a meeting to report
-            self.webhooks.emit(
-                runtime.room.id, "meeting.ended", {"meeting": meeting_id, "room": runtime.room.name}
-            )
+        # A stranger's refused visit is not a meeting to report to webhooks.
+        hook = {"meeting": meeting_id, "room": runtime.room.name} if runtime.had_admission else None
+        self.audit_trail.room_event("meeting.ended", {"meeting": meeting_id}, runtime.room.id, hook)
 
     # -- owner dashboards --
 

@@ -2,8 +2,9 @@
 
 Why this shape: events are raised on the media and admission paths (gate actions,
 presence checks), which must never wait for someone else's HTTP server. ``emit``
-only reads the room's webhooks, writes a ``pending`` row to the delivery log and
-queues the delivery under the room's owner (a full queue drops it, logged as
+(``prepare`` off the event loop, then ``enqueue`` on it) only reads the room's
+webhooks, writes a ``pending`` row to the delivery log and queues the delivery under
+the room's owner (a full queue drops it, logged as
 ``dropped``). A :class:`~.fair.FairScheduler` starts tries round-robin across owners,
 at most ``concurrency`` at once and ``owner_concurrency`` per owner; a try that fails
 frees its slot and the delivery is parked until its backoff is due, so one tenant's
@@ -59,25 +60,34 @@ class WebhookDispatcher:
         self._closed = False
 
     def emit(self, room_id: str, event: str, data: dict[str, Any]) -> int:
-        """Queue ``event`` for every webhook of the room that wants it; never blocks.
+        """Queue ``event`` for every webhook of the room that wants it; never blocks on
+        a receiver. Returns the number of deliveries queued.
 
-        Returns the number of deliveries queued.
+        Touches the store (the room's webhooks, the ``pending`` rows): callers on the
+        media path use :meth:`prepare` off the event loop and :meth:`enqueue` on it.
         """
-        if self._closed:
-            return 0
-        try:
-            targets = self.store.webhook_targets(room_id, event)
-        except Exception:  # a store or key problem must not reach the media path
-            log.exception("webhook lookup failed for %s", event)
-            return 0
-        if not targets:
-            return 0
         try:
             asyncio.get_running_loop()
         except RuntimeError:  # no running loop (CLI use): nothing can be delivered
             return 0
-        owner = self._owner_of(room_id)
-        queued = 0
+        owner, deliveries = self.prepare(room_id, event, data)
+        return self.enqueue(owner, deliveries)
+
+    def prepare(
+        self, room_id: str, event: str, data: dict[str, Any]
+    ) -> tuple[str, list[_Delivery]]:
+        """The store part of :meth:`emit` (any thread): the room's webhooks that want
+        ``event``, each with a ``pending`` row in the delivery log and its signed body."""
+        if self._closed:
+            return "", []
+        try:
+            targets = self.store.webhook_targets(room_id, event)
+        except Exception:  # a store or key problem must not reach the media path
+            log.exception("webhook lookup failed for %s", event)
+            return "", []
+        if not targets:
+            return "", []
+        deliveries = []
         for hook, secret in targets:
             delivery_id = self.store.record_delivery(hook.id, room_id, event, "pending")
             body = json.dumps(
@@ -90,10 +100,19 @@ class WebhookDispatcher:
                 },
                 separators=(",", ":"),
             ).encode()
-            if self._fair.push(owner, _Delivery(delivery_id, hook.url, secret, event, body)):
+            deliveries.append(_Delivery(delivery_id, hook.url, secret, event, body))
+        return self._owner_of(room_id), deliveries
+
+    def enqueue(self, owner: str, deliveries: list[_Delivery]) -> int:
+        """The event-loop part of :meth:`emit`: queue what :meth:`prepare` made."""
+        if self._closed or not deliveries:
+            return 0
+        queued = 0
+        for delivery in deliveries:
+            if self._fair.push(owner, delivery):
                 queued += 1
             else:
-                self.store.update_delivery(delivery_id, "dropped", 0, None, "queue_full")
+                self.store.update_delivery(delivery.id, "dropped", 0, None, "queue_full")
         self._pump()
         return queued
 

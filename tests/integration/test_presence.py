@@ -296,6 +296,7 @@ async def test_signed_report_and_webhooks(gk: Gatekeeper, faces_dir: Path, scene
         await until(lambda: any(p.presence.stats.made >= 2 for p in participants(gk)))
         await client.close()
         await until(lambda: not hub_of(gk).rooms)
+        await hub_of(gk).audit_settled()  # webhooks are prepared on the audit writer
         await hub_of(gk).webhooks.drain(10)
         got = {}
         for headers, body in hooks.ok:

@@ -179,13 +179,13 @@ async def test_a_refused_stranger_triggers_no_left_or_meeting_webhooks(
     invite = gate.enrol_frame("D9", video_frame(videos / "liveportrait_d9.mp4", 0.5))
     hub = gate.app[HUB]
     emitted: list[str] = []
-    real_emit = hub.webhooks.emit
+    real_prepare = hub.webhooks.prepare
 
-    def recording_emit(room_id: str, event: str, data: dict[str, object]) -> int:
+    def recording_prepare(room_id: str, event: str, data: dict[str, object]) -> object:
         emitted.append(event)
-        return real_emit(room_id, event, data)
+        return real_prepare(room_id, event, data)
 
-    hub.webhooks.emit = recording_emit  # type: ignore[method-assign]
+    hub.webhooks.prepare = recording_prepare  # type: ignore[method-assign,assignment]
     stranger = GateClient(
         gate.base_url, gate.room_slug, invite=invite, video=StillTrack(stranger_frames, 10)
     )
@@ -195,5 +195,6 @@ async def test_a_refused_stranger_triggers_no_left_or_meeting_webhooks(
         await stranger.close()
     assert verdicts[-1]["final"] is True and not any(v["admitted"] for v in verdicts)
     await wait_until(lambda: not hub.rooms)
+    await hub.audit_settled()  # webhooks are prepared on the audit writer's thread
     assert "participant.denied" in emitted
     assert "participant.left" not in emitted and "meeting.ended" not in emitted
