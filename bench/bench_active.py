@@ -54,7 +54,7 @@ from server.liveness import (  # noqa: E402
     sample_from_face,
 )
 from server.liveness.challenge import detect  # noqa: E402
-from server.liveness.evaluate import run_active  # noqa: E402
+from server.liveness.evaluate import observed_actions, run_active  # noqa: E402
 
 DATA = Path(os.environ.get("VIDEOGATE_TEST_DATA", REPO.parent / "shared" / "data")) / "faces"
 Track = list[tuple[float, LivenessSample]]
@@ -62,17 +62,8 @@ A = ChallengeAction
 
 
 def observed(obs: dict[str, Any]) -> list[ChallengeAction]:
-    """The eval's reading of the observations: blinks, and turns from the yaw range."""
-    actions: list[ChallengeAction] = []
-    if obs.get("blink_times_s"):
-        actions.append(A.BLINK)
-    lo, hi = obs.get("yaw_ratio_min"), obs.get("yaw_ratio_max")
-    if isinstance(lo, int | float) and isinstance(hi, int | float):
-        if hi >= 0.75:
-            actions.append(A.TURN_LEFT)
-        if lo <= 0.25:
-            actions.append(A.TURN_RIGHT)
-    return actions[:3]
+    """The eval's reading of the observations (``observed_actions``), at most three."""
+    return observed_actions(obs)[:3]
 
 
 def tracks(engines: dict[str, FaceEngine], path: Path, fps: float) -> dict[str, Track]:
