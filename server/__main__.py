@@ -82,7 +82,7 @@ def enrol(args: argparse.Namespace) -> int:
     if not count:
         print("No usable photo: nothing was enrolled.", file=sys.stderr)
         return 2
-    store = open_store(settings.data_path)
+    store = open_store(settings.data_path, settings.store.url)
     try:
         slug = slugify(args.room)
         try:
@@ -119,7 +119,7 @@ def backfill(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     engine = FaceEngine.load(settings.model_cache, embedder=settings.face.embedder)
-    store = open_store(settings.data_path)
+    store = open_store(settings.data_path, settings.store.url)
     try:
         report = backfill_templates(store, engine, args.engine, args.room)
     finally:
@@ -148,7 +148,7 @@ def rotate_keys(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     try:
-        done = rotate(settings.data_path)
+        done = rotate(settings.data_path, url=settings.store.url)
     except (TemplateKeyError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

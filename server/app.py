@@ -19,7 +19,7 @@ from .metrics import metrics
 from .owner import setup_owner
 from .report.http import WELL_KNOWN_PATH, signing_key
 from .state import HUB, SETTINGS
-from .store import SqliteStore, StoreError, open_store
+from .store import Repository, StoreError, open_store
 from .ws import client_ip, websocket
 
 __all__ = ["HUB", "SETTINGS", "client_ip", "create_app"]
@@ -107,7 +107,7 @@ async def health(_request: web.Request) -> web.Response:
 
 
 def create_app(
-    settings: Settings, *, engine: FaceEngine | None = None, store: SqliteStore | None = None
+    settings: Settings, *, engine: FaceEngine | None = None, store: Repository | None = None
 ) -> web.Application:
     """Build the app; the engine and store load at start-up unless given (tests share them)."""
     app = web.Application(middlewares=[security_headers], client_max_size=1024**2)
@@ -130,7 +130,9 @@ def create_app(
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         owned_store = store is None
-        the_store = store or open_store(settings.data_path)
+        the_store = store or open_store(
+            settings.data_path, settings.store.url, pool_size=settings.store.pool_size
+        )
         the_engine = engine or FaceEngine.load(
             settings.model_cache,
             embedder=settings.face.embedder,

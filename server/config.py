@@ -235,6 +235,18 @@ class IceSettings:
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    """[store]: where what must last is kept (docs/scale.md, "Store").
+
+    ``url`` empty: the embedded SQLite file in the data dir. ``postgresql://...``:
+    a PostgreSQL database that several nodes can share; ``pool_size`` connections
+    per process."""
+
+    url: str = ""
+    pool_size: int = 8
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     gate: GateSettings = field(default_factory=GateSettings)
@@ -247,6 +259,7 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     owner: OwnerSettings = field(default_factory=OwnerSettings)
     ice: IceSettings = field(default_factory=IceSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
 
     @property
     def data_path(self) -> Path:
@@ -333,6 +346,7 @@ def load_settings(
         "api": ApiSettings,
         "owner": OwnerSettings,
         "ice": IceSettings,
+        "store": StoreSettings,
     }
     for section in data:
         if section not in sections:
@@ -418,6 +432,11 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("[server] forwarded_header must be x-forwarded-for or forwarded")
     if bool(settings.server.tls_cert) != bool(settings.server.tls_key):
         raise ConfigError("[server] tls_cert and tls_key must be set together")
+    store = settings.store
+    if store.url and not store.url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("[store] url must be empty (SQLite in data_dir) or postgresql://...")
+    if not 1 <= store.pool_size <= 100:
+        raise ConfigError("[store] pool_size must be in [1, 100]")
     try:
         validate_ice_settings(settings.ice)
     except IceSettingsError as exc:

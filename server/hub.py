@@ -36,7 +36,7 @@ from .presence import PresenceConfig
 from .report import build_report, load_or_create_signing_key, sign_report
 from .roles import CloseReason, RoomMember
 from .room_runtime import RoomRuntime
-from .store import Room, SqliteStore, StoreError
+from .store import Repository, Room, StoreError
 from .verify import build_room_index
 from .webhooks import WebhookDispatcher
 from .workpool import WorkPool
@@ -70,7 +70,7 @@ class _CachedGallery:
 
 
 class Hub:
-    def __init__(self, settings: Settings, store: SqliteStore, engine: FaceEngine) -> None:
+    def __init__(self, settings: Settings, store: Repository, engine: FaceEngine) -> None:
         self.settings = settings
         self.store = store
         self.engine = engine

@@ -15,7 +15,7 @@ from aiohttp import WSMsgType, web
 from yarl import URL
 
 from ..api.context import hub
-from ..store import Owner, SqliteStore, StoreError
+from ..store import Owner, Repository, StoreError
 from .common import current_owner
 
 SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("dashboard_sockets", set)
@@ -68,7 +68,7 @@ async def live(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-def _session_still_valid(store: SqliteStore, owner: Owner) -> bool:
+def _session_still_valid(store: Repository, owner: Owner) -> bool:
     try:
         return store.owner(owner.id).session_version == owner.session_version
     except StoreError:

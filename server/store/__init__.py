@@ -1,4 +1,4 @@
-"""Persistence behind one interface: SQLite by default (PostgreSQL can implement it later)."""
+"""Persistence behind one interface: SQLite by default, PostgreSQL when a URL is set."""
 
 from __future__ import annotations
 
@@ -23,12 +23,14 @@ from .records import (
     StoreError,
     Webhook,
 )
+from .repository import Repository
 from .sqlite import SqliteStore
 
 if TYPE_CHECKING:
-    from .repository import Repository
+    from .pg import PgStore
 
     _check: type[Repository] = SqliteStore  # mypy: the SQLite store satisfies the interface
+    _check_pg: type[Repository] = PgStore  # and so does the PostgreSQL store
 
 __all__ = [
     "LIVENESS_POLICIES",
@@ -42,6 +44,7 @@ __all__ = [
     "Meeting",
     "Owner",
     "Person",
+    "Repository",
     "Room",
     "SqliteStore",
     "StoreError",
@@ -51,7 +54,28 @@ __all__ = [
 ]
 
 
-def open_store(data_dir: Path) -> SqliteStore:
-    """The embedded default: ``<data_dir>/videogate.sqlite3`` with a key beside it."""
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(url: str) -> bool:
+    return url.startswith(POSTGRES_SCHEMES)
+
+
+def open_store(data_dir: Path, url: str = "", *, pool_size: int = 8) -> Repository:
+    """The embedded default, ``<data_dir>/videogate.sqlite3``; or PostgreSQL when ``url``
+    (``[store] url``) is a ``postgresql://`` URL. The template key comes from the data
+    dir or ``VIDEOGATE_TEMPLATE_KEY`` either way: nodes sharing a database must share it."""
     keys = load_keyring(data_dir, os.environ.get("VIDEOGATE_TEMPLATE_KEY"))
-    return SqliteStore(data_dir / "videogate.sqlite3", Sealer(keys))
+    return open_with_sealer(data_dir, url, Sealer(keys), pool_size=pool_size)
+
+
+def open_with_sealer(
+    data_dir: Path, url: str, sealer: Sealer, *, pool_size: int = 8
+) -> SqliteStore | PgStore:
+    if is_postgres_url(url):
+        from .pg import PgStore  # psycopg is only imported when PostgreSQL is configured
+
+        return PgStore(url, sealer, pool_size=pool_size)
+    if url:
+        raise ValueError(f"[store] url: expected postgresql://..., got {url.split(':')[0]!r}")
+    return SqliteStore(data_dir / "videogate.sqlite3", sealer)

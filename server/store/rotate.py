@@ -71,9 +71,10 @@ def _env_key(value: str) -> bytes:
     return key
 
 
-def rotate_keys(data_dir: Path, env: dict[str, str] | None = None) -> Rotation:
-    """Re-encrypt the data dir's store under a new key (see the module docstring)."""
-    from .sqlite import SqliteStore
+def rotate_keys(data_dir: Path, env: dict[str, str] | None = None, url: str = "") -> Rotation:
+    """Re-encrypt the store (the data dir's SQLite file, or the PostgreSQL database at
+    ``url``) under a new key (see the module docstring)."""
+    from . import open_with_sealer
 
     env = dict(os.environ) if env is None else env
     current = env.get("VIDEOGATE_TEMPLATE_KEY")
@@ -88,7 +89,7 @@ def rotate_keys(data_dir: Path, env: dict[str, str] | None = None) -> Rotation:
     else:
         new_key = _write_new_key(data_dir / NEXT_KEY_FILE)
     sealer = Sealer([new_key, *[k for k in old_keys if k != new_key]])
-    store = SqliteStore(data_dir / DB_FILE, sealer)
+    store = open_with_sealer(data_dir, url, sealer)
     try:
         counts = store.reseal_all(sealer)
     finally:

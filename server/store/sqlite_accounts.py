@@ -12,7 +12,7 @@ from .records import (
     StoreError,
     clean_name,
 )
-from .sqlite_base import SqliteBase
+from .sql import StoreBase
 from .sqlite_rows import (
     API_KEY_PREFIX,
     _api_key,
@@ -21,7 +21,7 @@ from .sqlite_rows import (
 )
 
 
-class AccountsMixin(SqliteBase):
+class AccountsMixin(StoreBase):
     # -- owners and API keys --
 
     def create_owner(self, email: str, password_hash: str) -> Owner:

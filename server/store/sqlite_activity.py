@@ -17,7 +17,7 @@ from .records import (
     Webhook,
     clean_webhook,
 )
-from .sqlite_base import SqliteBase
+from .sql import StoreBase
 from .sqlite_rows import (
     _audit,
     _audit_record,
@@ -27,7 +27,7 @@ from .sqlite_rows import (
 )
 
 
-class ActivityMixin(SqliteBase):
+class ActivityMixin(StoreBase):
     # -- audit --
 
     def audit(
@@ -48,7 +48,7 @@ class ActivityMixin(SqliteBase):
         else:
             rows = self._rows(
                 "SELECT * FROM (SELECT * FROM audit WHERE room_id=? ORDER BY id DESC LIMIT ?) "
-                "ORDER BY id",
+                "AS newest ORDER BY id",
                 (room_id, limit),
             )
         return [_audit_record(r) for r in rows]
@@ -89,7 +89,7 @@ class ActivityMixin(SqliteBase):
     def meeting_audit(self, meeting_id: str) -> list[AuditRecord]:
         """Every audit record of one meeting, oldest first (the report's raw material)."""
         rows = self._rows(
-            "SELECT * FROM audit WHERE json_extract(details, '$.meeting')=? ORDER BY id",
+            f"SELECT * FROM audit WHERE {self.dialect.details_meeting}=? ORDER BY id",
             (meeting_id,),
         )
         return [_audit_record(r) for r in rows]
@@ -187,7 +187,7 @@ class ActivityMixin(SqliteBase):
         """The webhook's delivery log, newest first."""
         rows = self._rows(
             "SELECT * FROM webhook_deliveries WHERE webhook_id=? ORDER BY created DESC, "
-            "rowid DESC LIMIT ?",
+            f"{self.dialect.insertion_order} DESC LIMIT ?",
             (webhook_id, limit),
         )
         return [

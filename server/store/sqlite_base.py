@@ -11,10 +11,13 @@ from typing import Any
 
 from .crypto import Sealer
 from .migrations import MIGRATIONS
+from .sql import SQLITE, Row, StoreBase, split_statements
 
 
-class SqliteBase:
+class SqliteBase(StoreBase):
     """One connection, one lock, one transaction per public method."""
+
+    dialect = SQLITE
 
     def __init__(self, path: Path, sealer: Sealer) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,15 +46,16 @@ class SqliteBase:
                 raise
             self._db.execute("COMMIT")
 
-    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
         with self._lock:
-            return self._db.execute(sql, args).fetchall()
+            rows: list[Row] = self._db.execute(sql, args).fetchall()
+            return rows
 
     def _migrate(self) -> None:
         with self._tx() as db:
             version = int(db.execute("PRAGMA user_version").fetchone()[0])
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in filter(str.strip, script.split(";")):
+                for statement in split_statements(script):
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version={number}")
 

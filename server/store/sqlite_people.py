@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -18,7 +17,7 @@ from .records import (
     clean_name,
     engine_family,
 )
-from .sqlite_base import SqliteBase
+from .sql import Conn, Row, StoreBase
 from .sqlite_rows import (
     EMBEDDING_DIM,
     FaceInput,
@@ -30,7 +29,7 @@ from .sqlite_rows import (
 )
 
 
-class PeopleMixin(SqliteBase):
+class PeopleMixin(StoreBase):
     # -- persons, templates and photos --
 
     def add_person(
@@ -105,7 +104,7 @@ class PeopleMixin(SqliteBase):
 
     def _insert_template(
         self,
-        db: sqlite3.Connection,
+        db: Conn,
         person_id: str,
         vector: np.ndarray,
         engine: str,
@@ -113,17 +112,16 @@ class PeopleMixin(SqliteBase):
         source_id: int | None = None,
     ) -> int:
         sealed = self._sealer.seal(np.asarray(vector, np.float32).tobytes(), person_id)
-        cur = db.execute(
+        row = db.execute(
             "INSERT INTO templates (person_id, engine, sealed, created, source_id) "
-            "VALUES (?,?,?,?,?)",
+            "VALUES (?,?,?,?,?) RETURNING id",
             (person_id, engine_family(engine), sealed, now, source_id),
-        )
-        assert cur.lastrowid is not None
-        return int(cur.lastrowid)
+        ).fetchone()
+        return int(row[0])
 
     def _insert_face(
         self,
-        db: sqlite3.Connection,
+        db: Conn,
         person_id: str,
         embedding: np.ndarray | Mapping[str, np.ndarray],
         engine: str,
@@ -189,7 +187,8 @@ class PeopleMixin(SqliteBase):
         self.person(person_id, owner_id)
         rows = self._rows(
             "SELECT t.id, t.person_id, t.engine, t.created, ph.id AS photo_id, "
-            "(SELECT GROUP_CONCAT(d.engine) FROM templates d WHERE d.source_id=t.id) AS more "
+            f"(SELECT {self.dialect.group_concat.format('d.engine')} FROM templates d "
+            "WHERE d.source_id=t.id) AS more "
             "FROM templates t LEFT JOIN photos ph ON ph.template_id=t.id "
             "WHERE t.person_id=? AND t.source_id IS NULL ORDER BY t.id",
             (person_id,),
@@ -281,7 +280,7 @@ class PeopleMixin(SqliteBase):
             "ON p.id = t.person_id WHERE p.room_id=? AND t.engine=? ORDER BY t.id",
             (room_id, engine_family(engine)),
         )
-        grouped: dict[str, list[sqlite3.Row]] = {}
+        grouped: dict[str, list[Row]] = {}
         for row in rows:
             grouped.setdefault(row["person_id"], []).append(row)
         return {pid: self._open_rows(pid, group) for pid, group in grouped.items()}
@@ -317,8 +316,9 @@ class PeopleMixin(SqliteBase):
         rows = self._rows(
             "SELECT ph.person_id, ph.template_id, ph.sealed FROM photos ph "
             "JOIN persons p ON p.id = ph.person_id "
-            "WHERE (? IS NULL OR p.room_id = ?) AND NOT EXISTS (SELECT 1 FROM templates t "
-            "WHERE t.engine = ? AND (t.id = ph.template_id OR t.source_id = ph.template_id)) "
+            "WHERE (CAST(? AS TEXT) IS NULL OR p.room_id = ?) AND NOT EXISTS "
+            "(SELECT 1 FROM templates t WHERE t.engine = ? "
+            "AND (t.id = ph.template_id OR t.source_id = ph.template_id)) "
             "ORDER BY ph.created",
             (room_id, room_id, family),
         )
@@ -347,7 +347,7 @@ class PeopleMixin(SqliteBase):
             self._insert_template(db, row["person_id"], vec, family, time.time(), face_id)
         return True
 
-    def _open_rows(self, person_id: str, rows: list[sqlite3.Row]) -> np.ndarray:
+    def _open_rows(self, person_id: str, rows: list[Row]) -> np.ndarray:
         vectors = [
             np.frombuffer(self._sealer.open(r["sealed"], person_id), dtype=np.float32) for r in rows
         ]

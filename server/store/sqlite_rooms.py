@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hmac
 import secrets
-import sqlite3
 import time
 import uuid
 from collections.abc import Mapping
@@ -17,7 +16,7 @@ from .records import (
     StoreError,
     clean_room_settings,
 )
-from .sqlite_base import SqliteBase
+from .sql import Conn, StoreBase
 from .sqlite_rows import (
     _audit,
     _hash_token,
@@ -31,7 +30,7 @@ from .sqlite_rows import (
 )
 
 
-class RoomsMixin(SqliteBase):
+class RoomsMixin(StoreBase):
     # -- rooms --
 
     def create_room(
@@ -72,7 +71,7 @@ class RoomsMixin(SqliteBase):
             return _room(db.execute("SELECT * FROM rooms WHERE id=?", (room_id,)).fetchone())
 
     @staticmethod
-    def _update_room_row(db: sqlite3.Connection, room_id: str, values: Mapping[str, Any]) -> None:
+    def _update_room_row(db: Conn, room_id: str, values: Mapping[str, Any]) -> None:
         for column, value in values.items():  # columns come from clean_room_settings only
             db.execute(f"UPDATE rooms SET {column}=? WHERE id=?", (value, room_id))
         if values.get("retain_photos") == 0:

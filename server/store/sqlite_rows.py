@@ -6,7 +6,6 @@ import hashlib
 import json
 import re
 import secrets
-import sqlite3
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -25,6 +24,7 @@ from .records import (
     Webhook,
     engine_family,
 )
+from .sql import Conn, Row
 
 EMBEDDING_DIM = 128
 API_KEY_PREFIX = "vg_"
@@ -75,29 +75,29 @@ def slugify(name: str) -> str:
     return slug[:48] or "room"
 
 
-def _owner(row: sqlite3.Row) -> Owner:
+def _owner(row: Row) -> Owner:
     return Owner(row["id"], row["email"], row["created"], int(row["session_version"]))
 
 
-def _audit_record(r: sqlite3.Row) -> AuditRecord:
+def _audit_record(r: Row) -> AuditRecord:
     return AuditRecord(
         r["ts"], r["room_id"], r["person_id"], r["participant_id"], r["event"],
         json.loads(r["details"]),
     )  # fmt: skip
 
 
-def _meeting(row: sqlite3.Row) -> Meeting:
+def _meeting(row: Row) -> Meeting:
     return Meeting(row["id"], row["room_id"], row["started"], row["ended"])
 
 
-def _webhook(row: sqlite3.Row) -> Webhook:
+def _webhook(row: Row) -> Webhook:
     return Webhook(
         row["id"], row["room_id"], row["url"], tuple(json.loads(row["events"])), row["created"]
     )
 
 
 def _audit(
-    db: sqlite3.Connection,
+    db: Conn,
     event: str,
     details: Mapping[str, Any],
     room_id: str | None = None,
@@ -111,7 +111,7 @@ def _audit(
     )
 
 
-def _owned_room(db: sqlite3.Connection, room_id: str, owner_id: str) -> Room:
+def _owned_room(db: Conn, room_id: str, owner_id: str) -> Room:
     row = db.execute(
         "SELECT * FROM rooms WHERE id=? AND owner_id=?", (room_id, owner_id)
     ).fetchone()
@@ -120,7 +120,7 @@ def _owned_room(db: sqlite3.Connection, room_id: str, owner_id: str) -> Room:
     return _room(row)
 
 
-def _owned_person(db: sqlite3.Connection, person_id: str, owner_id: str) -> Room:
+def _owned_person(db: Conn, person_id: str, owner_id: str) -> Room:
     """The person's room, if the person exists and belongs to this owner."""
     row = db.execute(
         "SELECT r.* FROM persons p JOIN rooms r ON r.id=p.room_id WHERE p.id=? AND r.owner_id=?",
@@ -131,7 +131,7 @@ def _owned_person(db: sqlite3.Connection, person_id: str, owner_id: str) -> Room
     return _room(row)
 
 
-def _room(row: sqlite3.Row) -> Room:
+def _room(row: Row) -> Room:
     return Room(
         row["id"],
         row["slug"],
@@ -151,11 +151,11 @@ def _room(row: sqlite3.Row) -> Room:
     )
 
 
-def _person(row: sqlite3.Row) -> Person:
+def _person(row: Row) -> Person:
     return Person(row["id"], row["room_id"], row["name"], row["external_id"], row["created"])
 
 
-def _invite(row: sqlite3.Row) -> InviteInfo:
+def _invite(row: Row) -> InviteInfo:
     return InviteInfo(
         row["id"],
         row["room_id"],
@@ -166,7 +166,7 @@ def _invite(row: sqlite3.Row) -> InviteInfo:
     )
 
 
-def _api_key(row: sqlite3.Row) -> ApiKey:
+def _api_key(row: Row) -> ApiKey:
     return ApiKey(
         row["id"],
         row["owner_id"],

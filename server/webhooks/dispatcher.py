@@ -26,7 +26,7 @@ from typing import Any
 import aiohttp
 
 from ..config import WebhookSettings
-from ..store import SqliteStore, StoreError
+from ..store import Repository, StoreError
 from .fair import FairScheduler
 from .guard import DeliveryRefused, error_class, parse_networks, pinned_session, resolve_target
 from .signing import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_body
@@ -45,7 +45,7 @@ class _Delivery:
 
 
 class WebhookDispatcher:
-    def __init__(self, store: SqliteStore, settings: WebhookSettings) -> None:
+    def __init__(self, store: Repository, settings: WebhookSettings) -> None:
         self.store = store
         self.settings = settings
         self._allow = parse_networks(settings.allow_networks)
