@@ -31,3 +31,9 @@ def faces_dir() -> Path:
 @pytest.fixture(scope="session")
 def lfw_dir() -> Path:
     return _require(LFW)
+
+
+# A throwaway PostgreSQL server (session) and a fresh database per test; the store
+# suite's ``backend`` fixture runs store tests on SQLite and PostgreSQL alike.
+from tests.pgserver import postgres_server, postgres_url  # noqa: E402, F401
+from tests.store_backends import backend  # noqa: E402, F401

@@ -1,4 +1,5 @@
-"""The SQLite store: encryption at rest, invites, deletion, restart durability."""
+"""The store on SQLite and PostgreSQL alike (``backend``, tests/store_backends.py):
+encryption at rest, invites, deletion, restart durability; SQLite's migrations."""
 
 from __future__ import annotations
 
@@ -11,42 +12,40 @@ import numpy as np
 import pytest
 
 from server.store import StoreError, TemplateKeyError, open_store
+from tests.store_backends import Backend
 
 
-def test_templates_roundtrip_encrypted_and_survive_restart(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_templates_roundtrip_encrypted_and_survive_restart(backend: Backend) -> None:
+    store = backend.open()
     room = store.create_room("Maths 101")
     person = store.add_person(room.id, "Ada")
     vecs = np.random.default_rng(0).normal(size=(2, 128)).astype(np.float32)
     assert store.add_templates(person.id, vecs, "dlib") == 2
     store.close()
-    key_mode = stat.S_IMODE((tmp_path / "template.key").stat().st_mode)
+    key_mode = stat.S_IMODE((backend.data_dir / "template.key").stat().st_mode)
     assert key_mode == 0o600
-    raw = (tmp_path / "videogate.sqlite3").read_bytes()
+    raw = backend.raw_bytes()
     assert vecs[0].tobytes()[:16] not in raw
-    store = open_store(tmp_path)
+    store = backend.open()
     assert np.array_equal(store.templates(person.id), vecs)
     assert set(store.gallery(room.id)) == {person.id}
     assert store.integrity_ok()
 
 
-def test_template_moved_to_another_person_does_not_decrypt(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_template_moved_to_another_person_does_not_decrypt(backend: Backend) -> None:
+    store = backend.open()
     room = store.create_room("R")
     a, b = store.add_person(room.id, "A"), store.add_person(room.id, "B")
     store.add_templates(a.id, np.ones((1, 128), np.float32), "dlib")
     store.close()
-    db = sqlite3.connect(tmp_path / "videogate.sqlite3")
-    db.execute("UPDATE templates SET person_id=?", (b.id,))
-    db.commit()
-    db.close()
-    store = open_store(tmp_path)
+    backend.execute("UPDATE templates SET person_id=?", (b.id,))
+    store = backend.open()
     with pytest.raises(TemplateKeyError):
         store.templates(b.id)
 
 
-def test_invites_resolve_expire_and_revoke(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_invites_resolve_expire_and_revoke(backend: Backend) -> None:
+    store = backend.open()
     room = store.create_room("Room A")
     person = store.add_person(room.id, "Bob")
     token = store.create_invite(room.id, person.id, ttl_s=60)
@@ -65,8 +64,8 @@ def test_invites_resolve_expire_and_revoke(tmp_path: Path) -> None:
     assert err.value.code == "revoked_invite"
 
 
-def test_delete_person_removes_everything_and_keeps_tombstone(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_delete_person_removes_everything_and_keeps_tombstone(backend: Backend) -> None:
+    store = backend.open()
     room = store.create_room("R")
     person = store.add_person(room.id, "Eve")
     store.add_templates(person.id, np.ones((3, 128), np.float32), "dlib")
@@ -78,8 +77,8 @@ def test_delete_person_removes_everything_and_keeps_tombstone(tmp_path: Path) ->
     assert [r.event for r in store.audit_log(room.id)] == ["person.deleted"]
 
 
-def test_bad_names_and_duplicate_slugs_are_refused(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_bad_names_and_duplicate_slugs_are_refused(backend: Backend) -> None:
+    store = backend.open()
     store.create_room("Same")
     with pytest.raises(StoreError) as err:
         store.create_room("same")
@@ -90,8 +89,8 @@ def test_bad_names_and_duplicate_slugs_are_refused(tmp_path: Path) -> None:
         store.add_person("nope", "X")
 
 
-def test_names_with_markup_and_sql_are_stored_verbatim(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_names_with_markup_and_sql_are_stored_verbatim(backend: Backend) -> None:
+    store = backend.open()
     room = store.create_room("R")
     name = "<script>alert(1)</script>'; DROP TABLE persons; --"
     store.add_person(room.id, name)
@@ -123,8 +122,8 @@ def test_version_1_database_migrates_and_keeps_working(tmp_path: Path) -> None:
     assert open_store(tmp_path).schema_version == len(MIGRATIONS)  # idempotent
 
 
-def test_owner_scoping_hides_other_owners_things(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_owner_scoping_hides_other_owners_things(backend: Backend) -> None:
+    store = backend.open()
     alice = store.create_owner("Alice@Example.org", "hash-a")
     bob = store.create_owner("bob@example.org", "hash-b")
     with pytest.raises(StoreError) as err:
@@ -151,8 +150,8 @@ def test_owner_scoping_hides_other_owners_things(tmp_path: Path) -> None:
     assert store.room(room.id, alice.id).name == "Shared Name"
 
 
-def test_room_settings_are_validated(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_room_settings_are_validated(backend: Backend) -> None:
+    store = backend.open()
     owner = store.create_owner("o@example.org", "h")
     room = store.create_room("R", owner_id=owner.id)
     changed = store.update_room(
@@ -181,8 +180,8 @@ def test_room_settings_are_validated(tmp_path: Path) -> None:
     assert store.room(room.id) == changed  # refusals changed nothing
 
 
-def test_add_faces_is_all_or_nothing_and_photos_are_sealed(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_add_faces_is_all_or_nothing_and_photos_are_sealed(backend: Backend) -> None:
+    store = backend.open()
     owner = store.create_owner("o@example.org", "h")
     room = store.create_room("R", owner_id=owner.id, settings={"retain_photos": True})
     person = store.add_person(room.id, "P", owner_id=owner.id)
@@ -197,23 +196,23 @@ def test_add_faces_is_all_or_nothing_and_photos_are_sealed(tmp_path: Path) -> No
     assert face.photo_id is not None
     assert store.photo(person.id, face.photo_id, owner.id) == (photo, "image/png")
     store.close()
-    raw = (tmp_path / "videogate.sqlite3").read_bytes()
+    raw = backend.raw_bytes()
     assert b"PHOTO-BYTES-" not in raw
-    store = open_store(tmp_path)
+    store = backend.open()
     store.update_room(room.id, owner.id, {"retain_photos": False})
     assert [f.photo_id for f in store.faces(person.id)] == [None]
     assert len(store.templates(person.id)) == 1
 
 
-def test_api_keys_are_stored_hashed_and_revocable(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_api_keys_are_stored_hashed_and_revocable(backend: Backend) -> None:
+    store = backend.open()
     owner = store.create_owner("o@example.org", "h")
     key, secret = store.create_api_key(owner.id, "CI")
     assert store.owner_by_api_key(secret) == owner
     assert store.api_keys(owner.id)[0].last_used is not None
     store.close()
-    assert secret.encode() not in (tmp_path / "videogate.sqlite3").read_bytes()
-    store = open_store(tmp_path)
+    assert secret.encode() not in backend.raw_bytes()
+    store = backend.open()
     store.revoke_api_key(owner.id, key.id)
     with pytest.raises(StoreError):
         store.owner_by_api_key(secret)
@@ -221,8 +220,8 @@ def test_api_keys_are_stored_hashed_and_revocable(tmp_path: Path) -> None:
         store.owner_by_api_key("not-a-key")
 
 
-def test_delete_room_cascades_and_keeps_tombstone(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_delete_room_cascades_and_keeps_tombstone(backend: Backend) -> None:
+    store = backend.open()
     owner = store.create_owner("o@example.org", "h")
     room = store.create_room("R", owner_id=owner.id, settings={"retain_photos": True})
     person = store.add_person(room.id, "P", owner_id=owner.id)

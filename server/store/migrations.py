@@ -156,4 +156,9 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE rooms ADD COLUMN no_flashing INTEGER NOT NULL DEFAULT 0
     """,
+    # 8: a per-room gallery revision, bumped with every template insert or delete, so
+    # cached galleries are invalidated reliably (gallery_version), also across nodes.
+    """
+    ALTER TABLE rooms ADD COLUMN gallery_rev INTEGER NOT NULL DEFAULT 0
+    """,
 ]

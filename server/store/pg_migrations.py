@@ -1,15 +1,13 @@
 """PostgreSQL schema migrations, applied in order, the version kept in ``schema_version``.
 
 Append only, like ``migrations.py`` (SQLite's): a released migration is never edited.
-Version 1 is SQLite's schema at its version 7 in one step (PostgreSQL started there,
+Version 1 is SQLite's schema at its version 8 in one step (PostgreSQL started there,
 so it has no history to replay). Differences from SQLite, and why:
 
 - ``DOUBLE PRECISION`` where SQLite says ``REAL``: PostgreSQL's ``REAL`` is 4 bytes
   and would round ``time.time()`` to minutes.
 - ``BYTEA`` for sealed values (SQLite ``BLOB``).
-- Template and audit ids are identities that are never reused, so
-  ``gallery_version`` (count, newest id) moves on every template insert or delete,
-  which is what lets every node trust its cached gallery (docs/scale.md, "Store").
+- Template and audit ids are identities (never reused).
 - ``webhook_deliveries.seq`` stands in for SQLite's ``rowid`` (insertion order).
 - Flags stay ``INTEGER`` 0/1 so the shared SQL (``revoked=0``) reads the same.
 
@@ -19,7 +17,7 @@ Statements are separated by ``;`` (no functions or triggers).
 from __future__ import annotations
 
 PG_MIGRATIONS: list[str] = [
-    # 1: everything SQLite has at its migration 7.
+    # 1: everything SQLite has at its migration 8.
     """
     CREATE TABLE owners (
         id TEXT PRIMARY KEY,
@@ -53,7 +51,8 @@ PG_MIGRATIONS: list[str] = [
         presence_interval_s DOUBLE PRECISION,
         link_token TEXT UNIQUE,
         legacy_link INTEGER NOT NULL DEFAULT 0,
-        no_flashing INTEGER NOT NULL DEFAULT 0
+        no_flashing INTEGER NOT NULL DEFAULT 0,
+        gallery_rev INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX rooms_owner ON rooms(owner_id);
     CREATE TABLE persons (

@@ -22,6 +22,7 @@ from .sqlite_rows import (
     EMBEDDING_DIM,
     FaceInput,
     _audit,
+    _bump_gallery,
     _owned_person,
     _owned_room,
     _per_engine,
@@ -112,6 +113,7 @@ class PeopleMixin(StoreBase):
         source_id: int | None = None,
     ) -> int:
         sealed = self._sealer.seal(np.asarray(vector, np.float32).tobytes(), person_id)
+        _bump_gallery(db, person_id)
         row = db.execute(
             "INSERT INTO templates (person_id, engine, sealed, created, source_id) "
             "VALUES (?,?,?,?,?) RETURNING id",
@@ -214,6 +216,7 @@ class PeopleMixin(StoreBase):
             )
             if cur.rowcount == 0:
                 raise StoreError("unknown_face", "no such face")
+            _bump_gallery(db, person_id)
 
     def photo(self, person_id: str, photo_id: str, owner_id: str) -> tuple[bytes, str]:
         """A retained photo, decrypted: (bytes, mime type)."""
@@ -286,14 +289,17 @@ class PeopleMixin(StoreBase):
         return {pid: self._open_rows(pid, group) for pid, group in grouped.items()}
 
     def gallery_version(self, room_id: str) -> tuple[int, int]:
-        """(template count, newest template id) for the room: changes whenever the
-        room's gallery does, so callers can cache the decrypted gallery."""
+        """(template count, gallery revision) for the room: changes whenever the room's
+        gallery does, so callers can cache the decrypted gallery. The revision is bumped
+        in the same transaction as every template insert or delete, so it holds across
+        processes and nodes sharing the database (docs/scale.md, "Store"), and also when
+        SQLite reuses the id of a deleted newest template."""
         row = self._rows(
-            "SELECT COUNT(t.id), COALESCE(MAX(t.id), 0) FROM templates t JOIN persons p "
-            "ON p.id = t.person_id WHERE p.room_id=?",
-            (room_id,),
+            "SELECT (SELECT COUNT(t.id) FROM templates t JOIN persons p ON p.id = t.person_id "
+            "WHERE p.room_id=?), (SELECT gallery_rev FROM rooms WHERE id=?)",
+            (room_id, room_id),
         )[0]
-        return int(row[0]), int(row[1])
+        return int(row[0]), int(row[1] or 0)
 
     def engine_coverage(self, room_id: str) -> dict[str, tuple[str, ...]]:
         """Person -> the template engines they have templates for (enrolled people only)."""
@@ -365,5 +371,6 @@ class PeopleMixin(StoreBase):
                 room_id = str(row["room_id"])
             else:
                 room_id = _owned_person(db, person_id, owner_id).id
+            _bump_gallery(db, person_id)
             db.execute("DELETE FROM persons WHERE id=?", (person_id,))
             _audit(db, "person.deleted", {}, room_id=room_id, person_id=person_id)

@@ -111,6 +111,16 @@ def _audit(
     )
 
 
+def _bump_gallery(db: Conn, person_id: str) -> None:
+    """The person's room's gallery changed (``gallery_version``): call inside the change's
+    transaction, before a delete removes the person."""
+    db.execute(
+        "UPDATE rooms SET gallery_rev = gallery_rev + 1 "
+        "WHERE id = (SELECT room_id FROM persons WHERE id=?)",
+        (person_id,),
+    )
+
+
 def _owned_room(db: Conn, room_id: str, owner_id: str) -> Room:
     row = db.execute(
         "SELECT * FROM rooms WHERE id=? AND owner_id=?", (room_id, owner_id)
