@@ -36,4 +36,4 @@ def lfw_dir() -> Path:
 # A throwaway PostgreSQL server (session) and a fresh database per test; the store
 # suite's ``backend`` fixture runs store tests on SQLite and PostgreSQL alike.
 from tests.pgserver import postgres_server, postgres_url  # noqa: E402, F401
-from tests.store_backends import backend  # noqa: E402, F401
+from tests.store_backends import backend, store_database  # noqa: E402, F401

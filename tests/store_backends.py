@@ -68,9 +68,37 @@ class Backend:
             store.close()
 
 
+def _emptied(url: str) -> str:
+    """Every table of the store emptied (ids restart), the schema kept: ~50 ms instead
+    of ~0.6 s for a new database and its migration on this machine."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename <> 'schema_version'"
+            ).fetchall()
+        ]
+        if tables:
+            conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+    return url
+
+
+@pytest.fixture(scope="session")
+def store_database(postgres_server: Any) -> str:
+    """One database for the store suite, emptied before each test (``backend``); tests
+    of migrations themselves take a fresh one from ``postgres_url``."""
+    url: str = postgres_server.create_database()
+    return url
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else ""
+    url = ""
+    if request.param == "postgres":
+        url = _emptied(request.getfixturevalue("store_database"))
     found = Backend(request.param, tmp_path, url)
     try:
         yield found

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
-
 import pytest
 
-from server.store import StoreError, open_store
+from server.store import StoreError
+from tests.store_backends import Backend
 
 
-def test_meetings_and_their_audit(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_meetings_and_their_audit(backend: Backend) -> None:
+    store = backend.open()
     room = store.create_room("R")
     first = store.start_meeting(room.id, now=10.0)
     second = store.start_meeting(room.id, now=20.0)
@@ -29,8 +27,8 @@ def test_meetings_and_their_audit(tmp_path: Path) -> None:
     store.close()
 
 
-def test_webhook_secret_is_sealed_and_room_delete_cascades(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_webhook_secret_is_sealed_and_room_delete_cascades(backend: Backend) -> None:
+    store = backend.open()
     owner = store.create_owner("o@example.org", "x")
     room = store.create_room("R", owner_id=owner.id)
     hook, secret = store.create_webhook(room.id, "https://h.example/x", owner_id=owner.id)
@@ -38,8 +36,9 @@ def test_webhook_secret_is_sealed_and_room_delete_cascades(tmp_path: Path) -> No
     delivery = store.record_delivery(hook.id, room.id, "meeting.ended", "pending")
     store.update_delivery(delivery, "delivered", 1, 200, None)
     assert store.deliveries(hook.id)[0].status == "delivered"
-    raw = (tmp_path / "videogate.sqlite3").read_bytes()
-    assert secret.encode() not in raw
+    store.close()
+    assert secret.encode() not in backend.raw_bytes()
+    store = backend.open()
     other = store.create_owner("p@example.org", "x")
     with pytest.raises(StoreError):
         store.create_webhook(room.id, "https://h.example/y", owner_id=other.id)
@@ -47,15 +46,13 @@ def test_webhook_secret_is_sealed_and_room_delete_cascades(tmp_path: Path) -> No
         store.delete_webhook(hook.id, other.id)
     store.start_meeting(room.id)
     store.delete_room(room.id, owner.id)
-    db = sqlite3.connect(tmp_path / "videogate.sqlite3")
     for table in ("meetings", "webhooks", "webhook_deliveries"):
-        assert db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0
-    db.close()
+        assert store._rows(f"SELECT COUNT(*) FROM {table}")[0][0] == 0, table
     store.close()
 
 
-def test_presence_interval_setting_is_validated(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_presence_interval_setting_is_validated(backend: Backend) -> None:
+    store = backend.open()
     owner = store.create_owner("o@example.org", "x")
     room = store.create_room("R", owner_id=owner.id)
     assert room.presence_interval_s is None

@@ -7,16 +7,16 @@ import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from server.config import WebhookSettings
-from server.store import SqliteStore, StoreError, open_store
+from server.store import SqliteStore, StoreError
 from server.store.records import WEBHOOK_EVENTS
 from server.webhooks import SIGNATURE_HEADER, WebhookDispatcher, sign_body, verify_signature
+from tests.store_backends import Backend
 
 
 @dataclass
@@ -48,10 +48,10 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = open_store(tmp_path)
-    yield s  # type: ignore[misc]
-    s.close()
+def store(backend: Backend) -> SqliteStore:
+    """The dispatcher's store on SQLite and PostgreSQL (closed by ``backend``)."""
+    s: SqliteStore = backend.open()
+    return s
 
 
 FAST = WebhookSettings(max_attempts=3, backoff_s=0.05, timeout_s=2.0, allow_networks="127.0.0.0/8")
