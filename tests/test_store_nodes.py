@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from server.config import ConfigError, load_settings
 from server.store import StoreError, open_store
 from server.store.pg import PgStore
 from server.store.pg_migrations import PG_MIGRATIONS
@@ -109,3 +110,6 @@ def test_postgres_schema_is_versioned_and_migrations_run_once(
 def test_store_url_must_be_postgres(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         open_store(tmp_path, "mysql://db.example.org/videogate")
+    with pytest.raises(ConfigError):
+        load_settings(env={"VIDEOGATE_STORE_URL": "sqlite:///tmp/x"})
+    assert load_settings(env={}).store.url == ""  # the embedded default
