@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh machine: Debian packages (Chromium, ffmpeg; coturn and
-# nftables for the network-namespace tests, docs/deploy.md) when tests need them, a virtualenv in .venv, and the pinned Python packages.
+# nftables for the network-namespace tests, docs/deploy.md; postgresql for the store
+# tests) when tests need them, a virtualenv in .venv, and the pinned Python packages.
 # Usage: scripts/setup.sh [--with-browser]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,14 @@ if [ "$want_browser" = 1 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium ffmpeg coturn nftables >/dev/null
   fi
+fi
+
+# PostgreSQL server binaries for the store tests (tests/pgserver.py starts a throwaway
+# server with initdb in a temp dir; Debian's own cluster is not used or started).
+if [ "$want_browser" = 1 ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
 fi
 
 if [ ! -x .venv/bin/python ]; then
