@@ -2,7 +2,9 @@
 
 It listens on 127.0.0.1 on a free port and on a unix socket inside its own directory,
 trusts local connections (nothing else can reach it), runs without fsync (a test
-database need not survive a power cut), and is always stopped by its pid.
+database need not survive a power cut, only a killed process: commits stay
+synchronous, so ``kill -9`` of the server loses nothing committed), and is always
+stopped by its pid.
 
 PostgreSQL refuses to run as root, and CI runs as root: then the server runs as the
 ``postgres`` system user (Debian's package creates it) or, failing that, ``nobody``;
@@ -110,13 +112,24 @@ class PgServer:
         out, _ = init.communicate(timeout=120)
         if init.returncode != 0:
             raise RuntimeError(f"initdb failed:\n{out.decode(errors='replace')}")
-        with open(self.log, "wb") as log:
+        self._launch(timeout_s)
+
+    def restart(self, sig: int = signal.SIGINT, timeout_s: float = 30.0) -> None:
+        """Stop the server by pid (``SIGKILL`` to crash it) and start it again on the
+        same data and port: what clients see when their database restarts."""
+        self._halt(sig)
+        if sig == signal.SIGKILL:  # its backends outlive a killed postmaster briefly
+            time.sleep(1.0)
+        self._launch(timeout_s)
+
+    def _launch(self, timeout_s: float) -> None:
+        with open(self.log, "ab") as log:
             self.proc = self._spawn(
                 [
                     str(self.bin / "postgres"), "-D", str(self.data),
                     "-h", "127.0.0.1", "-p", str(self.port), "-k", str(self.root),
-                    "-c", "fsync=off", "-c", "synchronous_commit=off",
-                    "-c", "full_page_writes=off", "-c", "max_connections=200",
+                    "-c", "fsync=off", "-c", "full_page_writes=off",
+                    "-c", "max_connections=200",
                 ],  # fmt: skip
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -153,17 +166,21 @@ class PgServer:
             conn.execute(f"CREATE DATABASE {name}")
         return self.url(name)
 
-    def stop(self) -> None:
-        """Fast shutdown by pid (SIGINT), SIGKILL if it lingers; then remove the dir."""
+    def _halt(self, sig: int = signal.SIGINT) -> None:
+        """``sig`` to the server's pid (SIGINT: fast shutdown), SIGKILL if it lingers."""
         proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=15)
+
+    def stop(self) -> None:
+        """Stop the server by pid, then remove its directory."""
         try:
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=15)
+            self._halt()
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 

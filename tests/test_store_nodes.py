@@ -4,6 +4,7 @@ concurrent writers must keep the store's rules, and PostgreSQL's schema is versi
 
 from __future__ import annotations
 
+import signal
 import threading
 from pathlib import Path
 
@@ -11,9 +12,10 @@ import numpy as np
 import pytest
 
 from server.config import ConfigError, load_settings
-from server.store import StoreError, open_store
+from server.store import StoreError, open_store, pg
 from server.store.pg import PgStore
 from server.store.pg_migrations import PG_MIGRATIONS
+from tests.pgserver import PgServer
 from tests.store_backends import Backend
 
 
@@ -113,3 +115,25 @@ def test_store_url_must_be_postgres(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         load_settings(env={"VIDEOGATE_STORE_URL": "sqlite:///tmp/x"})
     assert load_settings(env={}).store.url == ""  # the embedded default
+
+
+def test_store_recovers_when_the_database_restarts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pooled connections die with the server; the next calls get fresh ones instead
+    of failing, and nothing committed before the restart is lost."""
+    monkeypatch.setattr(pg, "IDLE_CHECK_S", 0.0)  # every lent connection is checked
+    server = PgServer()
+    try:
+        server.start()
+        store = open_store(tmp_path, server.create_database(), pool_size=2)
+        try:
+            room = store.create_room("Before")
+            server.restart(signal.SIGKILL)
+            assert [r.id for r in store.rooms()] == [room.id]
+            store.create_room("After")
+            assert sorted(r.name for r in store.rooms()) == ["After", "Before"]
+        finally:
+            store.close()
+    finally:
+        server.stop()

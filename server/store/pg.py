@@ -22,6 +22,7 @@ next to reads, so one writer at a time is not the limit (docs/scale.md).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -40,6 +41,8 @@ from .sqlite_rooms import RoomsMixin
 # pg_advisory_xact_lock keys: any two constants unlikely to collide with other apps.
 WRITE_LOCK = 0x76_67_77_72  # "vgwr"
 MIGRATE_LOCK = 0x76_67_6D_67  # "vgmg"
+# A connection idle longer than this is checked before it is lent (PgBase._check).
+IDLE_CHECK_S = 2.0
 
 
 class PgRow:
@@ -95,17 +98,28 @@ class PgBase(StoreBase):
     def __init__(self, url: str, sealer: Sealer, *, pool_size: int = 8) -> None:
         self.url = url
         self._sealer = sealer
+        self._last_used: dict[int, float] = {}
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             url,
             min_size=1,
             max_size=max(1, pool_size),
             kwargs={"autocommit": True, "row_factory": _row_factory},
+            check=self._check,
             open=True,
             timeout=30.0,
             name="videogate-store",
         )
         self._closed = threading.Event()
         self._migrate()
+
+    def _check(self, conn: psycopg.Connection[Any]) -> None:
+        """Before lending a connection that sat idle, one empty round trip: a database
+        restarted or a connection cut by a firewall while idle is replaced here instead
+        of failing the caller's request. Busy connections skip it (no extra latency)."""
+        now = time.monotonic()
+        if now - self._last_used.get(id(conn), 0.0) > IDLE_CHECK_S:
+            conn.execute("")
+        self._last_used[id(conn)] = now
 
     def close(self) -> None:
         if not self._closed.is_set():
