@@ -15,6 +15,7 @@ from server.config import ConfigError, load_settings
 from server.store import StoreError, open_store, pg
 from server.store.pg import PgStore
 from server.store.pg_migrations import PG_MIGRATIONS
+from server.store.rotate import rotate_keys
 from tests.pgserver import PgServer
 from tests.store_backends import Backend
 
@@ -137,3 +138,20 @@ def test_store_recovers_when_the_database_restarts(
             store.close()
     finally:
         server.stop()
+
+
+def test_rotate_keys_reseals_every_value_on_both_engines(backend: Backend) -> None:
+    store = backend.open()
+    owner = store.create_owner("keys@example.org", "x")
+    room = store.create_room("Keys", owner_id=owner.id, settings={"retain_photos": True})
+    person = store.add_person(room.id, "P", owner_id=owner.id)
+    store.add_faces(person.id, owner.id, [(_vec(5), b"photo", "image/png")], "dlib")
+    hook, secret = store.create_webhook(room.id, "https://h.example/x", owner_id=owner.id)
+    old_key = (backend.data_dir / "template.key").read_bytes()
+    store.close()
+    done = rotate_keys(backend.data_dir, env={}, url=backend.url)
+    assert done.counts == {"templates": 1, "photos": 1, "webhooks": 1}
+    assert (backend.data_dir / "template.key").read_bytes() != old_key
+    fresh = backend.open()  # opens with the new key alone
+    assert np.array_equal(fresh.templates(person.id), _vec(5)[None, :])
+    assert fresh.webhook_targets(room.id, "meeting.ended") == [(hook, secret)]

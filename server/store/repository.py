@@ -1,10 +1,9 @@
 """The store's roles: one narrow Protocol per aggregate, and ``Repository``, all of them.
 
 Callers type against the role they use (the audit trail needs ``AuditStore``, the
-webhook dispatcher ``WebhookStore``, ...), so a second implementation (PostgreSQL)
-can be written and tested role by role. ``SqliteStore`` implements every role
-today, with the same ``StoreError`` codes another store must raise; mypy checks it
-against ``Repository`` (see ``server/store/__init__.py``).
+webhook dispatcher ``WebhookStore``, ...). ``SqliteStore`` and ``PgStore``
+(PostgreSQL) implement every role with the same ``StoreError`` codes, from the same
+mixins; mypy checks both against ``Repository`` (see ``server/store/__init__.py``).
 """
 
 from __future__ import annotations
