@@ -233,3 +233,24 @@ def test_delete_room_cascades_and_keeps_tombstone(backend: Backend) -> None:
     for table in ("persons", "templates", "photos", "invites"):
         assert store._rows(f"SELECT COUNT(*) FROM {table}")[0][0] == 0, table
     assert store.audit_log(room.id)[-1].event == "room.deleted"
+
+
+def test_faces_list_their_engines_and_backfill_finds_the_missing_ones(backend: Backend) -> None:
+    store = backend.open()
+    owner = store.create_owner("o@example.org", "h")
+    room = store.create_room("R", owner_id=owner.id, settings={"retain_photos": True})
+    person = store.add_person(room.id, "P", owner_id=owner.id)
+    both = {"dlib": np.ones(128, np.float32), "sface": np.full(128, 2, np.float32)}
+    dlib_only = np.full(128, 3, np.float32)
+    store.add_faces(
+        person.id, owner.id, [(both, b"a", "image/png"), (dlib_only, b"b", "image/png")], "dlib"
+    )
+    assert [f.engines for f in store.faces(person.id)] == [("dlib", "sface"), ("dlib",)]
+    missing = store.photos_missing_engine("sface")
+    assert [(p, photo) for p, _, photo in missing] == [(person.id, b"b")]
+    assert store.photos_missing_engine("sface", room.id) == missing
+    assert store.photos_missing_engine("sface", "another-room") == []
+    assert store.add_engine_template(missing[0][1], "sface", np.zeros(128, np.float32))
+    assert store.photos_missing_engine("sface") == []
+    assert store.engine_coverage(room.id) == {person.id: ("dlib", "sface")}
+    assert len(store.gallery(room.id, "sface")[person.id]) == 2
