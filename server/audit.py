@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 DASHBOARD_EVENTS = ("participant.admitted", "participant.denied", "attempt.failed",
                     "participant.left", "reverify.requested", "reverify.passed",
                     "reverify.failed", "presence.lost", "identity.mismatch", "extra.person",
-                    "presence.restored", "presence.unverifiable")  # fmt: skip
+                    "presence.restored", "presence.unverifiable", "presence.camera_off",
+                    "host.sent_to_lobby", "host.reset", "lock.lifted")  # fmt: skip
 # Audit details that stay in the audit log: never sent to a webhook.
 PRIVATE_DETAILS = ("ip",)
 RECENT_PER_ROOM = 20

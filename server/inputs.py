@@ -59,6 +59,36 @@ class ReverifyRequest:
 
 
 @dataclass(frozen=True)
+class HostAdmit:
+    """The host lets this person in without (or despite) the gate's decision."""
+
+    reason: str
+    host: str  # who decided (the owner's email), for the audit record
+    done: asyncio.Future[bool]
+
+
+@dataclass(frozen=True)
+class HostSendToLobby:
+    """The host takes this admitted person out of the room: verify again to come back."""
+
+    reason: str
+    host: str
+    done: asyncio.Future[bool]
+
+
+@dataclass(frozen=True)
+class HostReset:
+    """The host gives back every attempt and lifts the locks on this person's keys."""
+
+    reason: str
+    host: str
+    done: asyncio.Future[bool]
+
+
+HostDecision = HostAdmit | HostSendToLobby | HostReset
+
+
+@dataclass(frozen=True)
 class CloseRequest:
     reason: CloseReason
     grace: bool = True
@@ -68,5 +98,6 @@ class CloseRequest:
 
 Input = (
     ClientMessage | FrameResult | AnalysisError | PresenceResult | PcStateChanged
-    | RenegotiateRequest | ReverifyRequest | CloseRequest
+    | RenegotiateRequest | ReverifyRequest | HostAdmit | HostSendToLobby | HostReset
+    | CloseRequest
 )  # fmt: skip

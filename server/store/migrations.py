@@ -156,4 +156,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE rooms ADD COLUMN no_flashing INTEGER NOT NULL DEFAULT 0
     """,
+    # 8: invites the owner can tell apart: the first characters of the token (also on
+    # the link; 6 of 32 characters, the rest stays secret) and when it was last opened.
+    """
+    ALTER TABLE invites ADD COLUMN hint TEXT;
+    ALTER TABLE invites ADD COLUMN last_used REAL
+    """,
 ]

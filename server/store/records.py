@@ -123,6 +123,8 @@ class InviteInfo:
     expires: float | None
     revoked: bool
     created: float
+    hint: str | None = None  # the token's first characters, as on the link (migration 8)
+    last_used: float | None = None
 
     def status(self, now: float) -> str:
         if self.revoked:
