@@ -325,7 +325,10 @@ class Hub:
                     "checks": stats.made, "passed": stats.passed, "skipped": stats.skipped
                 }  # fmt: skip
         records = self.store.meeting_audit(meeting_id)
-        report = build_report(meeting, room.name, records, generated=time.time(), live=live)
+        roster = [(p.id, p.name) for p in self.store.persons(room.id)]
+        report = build_report(
+            meeting, room.name, records, generated=time.time(), live=live, roster=roster
+        )
         return sign_report(report, self.signing_key)
 
     def end_sessions(
