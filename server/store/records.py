@@ -145,6 +145,8 @@ class Face:
     photo_id: str | None
     # every engine with a template from this photo (the first one is ``engine``)
     engines: tuple[str, ...] = ()
+    source_name: str | None = None  # the uploaded file's name (migration 8)
+    quality: str | None = None  # the quality gate's summary, e.g. "face 212 px wide"
 
 
 @dataclass(frozen=True)
