@@ -16,6 +16,7 @@ import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from .report.sentences import sentence
 from .store.records import WEBHOOK_EVENTS
 from .store.repository import AuditStore
 from .webhooks import WebhookDispatcher
@@ -131,6 +132,10 @@ class AuditTrail:
                     "reason": record.details.get("reason"),
                     "distance": None if distance is None else round(float(distance), 3),
                     "participant_id": record.participant_id,
+                    # in the owner's words; the page shows ``event`` on hover
+                    "text": sentence(
+                        record.event, record.details, invited=record.person_id is not None
+                    ),
                 }
             )
             if len(recent) >= RECENT_PER_ROOM:
