@@ -42,6 +42,12 @@ async def test_host_admits_a_refused_person_with_the_reason_audited(
         (p,) = participants(gk)
         row = hub_of(gk).dashboard_snapshot(gk.room_id)["participants"][0]
         assert row["state"] == "failed" and row["can_admit"] and row["distance"] > 0.6
+        assert row["failures"] == 1 and row["attempts_left"] == 2
+        # Attempts given back first: the page is told, the audit says who and why.
+        assert await hub_of(gk).host_decide(gk.room_id, p.id, "reset", "bad light", "h@x")
+        await client.wait_for(lambda r: bool(r.of_type("lobby")), 5)
+        assert client.result.of_type("lobby")[0]["attempts_left"] == 3
+        assert p.gate.failures == 0 and "host.reset" in events(gk)
         applied = await hub_of(gk).host_decide(
             gk.room_id, p.id, "admit", "  Lestari's new glasses\n", "host@example.org"
         )
@@ -58,7 +64,7 @@ async def test_host_admits_a_refused_person_with_the_reason_audited(
         assert record.details["host_reason"] == "Lestari's new glasses"
         assert record.details["host"] == "host@example.org"
         assert record.details["liveness"] == "not judged"
-        assert record.details["gate_state"] == "failed" and record.details["failures"] == 1
+        assert record.details["gate_state"] == "failed" and record.details["failures"] == 0
         # A second "admit" has nothing to do: the person is in.
         assert not await hub_of(gk).host_decide(gk.room_id, p.id, "admit", "x", "h")
     finally:
