@@ -1,7 +1,8 @@
 """Everything that can happen to a participant, as values on its one input queue.
 
 The socket reader, the frame sampler, the presence prober, the room (asking for a
-renegotiation) and the host (asking for a re-verification) only *put* these; the
+renegotiation) and the host (asking for a re-verification, or deciding: let in,
+send back to the lobby, give attempts back) only *put* these; the
 participant's own task takes them one at a time, in order, and is the only code
 that changes the participant's state (``server/participant.py``).
 Client messages (``server/signalling.py``) travel on the same queue unchanged.
