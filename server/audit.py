@@ -16,6 +16,7 @@ import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from .report.sentences import sentence
 from .store.records import WEBHOOK_EVENTS
 from .store.repository import AuditStore
 from .webhooks import WebhookDispatcher
@@ -26,7 +27,8 @@ log = logging.getLogger(__name__)
 DASHBOARD_EVENTS = ("participant.admitted", "participant.denied", "attempt.failed",
                     "participant.left", "reverify.requested", "reverify.passed",
                     "reverify.failed", "presence.lost", "identity.mismatch", "extra.person",
-                    "presence.restored", "presence.unverifiable")  # fmt: skip
+                    "presence.restored", "presence.unverifiable", "presence.camera_off",
+                    "host.sent_to_lobby", "host.reset", "lock.lifted")  # fmt: skip
 # Audit details that stay in the audit log: never sent to a webhook.
 PRIVATE_DETAILS = ("ip",)
 RECENT_PER_ROOM = 20
@@ -130,6 +132,10 @@ class AuditTrail:
                     "reason": record.details.get("reason"),
                     "distance": None if distance is None else round(float(distance), 3),
                     "participant_id": record.participant_id,
+                    # in the owner's words; the page shows ``event`` on hover
+                    "text": sentence(
+                        record.event, record.details, invited=record.person_id is not None
+                    ),
                 }
             )
             if len(recent) >= RECENT_PER_ROOM:

@@ -67,10 +67,15 @@ from .lockout import LockoutTracker, key_scope
 
 __all__ = [  # the vocabulary is re-exported: callers import it from here
     "MESSAGES", "Action", "Admitted", "AnalysisFailed", "Event", "Flash", "FrameAnalysed", "Gate",
-    "GatePolicy", "Leave", "LockedOut", "LockoutTracker", "Match", "Observation", "Progress",
-    "Prompt", "Reason", "Refused", "ReverifyRequested", "Start", "State", "StateChanged",
-    "Tick",
+    "GatePolicy", "HOST_ADMITTABLE", "Leave", "LockedOut", "LockoutTracker", "Match",
+    "Observation", "Progress", "Prompt", "Reason", "Refused", "ReverifyRequested", "Start",
+    "State", "StateChanged", "Tick",
 ]  # fmt: skip
+
+
+# Whom the host may let in: anyone connected and not yet admitted (a final refusal or a
+# lock ends the session, so those are lifted with ``reset_attempts`` and a new visit).
+HOST_ADMITTABLE = (State.LOBBY, State.CHECKING, State.CHALLENGE, State.FAILED)
 
 
 class Gate(ChallengeSteps):
@@ -92,6 +97,8 @@ class Gate(ChallengeSteps):
         self.failures = 0
         self.person_id: str | None = None
         self.distance: float | None = None
+        # The distance of the last refused attempt, for the host deciding on a refusal.
+        self.last_distance: float | None = None
         self._attempt: Attempt | None = None
 
     @property
@@ -151,6 +158,30 @@ class Gate(ChallengeSteps):
         """Re-enter after a short network blip inside the rejoin grace window."""
         self.person_id, self.distance = person_id, distance
         return [*self._go(State.ADMITTED), Admitted(person_id, distance)]
+
+    # -- the host decides (docs/owner.md, "The host decides") --
+
+    def host_admit(self, person_id: str | None) -> list[Action]:
+        """The host lets a person in whom the gate has not admitted (yet): no attempt is
+        judged; the caller audits it as a host override."""
+        if self.state not in HOST_ADMITTABLE:
+            return []
+        self._attempt = None
+        self.person_id = person_id
+        return self._go(State.ADMITTED)
+
+    def send_to_lobby(self) -> list[Action]:
+        """The host takes an admitted person out of the room: they must pass the check
+        again (``Start`` from ``failed``) to come back."""
+        if self.state is not State.ADMITTED:
+            return []
+        self._attempt = None
+        return self._go(State.FAILED)
+
+    def reset_attempts(self) -> None:
+        """The host gives back every attempt and lifts the locks on this person's keys."""
+        self.failures = 0
+        self.lockout.clear(self.lockout_keys)
 
     # -- internals --
 
@@ -310,6 +341,8 @@ class Gate(ChallengeSteps):
         reverify = self._attempt is not None and self._attempt.reverify
         self._attempt = None
         self.failures += 1
+        if distance is not None:
+            self.last_distance = distance
         lock = self.lockout.record(self.lockout_keys, now)
         if lock is not None:
             return [

@@ -29,7 +29,9 @@ from .face.gallery import GalleryIndex
 from .face.matcher import DEFAULT_THRESHOLD
 from .face.multimatch import EngineGallery
 from .gate import GatePolicy
+from .host import Lock, clean_reason, key_of_lock, room_locks
 from .identity import AdmittedIdentity
+from .inputs import HostAdmit, HostReset, HostSendToLobby
 from .liveness import ActiveConfig, LivenessPolicy, PassiveConfig
 from .lockout import LockoutTracker
 from .presence import PresenceConfig
@@ -41,6 +43,7 @@ from .verify import build_room_index
 from .webhooks import WebhookDispatcher
 from .workpool import WorkPool
 
+HOST_DECISION_S = 10.0  # a host decision waits this long for the participant's task
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_S = 60.0
@@ -277,6 +280,38 @@ class Hub:
                 asked.append(member.id)
         return asked
 
+    async def host_decide(
+        self, room_id: str, participant_id: str, action: str, reason: str, host: str
+    ) -> bool:
+        """The host's decision for one participant, carried out by its own task."""
+        runtime = self.rooms.get(room_id)
+        member = runtime.participants.get(participant_id) if runtime else None
+        kinds: dict[str, type[HostAdmit] | type[HostSendToLobby] | type[HostReset]] = {
+            "admit": HostAdmit, "lobby": HostSendToLobby, "reset": HostReset,
+        }  # fmt: skip
+        if member is None or action not in kinds:
+            return False
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        decision = kinds[action](clean_reason(reason), host, done)
+        try:
+            return await asyncio.wait_for(member.request_host(decision), HOST_DECISION_S)
+        except TimeoutError:  # the session ended meanwhile
+            return False
+
+    def room_locks(self, room_id: str) -> list[Lock]:
+        """Locked invites and addresses of this room (a lock ends the visit: the person
+        is gone, the owner may lift it so they can come back)."""
+        invites = {i.id for i in self.store.invites(room_id)}
+        return room_locks(self.lockout.locks(time.monotonic()), room_id, invites)
+
+    def lift_lock(self, room_id: str, wanted: str) -> Lock | None:
+        lock = next((lock for lock in self.room_locks(room_id) if lock.id == wanted), None)
+        key = key_of_lock(self.lockout.locks(time.monotonic()), wanted)
+        if lock is None or key is None:
+            return None
+        self.lockout.clear([key])
+        return lock
+
     def signed_report(self, room: Room, meeting_id: str) -> dict[str, Any]:
         """The meeting's attendance report, signed (raises StoreError if unknown)."""
         self.audit_trail.flush()
@@ -290,7 +325,10 @@ class Hub:
                     "checks": stats.made, "passed": stats.passed, "skipped": stats.skipped
                 }  # fmt: skip
         records = self.store.meeting_audit(meeting_id)
-        report = build_report(meeting, room.name, records, generated=time.time(), live=live)
+        roster = [(p.id, p.name) for p in self.store.persons(room.id)]
+        report = build_report(
+            meeting, room.name, records, generated=time.time(), live=live, roster=roster
+        )
         return sign_report(report, self.signing_key)
 
     def end_sessions(

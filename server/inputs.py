@@ -1,7 +1,8 @@
 """Everything that can happen to a participant, as values on its one input queue.
 
 The socket reader, the frame sampler, the presence prober, the room (asking for a
-renegotiation) and the host (asking for a re-verification) only *put* these; the
+renegotiation) and the host (asking for a re-verification, or deciding: let in,
+send back to the lobby, give attempts back) only *put* these; the
 participant's own task takes them one at a time, in order, and is the only code
 that changes the participant's state (``server/participant.py``).
 Client messages (``server/signalling.py``) travel on the same queue unchanged.
@@ -59,6 +60,36 @@ class ReverifyRequest:
 
 
 @dataclass(frozen=True)
+class HostAdmit:
+    """The host lets this person in without (or despite) the gate's decision."""
+
+    reason: str
+    host: str  # who decided (the owner's email), for the audit record
+    done: asyncio.Future[bool]
+
+
+@dataclass(frozen=True)
+class HostSendToLobby:
+    """The host takes this admitted person out of the room: verify again to come back."""
+
+    reason: str
+    host: str
+    done: asyncio.Future[bool]
+
+
+@dataclass(frozen=True)
+class HostReset:
+    """The host gives back every attempt and lifts the locks on this person's keys."""
+
+    reason: str
+    host: str
+    done: asyncio.Future[bool]
+
+
+HostDecision = HostAdmit | HostSendToLobby | HostReset
+
+
+@dataclass(frozen=True)
 class CloseRequest:
     reason: CloseReason
     grace: bool = True
@@ -68,5 +99,6 @@ class CloseRequest:
 
 Input = (
     ClientMessage | FrameResult | AnalysisError | PresenceResult | PcStateChanged
-    | RenegotiateRequest | ReverifyRequest | CloseRequest
+    | RenegotiateRequest | ReverifyRequest | HostAdmit | HostSendToLobby | HostReset
+    | CloseRequest
 )  # fmt: skip

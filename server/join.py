@@ -118,7 +118,9 @@ async def join(
         Welcome(
             participant.id,
             room.name,
-            person.name if person else None,
+            # Nobody learns whose link this is before passing the check (issue 15):
+            # only a resumed (already verified) session is greeted by name.
+            entry.identity.name if entry is not None else None,
             participant.gate.attempts_left,
             participant.rejoin_token,
             entry is not None,

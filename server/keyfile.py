@@ -16,17 +16,30 @@ from pathlib import Path
 
 
 def read_or_create(path: Path, generate: Callable[[], bytes]) -> bytes:
-    """The file's bytes; on first use, ``generate()`` written with mode 0600."""
+    """The file's bytes; on first use, ``generate()`` written with mode 0600.
+
+    The bytes are written to a private temporary file first and then linked into
+    place (``link`` fails if the name exists): a process starting at the same moment
+    never sees the file half written (``O_EXCL`` on the final name alone would show it
+    empty until the first writer's ``write``).
+    """
     if path.exists():
         return path.read_bytes()
     path.parent.mkdir(parents=True, exist_ok=True)
     data = generate()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process created it first: use theirs
-        return path.read_bytes()
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:  # another process created it first: use theirs
+            return path.read_bytes()
+    finally:
+        tmp.unlink(missing_ok=True)
     return data
 
 

@@ -72,6 +72,18 @@ class LockoutTracker:
                     triggered = (now + self.duration_s, key)
         return triggered
 
+    def clear(self, keys: Sequence[Hashable]) -> int:
+        """Forget the failures and locks of ``keys`` (the host lifted them); how many locks."""
+        lifted = 0
+        for key in keys:
+            self._history.pop(key, None)
+            lifted += self._locked_until.pop(key, None) is not None
+        return lifted
+
+    def locks(self, now: float) -> dict[Hashable, float]:
+        """Every key locked now and until when (the owner's list of locks to lift)."""
+        return {k: t for k, t in self._locked_until.items() if t > now}
+
     def forget_expired(self, now: float) -> None:
         """Drop stale entries so memory does not grow with every IP ever seen."""
         for key in [k for k, t in self._locked_until.items() if t <= now]:

@@ -121,13 +121,23 @@ class Reverify:
     paused: bool
 
 
+@dataclass(frozen=True)
+class HostLobby:
+    """The host sent this person back to the lobby or gave back their attempts: the
+    page shows the lobby with ``message`` and lets them start the check again."""
+
+    TYPE: ClassVar[str] = "lobby"
+    message: str
+    attempts_left: int
+
+
 OutMessage = (
     Welcome | SdpAnswer | SdpOffer | StateMessage | ProgressMessage | PromptMessage | Verdict
-    | Peers | Error | Bye | Reverify | FlashMessage
+    | Peers | Error | Bye | Reverify | FlashMessage | HostLobby
 )  # fmt: skip
 MESSAGE_TYPES: tuple[type[Any], ...] = (
     Welcome, SdpAnswer, SdpOffer, StateMessage, ProgressMessage, PromptMessage, Verdict,
-    Peers, Error, Bye, Reverify, FlashMessage,
+    Peers, Error, Bye, Reverify, FlashMessage, HostLobby,
 )  # fmt: skip
 
 

@@ -23,11 +23,16 @@ from typing import TYPE_CHECKING
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from . import gate as g
+from .host import apply_host_decision
 from .identity import AdmittedIdentity
 from .inputs import (
     AnalysisError,
     CloseRequest,
     FrameResult,
+    HostAdmit,
+    HostDecision,
+    HostReset,
+    HostSendToLobby,
     Input,
     PcStateChanged,
     PresenceResult,
@@ -41,7 +46,7 @@ from .presence import PresenceEvent, PresenceMonitor
 from .roles import CloseReason, RoomHandle
 from .rtc.forward import Publisher
 from .rtc.sampler import FrameSampler
-from .session_actions import apply_actions, dashboard_row, start_reverify
+from .session_actions import apply_actions, dashboard_row, media_state, start_reverify
 from .signalling import Answer, Candidate, Leave, MediaState, NetInfo, Offer, Ready
 from .verify import FaceChecker
 
@@ -159,6 +164,13 @@ class Participant:
         self.enqueue(ReverifyRequest(done))
         return await done
 
+    async def request_host(self, decision: HostDecision) -> bool:
+        """The host decides (server/host.py); ``decision.done`` says whether it applied."""
+        if self._closed:
+            return False
+        self.enqueue(decision)
+        return await decision.done
+
     async def wait_closed(self, timeout_s: float) -> None:
         try:
             await asyncio.wait_for(self._finished.wait(), timeout_s)
@@ -255,6 +267,10 @@ class Participant:
             started = await start_reverify(self)
             if not item.done.done():
                 item.done.set_result(started)
+        elif isinstance(item, HostAdmit | HostSendToLobby | HostReset):
+            applied = await apply_host_decision(self, item)
+            if not item.done.done():
+                item.done.set_result(applied)
         elif isinstance(item, CloseRequest):
             if item.code is not None:
                 self.error(item.code, item.message, fatal=True)
@@ -280,8 +296,7 @@ class Participant:
             if self.gate.state is g.State.CHECKING and self.media.sampler is None:
                 self.media.start_sampling(self.checker_observe, self.wants_frame)
         elif isinstance(msg, MediaState):
-            self.audio_on, self.video_on = msg.audio, msg.video
-            self.runtime.broadcast_peers()
+            media_state(self, msg.audio, msg.video)
         elif isinstance(msg, Leave):
             await self.teardown(CloseReason.LEFT, grace=False)
         elif isinstance(msg, NetInfo):
@@ -378,10 +393,10 @@ class Participant:
         if not self.admitted:
             return
         for event in self.presence.feed(item.check):
-            self._presence_event(event)
+            self.presence_event(event)
         self.runtime.notify_dashboard()
 
-    def _presence_event(self, event: PresenceEvent) -> None:
+    def presence_event(self, event: PresenceEvent) -> None:
         details: dict[str, object] = {
             "faces": event.faces,
             "checks": event.checks,
@@ -404,9 +419,10 @@ class Participant:
         if actions:
             await self._apply(actions)
 
-    def arm_idle(self) -> None:
+    def arm_idle(self, on: bool = True) -> None:
         """After a non-final refusal the person has a while to try again, not forever."""
-        self._idle_deadline = time.monotonic() + self.services.settings.limits.idle_timeout_s
+        limit = self.services.settings.limits.idle_timeout_s
+        self._idle_deadline = time.monotonic() + limit if on else None
 
     # -- teardown --
 

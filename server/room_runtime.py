@@ -89,6 +89,14 @@ class RoomRuntime:
         if not self.participants:
             self.hub.forget_room(self)
 
+    def unseat(self, member: RoomMember) -> None:
+        """The host sent ``member`` back to the lobby: out of the SFU now (forwarding both
+        ways stops before this returns), still a participant who may be admitted again."""
+        self._paused_viewers.discard(member.id)
+        if self.sfu.is_admitted(member.id):
+            self._spawn(self.sfu.detach(member.id), "unseat")
+        self.broadcast_peers()
+
     def pause_viewer(self, member: RoomMember) -> None:
         """While ``member`` re-verifies, no room media reaches it."""
         self._paused_viewers.add(member.id)

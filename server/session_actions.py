@@ -193,9 +193,21 @@ async def start_reverify(p: Participant) -> bool:
     return True
 
 
+def media_state(p: Participant, audio: bool, video: bool) -> None:
+    """Mute / camera state from the page. Camera off is not absence: the presence
+    monitor reports ``presence.camera_off`` instead of ``presence.lost``."""
+    for event in p.presence.camera(video, time.monotonic()):
+        if p.admitted:
+            p.presence_event(event)
+    p.audio_on, p.video_on = audio, video
+    p.runtime.broadcast_peers()
+
+
 def dashboard_row(p: Participant) -> dict[str, object]:
     """This participant on the owner's dashboard: state, score, presence."""
     distance, stats = p.gate.distance, p.presence.stats
+    if distance is None:
+        distance = p.gate.last_distance  # a refused attempt's, for the host deciding
     return {
         "id": p.id,
         "name": p.name,
@@ -210,4 +222,10 @@ def dashboard_row(p: Participant) -> dict[str, object]:
         },
         "paused": p.publisher is not None and p.publisher.paused,
         "can_reverify": p.gate.state is g.State.ADMITTED,
+        # the host decides (server/host.py)
+        "can_admit": p.gate.state in g.HOST_ADMITTABLE and p.media.publisher is not None,
+        "can_send_to_lobby": p.gate.state is g.State.ADMITTED,
+        "attempts_left": p.gate.attempts_left,
+        "failures": p.gate.failures,
+        "camera_off": p.presence.camera_is_off,
     }

@@ -144,6 +144,16 @@ def build_openapi() -> J:
                 tag="presence",
             ),
         },
+        "/rooms/{room_id}/host": {
+            "parameters": path_params("room_id"),
+            "post": op(
+                "The host decides: let a waiting or refused participant in (with a reason), "
+                "send an admitted one back to the lobby, or give their attempts back",
+                {"200": ok("HostDecisionResult"), "404": E404, **json_errors()},
+                body=json_body("HostDecision"),
+                tag="presence",
+            ),
+        },
         "/rooms/{room_id}/meetings": {
             "parameters": path_params("room_id"),
             "get": op("List the room's meetings, newest first",

@@ -332,6 +332,20 @@ SCHEMAS: J = {
     "ReverifyResult": obj(
         {"asked": {"type": "array", "items": {"type": "string"}}}, ["asked"]
     ),
+    "HostDecision": obj(
+        {
+            "participant_id": ID,
+            "action": {"type": "string", "enum": ["admit", "lobby", "reset"],
+                       "description": "admit: let in; lobby: send back; reset: attempts back"},
+            "reason": {"type": "string", "maxLength": 300,
+                       "description": "why (kept in the audit log); required to admit"},
+        },
+        ["participant_id", "action"],
+    ),  # fmt: skip
+    "HostDecisionResult": obj(
+        {"applied": {"type": "boolean", "description": "false: not in a state it applies to"}},
+        ["applied"],
+    ),
     "Meeting": obj(
         {
             "id": {"type": "string"},

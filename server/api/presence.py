@@ -61,6 +61,29 @@ async def reverify(request: web.Request) -> web.Response:
     return web.json_response({"asked": await h.reverify(room.id, target)})
 
 
+HOST_ACTIONS = ("admit", "lobby", "reset")
+
+
+async def host_decision(request: web.Request) -> web.Response:
+    """The host decides for one participant (server/host.py); the reason is audited."""
+    body = await read_json(request, {"participant_id", "action", "reason"},
+                           {"participant_id", "action"})  # fmt: skip
+    target, action, reason = body["participant_id"], body["action"], body.get("reason", "")
+    if not isinstance(target, str) or not 1 <= len(target) <= 64:
+        raise ApiError(422, "bad_field", "participant_id must be a participant id")
+    if action not in HOST_ACTIONS:
+        raise ApiError(422, "bad_field", "action must be admit, lobby or reset")
+    if not isinstance(reason, str) or len(reason) > 300:
+        raise ApiError(422, "bad_field", "reason must be a string of at most 300 characters")
+    if action == "admit" and not reason.strip():
+        raise ApiError(422, "missing_reason", "letting someone in needs a reason (audited)")
+    h = hub(request)
+    owner = request_owner(request)
+    room = h.store.room(request.match_info["room_id"], owner.id)
+    applied = await h.host_decide(room.id, target, action, reason, f"{owner.email} (API)")
+    return web.json_response({"applied": applied})
+
+
 async def list_meetings(request: web.Request) -> web.Response:
     h = hub(request)
     room = h.store.room(request.match_info["room_id"], request_owner(request).id)
@@ -109,6 +132,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/rooms/{room_id}/reverify", reverify)
+    app.router.add_post("/rooms/{room_id}/host", host_decision)
     app.router.add_get("/rooms/{room_id}/meetings", list_meetings)
     app.router.add_get("/rooms/{room_id}/meetings/{meeting_id}/report", meeting_report)
     app.router.add_get("/rooms/{room_id}/meetings/{meeting_id}/report.csv", meeting_report_csv)

@@ -8,7 +8,7 @@ import aiohttp_session
 from aiohttp import web
 
 from ..config import Settings
-from . import account, auth, keys, live, people, presence, rooms
+from . import account, auth, host, keys, live, people, presence, rooms
 from .common import csrf_middleware
 from .session import session_storage
 
@@ -32,5 +32,6 @@ def setup_owner(app: web.Application, settings: Settings) -> web.Application:
     keys.add_routes(owner)
     live.add_routes(owner)
     presence.add_routes(owner)
+    host.add_routes(owner)
     app.add_subapp(PREFIX, owner)
     return owner

@@ -124,7 +124,11 @@ async def upload_photos(request: web.Request, owner: Owner) -> web.StreamRespons
     ]
     try:
         if good:
-            h.store.add_faces(person.id, owner.id, good, h.engine.embedder.name)
+            added = h.store.add_faces(person.id, owner.id, good, h.engine.embedder.name)
+            accepted = [v for v in verdicts if v.embedding is not None]
+            h.store.label_faces(
+                [(f.id, v.filename, photo_quality(v)) for f, v in zip(added, accepted, strict=True)]
+            )
     except StoreError:  # deleted meanwhile
         return web.json_response(
             {"error": {"code": "unknown_person", "message": "no such person"}}, status=404
@@ -138,6 +142,14 @@ async def upload_photos(request: web.Request, owner: Owner) -> web.StreamRespons
             "verdicts": [v.public() for v in verdicts],
         }
     )
+
+
+def photo_quality(verdict: PhotoVerdict) -> str:
+    """What the quality gate measured, in words (the photo itself may not be kept)."""
+    box = verdict.box
+    if box is None or len(box) != 4:
+        return "accepted"
+    return f"accepted: one face, {box[2] - box[0]:.0f} px wide"
 
 
 @signed_in

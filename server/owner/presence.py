@@ -7,16 +7,18 @@ plain 404), every POST carries the CSRF token (form field or header).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from ..api.context import hub
 from ..report import report_csv
-from ..store import Owner, StoreError
+from ..report.attendance import attendance_csv, zone
+from ..store import Meeting, Owner, Repository, StoreError
 from ..store.records import WEBHOOK_EVENTS
 from ..webhooks.guard import refuse_internal_url
-from .common import flash, form_str, not_found, signed_in, wants_json
+from .common import flash, form_str, not_found, render, signed_in, wants_json
 
 
 def _room_url(room_id: str, anchor: str = "") -> str:
@@ -78,14 +80,71 @@ async def report(request: web.Request, owner: Owner) -> web.StreamResponse:
     name = f"attendance-{room.slug}-{envelope['report']['meeting']['id'][:8]}.{fmt}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
     if fmt == "csv":
+        # One row per person in the owner's time zone (?tz= from the page's script);
+        # ?detail=sessions gives the per-session CSV the API serves.
+        if request.query.get("detail") == "sessions":
+            text = report_csv(envelope["report"])
+        else:
+            text = attendance_csv(envelope["report"], zone(request.query.get("tz")))
         return web.Response(
-            text=report_csv(envelope["report"]), content_type="text/csv", headers=headers
+            body=text.encode("utf-8"), content_type="text/csv", charset="utf-8", headers=headers
         )
     return web.Response(
         text=json.dumps(envelope, indent=2, ensure_ascii=False),
         content_type="application/json",
         headers=headers,
     )
+
+
+@signed_in
+async def attendance_page(request: web.Request, owner: Owner) -> web.StreamResponse:
+    """The meeting's attendance list to read or print, with a certificate per person."""
+    h = hub(request)
+    try:
+        room = h.store.room(request.match_info["room_id"], owner.id)
+        envelope = h.signed_report(room, request.match_info["meeting_id"])
+    except StoreError:
+        return not_found(request, "meeting")
+    report = envelope["report"]
+    context = {
+        "room": room,
+        "report": report,
+        "people": report["attendance"]["people"],
+        "signature": envelope["signature"],
+        "late_min": round(report["attendance"]["late_after_s"] / 60),
+    }
+    return await render(request, "owner/attendance.html", context, owner=owner)
+
+
+@signed_in
+async def certificate(request: web.Request, owner: Owner) -> web.StreamResponse:
+    """A printable certificate of attendance for one person, with how to verify it."""
+    h = hub(request)
+    try:
+        room = h.store.room(request.match_info["room_id"], owner.id)
+        envelope = h.signed_report(room, request.match_info["meeting_id"])
+    except StoreError:
+        return not_found(request, "meeting")
+    report = envelope["report"]
+    wanted = request.match_info["who"]
+    row = next((r for r in report["attendance"]["people"] if row_key(r) == wanted), None)
+    if row is None or row["arrived"] is None:
+        return not_found(request, "certificate")
+    signature = envelope["signature"]
+    context = {
+        "room": room,
+        "meeting": report["meeting"],
+        "row": row,
+        "key_id": signature["key_id"],
+        "signature_start": signature["value"][:16],
+        "attendance_digest": signature["sections"].get("attendance", ""),
+    }
+    return await render(request, "owner/certificate.html", context, owner=owner)
+
+
+def row_key(row: dict[str, Any]) -> str:
+    """An attendance row's id in a certificate's URL: the person, or the visit."""
+    return str(row["person_id"] or row["participant_ids"][0])
 
 
 @signed_in
@@ -102,12 +161,12 @@ async def add_webhook(request: web.Request, owner: Owner) -> web.StreamResponse:
         if err.code == "unknown_room":
             return not_found(request, "room")
         await flash(request, err.message, "error")
-        raise web.HTTPSeeOther(_room_url(room_id, "#webhooks")) from err
+        raise web.HTTPSeeOther(_room_url(room_id, "/settings#webhooks")) from err
     await flash(
         request,
         f"Webhook added. Its signing secret (shown once): {secret}",
     )
-    raise web.HTTPSeeOther(_room_url(room_id, "#webhooks"))
+    raise web.HTTPSeeOther(_room_url(room_id, "/settings#webhooks"))
 
 
 @signed_in
@@ -119,24 +178,43 @@ async def delete_webhook(request: web.Request, owner: Owner) -> web.StreamRespon
     except StoreError:
         return not_found(request, "webhook")
     await flash(request, "Webhook deleted.")
-    raise web.HTTPSeeOther(_room_url(hook.room_id, "#webhooks"))
+    raise web.HTTPSeeOther(_room_url(hook.room_id, "/settings#webhooks"))
 
 
 def webhook_context(request: web.Request, room_id: str) -> dict[str, Any]:
-    """Webhooks with their latest deliveries and the meetings, for the room page."""
+    """Webhooks with their latest deliveries, for the settings page."""
     store = hub(request).store
     hooks = store.webhooks(room_id)
     return {
         "webhooks": hooks,
         "deliveries": {w.id: store.deliveries(w.id, limit=20) for w in hooks},
         "webhook_events": WEBHOOK_EVENTS,
-        "meetings": store.meetings(room_id, limit=20),
     }
+
+
+@dataclass(frozen=True)
+class MeetingSummary:
+    meeting: Meeting
+    admitted: int  # people let in: 0 = only refused visits, not a meeting
+    refused: int
+
+
+def meeting_summaries(store: Repository, room_id: str, limit: int = 20) -> list[MeetingSummary]:
+    """The room's latest meetings, each with how many were let in and refused."""
+    out = []
+    for meeting in store.meetings(room_id, limit=limit):
+        records = store.meeting_audit(meeting.id)
+        admitted = {r.participant_id for r in records if r.event == "participant.admitted"}
+        refused = {r.participant_id for r in records if r.event == "participant.denied"}
+        out.append(MeetingSummary(meeting, len(admitted), len(refused - admitted)))
+    return out
 
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/rooms/{room_id}/reverify", reverify)
     app.router.add_get("/rooms/{room_id}/meetings", meetings)
     app.router.add_get(r"/rooms/{room_id}/meetings/{meeting_id}/report.{fmt:json|csv}", report)
+    app.router.add_get("/rooms/{room_id}/meetings/{meeting_id}", attendance_page)
+    app.router.add_get("/rooms/{room_id}/meetings/{meeting_id}/certificate/{who}", certificate)
     app.router.add_post("/rooms/{room_id}/webhooks", add_webhook)
     app.router.add_post("/webhooks/{webhook_id}/delete", delete_webhook)

@@ -14,11 +14,13 @@ from aiohttp import web
 from ..api.context import hub
 from ..api.jsonio import base_url
 from ..backfill import blocking_engines, reenrol_needed
+from ..report.sentences import sentence
 from ..store import LIVENESS_POLICIES, Owner, Room, StoreError
 from ..store.records import ENGINES, MAX_ATTEMPTS_RANGE
 from .calibration import calibration, engine_calibrations
 from .common import flash, form_str, not_found, render, signed_in
-from .presence import webhook_context
+from .presence import meeting_summaries, webhook_context
+from .words import ENGINE_WORDS, MODE_WORDS, POLICY_WORDS
 
 DASHBOARD_EVENTS = (
     "participant.admitted",
@@ -35,6 +37,11 @@ DASHBOARD_EVENTS = (
     "person.deleted",
     "person.enrolled",
     "invite.revoked",
+    "presence.camera_off",
+    "presence.restored",
+    "host.sent_to_lobby",
+    "host.reset",
+    "lock.lifted",
 )
 
 
@@ -71,6 +78,7 @@ async def create_room(request: web.Request, owner: Owner) -> web.StreamResponse:
 
 
 def room_context(request: web.Request, room: Room) -> dict[str, Any]:
+    """The room page: people and invites, the live lobby, reports (in that order)."""
     h = hub(request)
     store = h.store
     persons = store.persons(room.id)
@@ -81,28 +89,53 @@ def room_context(request: web.Request, room: Room) -> dict[str, Any]:
     reenrol = reenrol_needed(store, room.id)
     return {
         "room": room,
+        "tab": "room",
         "persons": persons,
         "faces": faces,
         "invites": invites,
+        "invites_of": {
+            p.id: [i for i in invites if i.person_id == p.id] for p in persons
+        },
         "names": names,
         "now": time.time(),
-        "recent": list(reversed(recent))[:30],
+        "recent": [
+            {"ts": r.ts, "event": r.event,
+             "text": sentence(r.event, r.details, invited=r.person_id is not None)}
+            for r in reversed(recent[-30:])
+        ],  # fmt: skip
         "link": f"{base_url(request, h.settings.server.public_url)}/r/{room.link}",
-        "calibration": calibration(),
-        # each engine setting's LFW FAR / FRR at this room's threshold
-        "engine_calibration": engine_calibrations(room.threshold or h.default_threshold),
         # person -> engines without templates ("re-enrol for sface"), and those this
         # room's engine setting needs right now
         "reenrol": reenrol,
         "reenrol_blocking": {
             pid: blocking_engines(missing, room.engine) for pid, missing in reenrol.items()
         },
+        "mode_words": MODE_WORDS,
+        "locks": h.room_locks(room.id),
+        "mono_now": time.monotonic(),
+        "meetings": meeting_summaries(store, room.id),
+    }
+
+
+def settings_context(request: web.Request, room: Room) -> dict[str, Any]:
+    """Settings and integrations: a page of their own, apart from the day's work."""
+    h = hub(request)
+    return {
+        "room": room,
+        "tab": "settings",
+        "calibration": calibration(),
+        # each engine setting's LFW FAR / FRR at this room's threshold
+        "engine_calibration": engine_calibrations(room.threshold or h.default_threshold),
         "default_threshold": h.default_threshold,
         "default_attempts": h.settings.gate.max_attempts,
         "policies": LIVENESS_POLICIES,
+        "policy_words": POLICY_WORDS,
         "engines": ENGINES,
+        "engine_words": ENGINE_WORDS,
+        "mode_words": MODE_WORDS,
         "attempts_range": range(MAX_ATTEMPTS_RANGE[0], MAX_ATTEMPTS_RANGE[1] + 1),
         "default_presence_interval": h.settings.presence.interval_s,
+        "api_base": f"{base_url(request, h.settings.server.public_url)}/api/v1",
         **webhook_context(request, room.id),
     }
 
@@ -114,6 +147,16 @@ async def room_page(request: web.Request, owner: Owner) -> web.StreamResponse:
     except StoreError:
         return not_found(request, "room")
     return await render(request, "owner/room.html", room_context(request, room), owner=owner)
+
+
+@signed_in
+async def settings_page(request: web.Request, owner: Owner) -> web.StreamResponse:
+    try:
+        room = hub(request).store.room(request.match_info["room_id"], owner.id)
+    except StoreError:
+        return not_found(request, "room")
+    context = settings_context(request, room)
+    return await render(request, "owner/room_settings.html", context, owner=owner)
 
 
 def parse_settings(form: Any) -> dict[str, Any]:
@@ -154,9 +197,9 @@ async def update_room(request: web.Request, owner: Owner) -> web.StreamResponse:
         if err.code == "unknown_room":
             return not_found(request, "room")
         await flash(request, err.message, "error")
-        raise web.HTTPSeeOther(f"/owner/rooms/{room_id}") from err
+        raise web.HTTPSeeOther(f"/owner/rooms/{room_id}/settings") from err
     await flash(request, "Settings saved.")
-    raise web.HTTPSeeOther(room_url(room))
+    raise web.HTTPSeeOther(f"{room_url(room)}/settings")
 
 
 @signed_in
@@ -184,6 +227,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/rooms", rooms_page)
     app.router.add_post("/rooms", create_room)
     app.router.add_get("/rooms/{room_id}", room_page, name="owner-room")
+    app.router.add_get("/rooms/{room_id}/settings", settings_page, name="owner-room-settings")
     app.router.add_post("/rooms/{room_id}/settings", update_room)
     app.router.add_post("/rooms/{room_id}/delete", delete_room)
     app.router.add_post("/rooms/{room_id}/link", renew_link)

@@ -22,7 +22,12 @@ Events (``PresenceEvent.kind``):
   be made (the keyframe never came, or the run of frames after it stopped short). A
   camera that ignores keyframe requests used to collect only *skipped* checks,
   which count neither way: a crafted stream could sit out presence for good;
-* ``presence.restored``: a flagged problem is gone (``cleared`` names which).
+* ``presence.camera_off``: the participant switched their camera off (the ``media``
+  message with ``video: false``). Not absence and not "no face": while it lasts,
+  checks count as made and not passed (attendance needs the camera on) but raise
+  no ``presence.lost`` / ``identity.mismatch``;
+* ``presence.restored``: a flagged problem is gone (``cleared`` names which; the
+  camera switched on again clears ``presence.camera_off``).
 
 Checks come at ``interval_s`` spread by up to ``jitter`` (a fraction of the
 interval, drawn from ``rng``), so a stream cannot time its good frames to them.
@@ -38,8 +43,9 @@ MISMATCH = "identity.mismatch"
 EXTRA = "extra.person"
 RESTORED = "presence.restored"
 UNVERIFIABLE = "presence.unverifiable"
+CAMERA_OFF = "presence.camera_off"
 #: every event the monitor raises (for the dashboard, webhooks and the report)
-EVENTS = (LOST, MISMATCH, EXTRA, UNVERIFIABLE, RESTORED)
+EVENTS = (LOST, MISMATCH, EXTRA, UNVERIFIABLE, CAMERA_OFF, RESTORED)
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,7 @@ class PresenceStats:
     made: int = 0
     passed: int = 0
     skipped: int = 0
+    camera_off: int = 0  # checks made while the participant's camera was off
     last_check: float | None = None
 
     @property
@@ -102,7 +109,26 @@ class PresenceMonitor:
     @property
     def flags(self) -> tuple[str, ...]:
         """The problems currently raised (for the dashboard)."""
-        return tuple(k for k in (LOST, MISMATCH, EXTRA, UNVERIFIABLE) if k in self._flagged)
+        kinds = (CAMERA_OFF, LOST, MISMATCH, EXTRA, UNVERIFIABLE)
+        return tuple(k for k in kinds if k in self._flagged)
+
+    @property
+    def camera_is_off(self) -> bool:
+        return CAMERA_OFF in self._flagged
+
+    def camera(self, on: bool, now: float) -> list[PresenceEvent]:
+        """The participant switched their camera off or on (not a check): one event."""
+        if not on and not self.camera_is_off:
+            self._flagged.add(CAMERA_OFF)
+            self._streaks[LOST] = self._streaks[MISMATCH] = 0
+            # "no face" and "someone else" are not true of a camera that is off
+            cleared = tuple(k for k in (LOST, MISMATCH) if k in self._flagged)
+            self._flagged.difference_update(cleared)
+            return [PresenceEvent(CAMERA_OFF, now, 1, 0, None, cleared)]
+        if on and self.camera_is_off:
+            self._flagged.discard(CAMERA_OFF)
+            return [PresenceEvent(RESTORED, now, 1, 0, None, (CAMERA_OFF,))]
+        return []
 
     @property
     def next_due(self) -> float | None:
@@ -135,6 +161,9 @@ class PresenceMonitor:
             return [PresenceEvent(UNVERIFIABLE, check.now, streak, 0)]
         self.stats.made += 1
         self.stats.last_check = check.now
+        if self.camera_is_off:
+            self.stats.camera_off += 1
+            return []
         if check.matched:
             self.stats.passed += 1
         conditions = {

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..store.records import AuditRecord, Meeting
+from .attendance import attendance
 
 FORMAT = "videogate-attendance/1"
 PRESENCE_EVENTS = (
+    "presence.camera_off",
     "presence.lost",
     "identity.mismatch",
     "extra.person",
@@ -40,6 +42,7 @@ def _new_participant(record: AuditRecord) -> dict[str, Any]:
         "admitted": None,
         "left": None,
         "present_s": 0.0,
+        "camera_off_s": 0.0,  # admitted with the camera switched off (not absence)
         "verifications": [],
         "presence": {"checks": 0, "passed": 0, "skipped": 0, "ratio": None},
         "events": [],
@@ -53,10 +56,14 @@ def build_report(
     *,
     generated: float,
     live: Mapping[str, Mapping[str, int]] | None = None,
+    roster: Sequence[tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
+    """``roster``: (person id, name) of everyone enrolled, so the attendance list names
+    the invited people who never came."""
     people: dict[str, dict[str, Any]] = {}
     room_events: list[dict[str, Any]] = []
     in_room_since: dict[str, float] = {}
+    camera_off_since: dict[str, float] = {}
     for record in records:
         d = record.details
         pid = record.participant_id
@@ -85,7 +92,10 @@ def build_report(
                     "distance": d.get("distance"),
                     "liveness": d.get("liveness", "passed"),
                     "reason": None,
-                }
+                    # let in by the host, not by the check: who and why
+                    **({"host": d.get("host"), "host_reason": d.get("host_reason")}
+                       if kind == "host_override" else {}),
+                }  # fmt: skip
             )
             if kind != "reverify":
                 if person["admitted"] is None:
@@ -113,24 +123,38 @@ def build_report(
                     "distance": d.get("distance"),
                 }
             )
+            if event == "presence.camera_off":
+                camera_off_since.setdefault(pid, record.ts)
+            elif "presence.camera_off" in (d.get("cleared") or ()):
+                _add_span(person, "camera_off_s", camera_off_since.pop(pid, None), record.ts)
+        elif event == "host.sent_to_lobby":
+            # out of the room until admitted again: not present meanwhile
+            person["events"].append({"ts": _t(record.ts), "event": event})
+            _add_span(person, "present_s", in_room_since.pop(pid, None), record.ts)
+            _add_span(person, "camera_off_s", camera_off_since.pop(pid, None), record.ts)
         elif event == "reverify.requested":
             person["events"].append({"ts": _t(record.ts), "event": event})
         elif event == "presence.summary":
             _add_counts(person["presence"], d)
         elif event == "participant.left":
             person["left"] = _t(record.ts)
-            since = in_room_since.pop(pid, None)
-            if since is not None:
-                person["present_s"] = round(person["present_s"] + record.ts - since, 3)
+            _add_span(person, "present_s", in_room_since.pop(pid, None), record.ts)
+            _add_span(person, "camera_off_s", camera_off_since.pop(pid, None), record.ts)
     end = meeting.ended if meeting.ended is not None else generated
     for pid, since in in_room_since.items():  # still in the room
-        people[pid]["present_s"] = round(people[pid]["present_s"] + end - since, 3)
+        _add_span(people[pid], "present_s", since, end)
+    for pid, since in camera_off_since.items():
+        _add_span(people[pid], "camera_off_s", since, end)
     for pid, counts in (live or {}).items():
         if pid in people:
             _add_counts(people[pid]["presence"], counts)
     for person in people.values():
         stats = person["presence"]
         stats["ratio"] = round(stats["passed"] / stats["checks"], 4) if stats["checks"] else None
+    participants = sorted(
+        people.values(), key=lambda p: (p["joined"] or 0.0, p["participant_id"] or "")
+    )
+    started = meeting.started
     return {
         "format": FORMAT,
         "meeting": {
@@ -141,11 +165,15 @@ def build_report(
             "ended": _t(meeting.ended),
             "generated": _t(generated),
         },
-        "participants": sorted(
-            people.values(), key=lambda p: (p["joined"] or 0.0, p["participant_id"] or "")
-        ),
+        "participants": participants,
         "events": room_events,
+        "attendance": attendance(participants, roster or (), started),
     }
+
+
+def _add_span(person: dict[str, Any], key: str, since: float | None, until: float) -> None:
+    if since is not None:
+        person[key] = round(person[key] + max(0.0, until - since), 3)
 
 
 def _add_counts(stats: dict[str, Any], counts: Mapping[str, Any]) -> None:

@@ -161,4 +161,13 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE rooms ADD COLUMN gallery_rev INTEGER NOT NULL DEFAULT 0
     """,
+    # 9: invites the owner can tell apart: the first characters of the token (also on
+    # the link; 6 of 32 characters, the rest stays secret) and when it was last opened;
+    # each enrolled photo's file name and quality, shown when the photo is not kept.
+    """
+    ALTER TABLE invites ADD COLUMN hint TEXT;
+    ALTER TABLE invites ADD COLUMN last_used REAL;
+    ALTER TABLE templates ADD COLUMN source_name TEXT;
+    ALTER TABLE templates ADD COLUMN quality TEXT
+    """,
 ]

@@ -134,4 +134,12 @@ PG_MIGRATIONS: list[str] = [
     );
     CREATE INDEX webhook_deliveries_hook ON webhook_deliveries(webhook_id, created)
     """,
+    # 2: SQLite's 9: invite hints and last use, each template's source file name and
+    # quality (what the owner sees when photos are not kept).
+    """
+    ALTER TABLE invites ADD COLUMN hint TEXT;
+    ALTER TABLE invites ADD COLUMN last_used DOUBLE PRECISION;
+    ALTER TABLE templates ADD COLUMN source_name TEXT;
+    ALTER TABLE templates ADD COLUMN quality TEXT
+    """,
 ]

@@ -123,6 +123,8 @@ class InviteInfo:
     expires: float | None
     revoked: bool
     created: float
+    hint: str | None = None  # the token's first characters, as on the link (migration 8)
+    last_used: float | None = None
 
     def status(self, now: float) -> str:
         if self.revoked:
@@ -143,6 +145,8 @@ class Face:
     photo_id: str | None
     # every engine with a template from this photo (the first one is ``engine``)
     engines: tuple[str, ...] = ()
+    source_name: str | None = None  # the uploaded file's name (migration 8)
+    quality: str | None = None  # the quality gate's summary, e.g. "face 212 px wide"
 
 
 @dataclass(frozen=True)

@@ -188,7 +188,8 @@ class PeopleMixin(StoreBase):
     def faces(self, person_id: str, owner_id: str | None = None) -> list[Face]:
         self.person(person_id, owner_id)
         rows = self._rows(
-            "SELECT t.id, t.person_id, t.engine, t.created, ph.id AS photo_id, "
+            "SELECT t.id, t.person_id, t.engine, t.created, t.source_name, t.quality, "
+            "ph.id AS photo_id, "
             f"(SELECT {self.dialect.group_concat.format('d.engine')} FROM templates d "
             "WHERE d.source_id=t.id) AS more "
             "FROM templates t LEFT JOIN photos ph ON ph.template_id=t.id "
@@ -203,9 +204,21 @@ class PeopleMixin(StoreBase):
                 r["created"],
                 r["photo_id"],
                 (r["engine"], *sorted(set((r["more"] or "").split(",")) - {""})),
+                r["source_name"],
+                r["quality"],
             )  # fmt: skip
             for r in rows
         ]
+
+    def label_faces(self, labels: Sequence[tuple[int, str, str]]) -> None:
+        """(template id, source file name, quality summary) of freshly enrolled photos:
+        what the owner sees of a photo that is not kept."""
+        with self._tx() as db:
+            for face_id, name, quality in labels:
+                db.execute(
+                    "UPDATE templates SET source_name=?, quality=? WHERE id=?",
+                    (name[:200], quality[:200], face_id),
+                )
 
     def delete_face(self, person_id: str, face_id: int, owner_id: str) -> None:
         with self._tx() as db:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import secrets
 import time
@@ -28,6 +29,8 @@ from .sqlite_rows import (
     slugify,
     split_room_link,
 )
+
+INVITE_HINT_CHARS = 6  # shown on the owner's list and at the start of the link's token
 
 
 class RoomsMixin(StoreBase):
@@ -159,7 +162,8 @@ class RoomsMixin(StoreBase):
         token_hash = _hash_token(token)
         now = time.time()
         info = InviteInfo(
-            token_hash[:16], room_id, person_id, now + ttl_s if ttl_s else None, False, now
+            token_hash[:16], room_id, person_id, now + ttl_s if ttl_s else None, False, now,
+            token[:INVITE_HINT_CHARS],
         )
         with self._tx() as db:
             if owner_id is not None:
@@ -170,8 +174,8 @@ class RoomsMixin(StoreBase):
                     raise StoreError("unknown_person", "no such person in this room")
             db.execute(
                 "INSERT INTO invites (token_hash, room_id, person_id, expires, revoked, created,"
-                " id) VALUES (?,?,?,?,0,?,?)",
-                (token_hash, room_id, person_id, info.expires, now, info.id),
+                " id, hint) VALUES (?,?,?,?,0,?,?,?)",
+                (token_hash, room_id, person_id, info.expires, now, info.id, info.hint),
             )
         return info, token
 
@@ -210,9 +214,7 @@ class RoomsMixin(StoreBase):
                 room_id=row["room_id"],
                 person_id=row["person_id"],
             )
-        return InviteInfo(
-            row["id"], row["room_id"], row["person_id"], row["expires"], True, row["created"]
-        )
+        return dataclasses.replace(_invite(row), revoked=True)
 
     def resolve_invite(self, slug: str, token: str, now: float | None = None) -> Invite:
         """The invite ``token`` for the room whose *slug* (not link) is ``slug``."""
@@ -228,6 +230,8 @@ class RoomsMixin(StoreBase):
             raise StoreError("revoked_invite", "this invite link was revoked by the room owner")
         if row["expires"] is not None and row["expires"] < now:
             raise StoreError("expired_invite", "this invite link has expired")
+        with self._tx() as db:  # "last used" on the owner's invites list
+            db.execute("UPDATE invites SET last_used=? WHERE id=?", (now, row["id"]))
         room = self.room_by_slug(slug)
         found = self._rows("SELECT * FROM persons WHERE id=?", (row["person_id"],))
         person = _person(found[0]) if row["person_id"] and found else None

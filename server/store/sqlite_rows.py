@@ -173,6 +173,8 @@ def _invite(row: Row) -> InviteInfo:
         row["expires"],
         bool(row["revoked"]),
         row["created"],
+        row["hint"] if "hint" in row.keys() else None,
+        row["last_used"] if "last_used" in row.keys() else None,
     )
 
 

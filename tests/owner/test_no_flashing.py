@@ -42,7 +42,11 @@ def test_an_older_database_migrates_with_flashing_allowed(tmp_path: Path) -> Non
         # Back to the version before no_flashing: later migrations' columns go too.
         before = next(i for i, script in enumerate(MIGRATIONS) if "no_flashing" in script)
         db.execute("ALTER TABLE rooms DROP COLUMN no_flashing")
-        db.execute("ALTER TABLE rooms DROP COLUMN gallery_rev")
+        db.execute("ALTER TABLE rooms DROP COLUMN gallery_rev")  # migration 8
+        db.execute("ALTER TABLE invites DROP COLUMN hint")  # migration 9
+        db.execute("ALTER TABLE invites DROP COLUMN last_used")
+        db.execute("ALTER TABLE templates DROP COLUMN source_name")
+        db.execute("ALTER TABLE templates DROP COLUMN quality")
         db.execute(f"PRAGMA user_version={before}")
     migrated = open_store(tmp_path)
     assert migrated.room(room.id).no_flashing is False
@@ -59,7 +63,7 @@ async def test_owner_turns_flashing_off_and_the_gate_runs_the_pose_challenge(
     owner = await world.owner()
     await owner.signup("host@example.org")
     room_id = await owner.create_room("Course")
-    page = await owner.page(f"/owner/rooms/{room_id}")
+    page = await owner.page(f"/owner/rooms/{room_id}/settings")
     assert 'name="no_flashing"' in page and "photosensitive" in page
     form = {"name": "Course", "mode": "invite", "liveness_policy": "active+light+passive",
             "engine": "dlib", "threshold": "", "max_attempts": "", "presence_interval_s": "",

@@ -345,6 +345,7 @@ async def test_engine_calibration_and_reenrol_flag_on_the_room_page(world: World
     world.store.enrol_person(room_id, "Legacy", vector, "dlib_resnet_v1")
     page = await owner.page(f"/owner/rooms/{room_id}")
     assert 'data-reenrol="sface"' in page and "re-enrol for sface" in page
+    page = await owner.page(f"/owner/rooms/{room_id}/settings")  # settings: a page apart
     for engine in ("dlib", "sface", "both", "fused"):
         assert f'<tr data-engine="{engine}"' in page
     assert "0.53%" in page and "0.13%" in page  # dlib and fused FAR at 0.60 on LFW
@@ -353,8 +354,9 @@ async def test_engine_calibration_and_reenrol_flag_on_the_room_page(world: World
         {"name": "Engines", "mode": "invite", "liveness_policy": "off", "engine": "fused"},
     )
     assert resp.status == 303
-    page = await owner.page(f"/owner/rooms/{room_id}")
+    page = await owner.page(f"/owner/rooms/{room_id}/settings")
     assert "fused (this room)" in page
+    page = await owner.page(f"/owner/rooms/{room_id}")
     assert 'class="reenrol pending"' in page  # the fused room needs SFace templates now
 
 

@@ -61,3 +61,20 @@ async def test_meetings_reports_webhooks_and_isolation(world: ApiWorld) -> None:
     assert status == 422 and body["error"]["code"] == "bad_url"
     status, _ = await alice.call("DELETE", f"/webhooks/{hook['id']}")
     assert status == 204
+
+
+async def test_host_decision_endpoint(world: ApiWorld) -> None:  # noqa: F811
+    """The host decides over the API: a reason to let in, enum actions, owners' rooms only
+    (the decisions themselves: tests/integration/test_host_decides.py)."""
+    alice, bob = world.alice, world.bob
+    status, room = await alice.call("POST", "/rooms", json={"name": "Hosted"})
+    url = f"/rooms/{room['id']}/host"
+    status, body = await alice.call("POST", url, json={"participant_id": "p", "action": "admit"})
+    assert status == 422 and body["error"]["code"] == "missing_reason"
+    status, body = await alice.call("POST", url, json={"participant_id": "p", "action": "kick"})
+    assert status == 422 and body["error"]["code"] == "bad_field"
+    decision = {"participant_id": "p", "action": "admit", "reason": "known to me"}
+    status, body = await alice.call("POST", url, json=decision)
+    assert status == 200 and body == {"applied": False}  # nobody of that id is here
+    status, body = await bob.call("POST", url, json=decision)
+    assert status == 404

@@ -74,11 +74,11 @@ async def test_webhooks_add_list_delete(world: World) -> None:  # noqa: F811
         f"/owner/rooms/{room_id}/webhooks", {"url": "https://hooks.example.org/vg"}
     )
     assert resp.status == 303
-    page = await owner.page(f"/owner/rooms/{room_id}")
+    page = await owner.page(f"/owner/rooms/{room_id}/settings")  # integrations: apart
     assert "whsec_" in page  # the secret, once, in the flash message
     (hook,) = world.store.webhooks(room_id)
     assert hook.url in page and "No deliveries yet" in page
-    page = await owner.page(f"/owner/rooms/{room_id}")
+    page = await owner.page(f"/owner/rooms/{room_id}/settings")
     assert "whsec_" not in page
 
     other = await world.owner()

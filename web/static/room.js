@@ -354,6 +354,11 @@ function onMessage(msg) {
         ? "The host asked you to verify again. The others do not see or hear you until you pass."
         : "The host asked you to verify again.");
       break;
+    case "lobby":
+      // The host sent this person back to the lobby, or gave their attempts back.
+      backToLobby(msg.message);
+      $("retry").hidden = false;
+      break;
     case "error":
       console.warn("server error", msg.code, msg.message);
       if (msg.fatal) {

@@ -26,3 +26,10 @@ document.querySelectorAll('form[data-confirm]').forEach((form) => {
     if (!window.confirm(form.dataset.confirm)) event.preventDefault();
   });
 });
+
+// Times from the server are epoch seconds: shown in the owner's own time zone.
+document.querySelectorAll('.ts[data-ts]').forEach((node) => {
+  const date = new Date(Number(node.dataset.ts) * 1000);
+  node.textContent = date.toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' });
+  node.setAttribute('datetime', date.toISOString());
+});

@@ -113,10 +113,34 @@ document.querySelectorAll('article.person').forEach((article) => {
 const liveBody = document.getElementById('live-participants');
 const liveRecent = document.getElementById('live-recent');
 const liveStatus = document.getElementById('live-status');
+const hostStatus = document.getElementById('host-status');
+
+// The gate's state in the owner's words (server/owner/words.py says the same).
+const STATE_WORDS = {
+  lobby: 'waiting',
+  checking: 'being checked',
+  challenge: 'doing the liveness check',
+  failed: 'not let in, may try again',
+  admitted: 'in the room',
+  reverifying: 'verifying again',
+  denied: 'refused',
+  locked: 'locked out',
+  left: 'left',
+};
 
 function since(ts) {
   const s = Math.max(0, Math.round(Date.now() / 1000 - ts));
   return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min`;
+}
+
+function cell(label, text = '', props = {}) {
+  return el('td', { 'data-label': label, ...props }, text);
+}
+
+function actionButton(text, label, onClick, extra = '') {
+  const button = el('button', { type: 'button', class: `small ${extra}`.trim(), 'aria-label': label }, text);
+  button.addEventListener('click', onClick);
+  return button;
 }
 
 function render(snapshot) {
@@ -128,16 +152,29 @@ function render(snapshot) {
   }
   snapshot.participants.forEach((p) => {
     const row = el('tr', { class: `state-${p.state}`, 'data-participant': p.id });
-    row.append(el('td', {}, p.name));
-    row.append(el('td', { class: 'state' }, p.state));
-    row.append(el('td', {}, p.distance === null ? '–' : p.distance.toFixed(3)));
-    row.append(el('td', {}, since(p.since)));
+    row.append(cell('Name', p.name));
+    let state = STATE_WORDS[p.state] || p.state;
+    if (p.state === 'failed' && p.attempts_left !== undefined) {
+      state += ` (${p.attempts_left} attempt${p.attempts_left === 1 ? '' : 's'} left)`;
+    }
+    row.append(cell('State', state, { class: 'state', title: p.state }));
+    row.append(cell('Match distance', p.distance === null ? '–' : p.distance.toFixed(3)));
+    row.append(cell('Since', since(p.since)));
     row.append(presenceCell(p));
-    const actions = el('td');
+    const actions = cell('Decide', '', { class: 'decide' });
+    if (p.can_admit) {
+      actions.append(actionButton('Let in…', `Let ${p.name} in`, () => openHostDialog(p), 'primary host-admit'));
+    }
+    if (p.failures > 0 && !p.can_send_to_lobby) {
+      actions.append(actionButton('Give attempts back', `Give ${p.name} their attempts back`,
+        () => decide(p, 'reset', ''), 'host-reset'));
+    }
+    if (p.can_send_to_lobby) {
+      actions.append(actionButton('Back to lobby', `Send ${p.name} back to the lobby`,
+        () => decide(p, 'lobby', ''), 'host-lobby'));
+    }
     if (p.can_reverify) {
-      const button = el('button', { type: 'button', class: 'small reverify' }, 'Re-verify');
-      button.addEventListener('click', () => askReverify(p.id));
-      actions.append(button);
+      actions.append(actionButton('Re-verify', `Ask ${p.name} to verify again`, () => askReverify(p.id), 'reverify'));
     }
     if (p.paused) actions.append(el('span', { class: 'muted small' }, ' media paused'));
     row.append(actions);
@@ -145,16 +182,61 @@ function render(snapshot) {
   });
   liveRecent.replaceChildren();
   snapshot.recent.forEach((r) => {
-    let text = `${new Date(r.ts * 1000).toLocaleTimeString()} ${r.event} — ${r.name || ''}`;
-    if (r.distance !== null && r.distance !== undefined) text += ` · distance ${r.distance.toFixed(3)}`;
-    if (r.reason) text += ` · ${r.reason}`;
-    liveRecent.append(el('li', { class: r.event.replace('.', '-') }, text));
+    const text = `${r.text || r.event} · ${new Date(r.ts * 1000).toLocaleTimeString()}`;
+    liveRecent.append(el('li', { class: r.event.replace('.', '-'), title: r.event, 'data-event': r.event }, text));
   });
+}
+
+// -- the host decides: let in (with a reason), send back to the lobby, give attempts back --
+
+const dialog = document.getElementById('host-dialog');
+const reasonInput = document.getElementById('host-reason');
+const dialogError = document.getElementById('host-dialog-error');
+let pending = null;
+
+function openHostDialog(p) {
+  pending = p;
+  document.getElementById('host-dialog-title').textContent = `Let ${p.name} in`;
+  document.getElementById('host-dialog-note').textContent = p.state === 'failed'
+    ? `The check did not let ${p.name} in. You can let them in anyway: it is recorded as your decision.`
+    : `${p.name} has not finished the check. You can let them in now: it is recorded as your decision.`;
+  reasonInput.value = '';
+  dialogError.textContent = '';
+  dialog.showModal();
+  reasonInput.focus();
+}
+
+document.getElementById('host-form').addEventListener('submit', (event) => {
+  const choice = event.submitter ? event.submitter.value : 'confirm';
+  if (choice !== 'confirm' || !pending) return;
+  if (!reasonInput.value.trim()) {
+    event.preventDefault();
+    dialogError.textContent = 'Say why you let this person in: it is kept in the audit log.';
+    reasonInput.focus();
+    return;
+  }
+  decide(pending, 'admit', reasonInput.value);
+});
+
+async function decide(p, action, reason) {
+  try {
+    const response = await fetch(`/owner/rooms/${roomId}/host`, {
+      method: 'POST',
+      body: JSON.stringify({ participant_id: p.id, action, reason }),
+      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf, Accept: 'application/json' },
+      credentials: 'same-origin',
+    });
+    const result = await response.json();
+    hostStatus.textContent = result.message || `Could not do it (${response.status}).`;
+  } catch (err) {
+    hostStatus.textContent = `Could not do it: ${err}`;
+  }
 }
 
 // -- certified presence: live flags and the host's "re-verify now" --
 
 const FLAG_TEXT = {
+  'presence.camera_off': 'camera off by the participant',
   'presence.lost': 'no face',
   'identity.mismatch': 'someone else',
   'extra.person': 'extra person',
@@ -162,7 +244,7 @@ const FLAG_TEXT = {
 };
 
 function presenceCell(p) {
-  const cell = el('td', { class: 'presence' });
+  const cell = el('td', { class: 'presence', 'data-label': 'Presence' });
   const info = p.presence || { checks: 0, flags: [] };
   if (!info.checks) {
     cell.textContent = '–';
@@ -170,7 +252,7 @@ function presenceCell(p) {
     cell.textContent = `${Math.round(info.ratio * 100)} % of ${info.checks}`;
   }
   (info.flags || []).forEach((flag) => {
-    cell.append(el('span', { class: `flag ${flag.replace('.', '-')}` }, ` ⚠ ${FLAG_TEXT[flag] || flag}`));
+    cell.append(el('span', { class: `flag ${flag.replace('.', '-')}`, title: flag }, ` ⚠ ${FLAG_TEXT[flag] || flag}`));
   });
   return cell;
 }
@@ -197,9 +279,6 @@ async function askReverify(participantId) {
 
 document.getElementById('reverify-all').addEventListener('click', () => askReverify(null));
 
-document.querySelectorAll('.ts[data-ts]').forEach((node) => {
-  node.textContent = new Date(Number(node.dataset.ts) * 1000).toLocaleString();
-});
 
 function connect() {
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
