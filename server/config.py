@@ -235,6 +235,23 @@ class IceSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """[cluster]: several nodes sharing state through Redis (docs/scale.md). Empty
+    ``redis_url``: one process, everything in memory, exactly as before."""
+
+    # e.g. "redis://127.0.0.1:6379/0"; empty = no cluster.
+    redis_url: str = ""
+    # This node's name in the registry; empty = "<hostname>-<port>".
+    node_id: str = ""
+    # How browsers and other nodes reach this node (redirects go there); empty =
+    # the server's base URL (public_url, else http(s)://host:port).
+    advertise_url: str = ""
+    # A node's and a room's lease: a node silent this long is dead and its rooms are
+    # placed again. The heartbeat renews both every lease_s / 3.
+    lease_s: float = 10.0
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     gate: GateSettings = field(default_factory=GateSettings)
@@ -247,6 +264,7 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     owner: OwnerSettings = field(default_factory=OwnerSettings)
     ice: IceSettings = field(default_factory=IceSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
     @property
     def data_path(self) -> Path:
@@ -333,6 +351,7 @@ def load_settings(
         "api": ApiSettings,
         "owner": OwnerSettings,
         "ice": IceSettings,
+        "cluster": ClusterSettings,
     }
     for section in data:
         if section not in sections:
@@ -418,6 +437,11 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("[server] forwarded_header must be x-forwarded-for or forwarded")
     if bool(settings.server.tls_cert) != bool(settings.server.tls_key):
         raise ConfigError("[server] tls_cert and tls_key must be set together")
+    cluster = settings.cluster
+    if cluster.redis_url and not cluster.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("[cluster] redis_url must start with redis://, rediss:// or unix://")
+    if cluster.lease_s < 1:
+        raise ConfigError("[cluster] lease_s must be at least 1")
     try:
         validate_ice_settings(settings.ice)
     except IceSettingsError as exc:

@@ -16,9 +16,9 @@ import os
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .audit import AuditTrail
 from .config import Settings
@@ -29,7 +29,7 @@ from .face.gallery import GalleryIndex
 from .face.matcher import DEFAULT_THRESHOLD
 from .face.multimatch import EngineGallery
 from .gate import GatePolicy
-from .identity import AdmittedIdentity
+from .identity import GraceEntry
 from .liveness import ActiveConfig, LivenessPolicy, PassiveConfig
 from .lockout import LockoutTracker
 from .presence import PresenceConfig
@@ -41,6 +41,11 @@ from .verify import build_room_index
 from .webhooks import WebhookDispatcher
 from .workpool import WorkPool
 
+if TYPE_CHECKING:
+    from .cluster.bridge import ClusterBridge
+
+__all__ = ["GraceEntry", "Hub"]
+
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_S = 60.0
@@ -51,15 +56,6 @@ INVITE_REVOKED = "The organiser revoked this invite link. You have left the room
 # and none unused for longer than GALLERY_IDLE_S.
 GALLERY_CACHE_ROOMS = 64
 GALLERY_IDLE_S = 600.0
-
-
-@dataclass(frozen=True)
-class GraceEntry:
-    room_id: str
-    ip: str
-    identity: AdmittedIdentity
-    device: str | None
-    expires: float
 
 
 @dataclass
@@ -81,7 +77,15 @@ class Hub:
             frames_required=gate.frames_required,
             min_motion=gate.min_motion,
         )
-        self.lockout = LockoutTracker(
+        # A cluster node (docs/scale.md) mirrors the shared locks into the gate's tracker.
+        self.cluster: ClusterBridge | None = None
+        tracker = LockoutTracker
+        if settings.cluster.redis_url:
+            from .cluster.bridge import ClusterBridge
+            from .cluster.counters import MirroredLockout
+
+            tracker = MirroredLockout
+        self.lockout = tracker(
             gate.lockout_failures,
             gate.lockout_window_s,
             gate.lockout_duration_s,
@@ -99,6 +103,9 @@ class Hub:
         self.signing_key = load_or_create_signing_key(settings.data_path)
         self.devices = load_device_ids(settings.data_path, os.environ.get("VIDEOGATE_DEVICE_KEY"))
         self._housekeeping: asyncio.Task[None] | None = None
+        if settings.cluster.redis_url:
+            self.cluster = ClusterBridge(self)
+            self.dashboard.cluster = self.cluster
 
     def start(self) -> None:
         self._housekeeping = asyncio.create_task(self._housekeeping_loop(), name="housekeeping")
@@ -227,6 +234,8 @@ class Hub:
     def forget_room(self, runtime: RoomRuntime) -> None:
         if self.rooms.get(runtime.room.id) is runtime:
             del self.rooms[runtime.room.id]
+            if self.cluster is not None:
+                self.cluster.released(runtime.room.id)
         self.end_meeting(runtime)
 
     def start_meeting(self, room_id: str) -> str | None:
@@ -300,9 +309,15 @@ class Hub:
         person_id: str | None = None,
         invite_id: str | None = None,
         message: str,
+        local: bool = False,
     ) -> int:
         """The grant is gone (room or person deleted, invite revoked): end the live
-        sessions that rest on it now, with a reason; returns how many were asked."""
+        sessions that rest on it now, with a reason; returns how many were asked here.
+        On a cluster every other node is told too (``local``: told by another node)."""
+        if self.cluster is not None and not local:
+            scope = {"room_id": room_id, "person_id": person_id, "invite_id": invite_id}
+            self.cluster.end_sessions(**scope, message=message)
+            self.cluster.drop_grace(room_id=room_id, person_id=person_id)
         ended = 0
         for runtime in list(self.rooms.values()):
             if room_id is not None and runtime.room.id != room_id:
@@ -348,13 +363,24 @@ class Hub:
             return
         now = time.monotonic()
         self.grace = {k: v for k, v in self.grace.items() if v.expires > now}
-        self.grace[member.rejoin_token] = GraceEntry(
+        entry = GraceEntry(
             runtime.room.id,
             member.ip,
             identity,
             member.device,
             now + self.settings.gate.rejoin_grace_s,
         )
+        if self.cluster is not None:  # any node may see the rejoin: the token is in Redis
+            self.cluster.remember(member.rejoin_token, entry)
+        else:
+            self.grace[member.rejoin_token] = entry
+
+    def keep_for_rejoin(self, token: str, entry: GraceEntry) -> None:
+        """Put back a token claimed by the wrong person: it stays valid for its owner."""
+        if self.cluster is not None:
+            self.cluster.remember(token, entry)
+        else:
+            self.grace[token] = entry
 
     def claim_rejoin(
         self, token: str | None, room_id: str, ip: str, device: str | None = None
@@ -365,11 +391,20 @@ class Hub:
         if not token:
             return None
         entry = self.grace.pop(token, None)
-        if entry is None or entry.expires < time.monotonic() or entry.room_id != room_id:
-            return None
-        if entry.device is not None:
-            return entry if device == entry.device else None
-        return entry if entry.ip == ip else None
+        return _bound(entry, room_id, ip, device)
+
+    async def claim_rejoin_shared(
+        self, token: str | None, room_id: str, ip: str, device: str | None = None
+    ) -> GraceEntry | None:
+        """:meth:`claim_rejoin`, from Redis on a cluster (single-use cluster-wide)."""
+        if self.cluster is None or not token:
+            return self.claim_rejoin(token, room_id, ip, device)
+        return _bound(await self.cluster.claim(token), room_id, ip, device)
+
+    async def sync_lockout(self, keys: Sequence[Hashable], *, failed: bool) -> None:
+        """The shared lockout's round trip around the gate (nothing on a single node)."""
+        if self.cluster is not None:
+            await self.cluster.sync_lockout(keys, failed=failed)
 
     async def release_for_rejoin(
         self, token: str | None, room_id: str, ip: str, device: str | None
@@ -388,6 +423,10 @@ class Hub:
                 member.request_close(CloseReason.DISCONNECTED, grace=True)
                 await member.wait_closed(5.0)
 
+    async def start_cluster(self) -> None:
+        if self.cluster is not None:
+            await self.cluster.start()
+
     async def close(self) -> None:
         if self._housekeeping is not None:
             self._housekeeping.cancel()
@@ -400,4 +439,17 @@ class Hub:
         await self.dashboard.close()
         await asyncio.get_running_loop().run_in_executor(None, self.audit_trail.close)
         await self.webhooks.close()
+        if self.cluster is not None:
+            await self.cluster.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _bound(
+    entry: GraceEntry | None, room_id: str, ip: str, device: str | None
+) -> GraceEntry | None:
+    """The entry if it is for this room and this browser (device cookie, else address)."""
+    if entry is None or entry.expires < time.monotonic() or entry.room_id != room_id:
+        return None
+    if entry.device is not None:
+        return entry if device == entry.device else None
+    return entry if entry.ip == ip else None

@@ -46,3 +46,14 @@ def pin_target(target: CheckTarget, person_id: str) -> CheckTarget:
         engine=target.engine,
         engine_templates={e: {person_id: t} for e, t in templates.items() if e != "dlib"},
     )
+
+
+@dataclass(frozen=True)
+class GraceEntry:
+    """An admitted session that dropped: who it was, where, until when it may resume."""
+
+    room_id: str
+    ip: str
+    identity: AdmittedIdentity
+    device: str | None
+    expires: float  # time.monotonic()

@@ -121,13 +121,21 @@ class Reverify:
     paused: bool
 
 
+@dataclass(frozen=True)
+class Redirect:
+    """Cluster: the room lives on another node; send the same ``join`` to ``url``."""
+
+    TYPE: ClassVar[str] = "redirect"
+    url: str
+
+
 OutMessage = (
     Welcome | SdpAnswer | SdpOffer | StateMessage | ProgressMessage | PromptMessage | Verdict
-    | Peers | Error | Bye | Reverify | FlashMessage
+    | Peers | Error | Bye | Reverify | FlashMessage | Redirect
 )  # fmt: skip
 MESSAGE_TYPES: tuple[type[Any], ...] = (
     Welcome, SdpAnswer, SdpOffer, StateMessage, ProgressMessage, PromptMessage, Verdict,
-    Peers, Error, Bye, Reverify, FlashMessage,
+    Peers, Error, Bye, Reverify, FlashMessage, Redirect,
 )  # fmt: skip
 
 

@@ -1,0 +1,133 @@
+"""This node's part in a cluster: the Redis client, the heartbeat, the event bus.
+
+Owned by the hub (``Hub.cluster``; None on a single node, where none of this
+exists). Events between nodes travel on one pub/sub channel as JSON objects with
+a ``kind``: dashboard rows of a room (so an owner's dashboard served by any node
+shows the room wherever it lives), a request for them, and the end of sessions
+whose grant was revoked. Pub/sub is fire-and-forget: an event lost while a node
+reconnects is repaired by the next one (dashboards are full snapshots).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+
+from ..config import Settings
+from .counters import RedisCounter
+from .grace import RedisGrace
+from .registry import NodeInfo, Registry
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "vg:events"
+
+
+class NodeHooks(Protocol):
+    """What the node needs from the hub."""
+
+    def load(self) -> int: ...
+    def hosted_rooms(self) -> list[str]: ...
+    def on_event(self, event: dict[str, Any]) -> None: ...
+
+
+class ClusterNode:
+    def __init__(self, settings: Settings, hooks: NodeHooks) -> None:
+        cluster = settings.cluster
+        self.node_id = cluster.node_id or f"{socket.gethostname()}-{settings.server.port}"
+        self.url = (cluster.advertise_url or settings.base_url).rstrip("/")
+        self.lease_s = cluster.lease_s
+        self.redis: Any = aioredis.from_url(  # type: ignore[no-untyped-call]
+            cluster.redis_url, decode_responses=True
+        )
+        gate = settings.gate
+        self.counter = RedisCounter(
+            self.redis,
+            gate.lockout_failures,
+            gate.lockout_window_s,
+            gate.lockout_duration_s,
+            thresholds={"ip": gate.address_failures},
+        )
+        self.grace = RedisGrace(self.redis)
+        self.registry = Registry(self.redis, self.node_id, self.url, cluster.lease_s)
+        self._hooks = hooks
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.peers: list[NodeInfo] = []  # live nodes at the last heartbeat (CSP, metrics)
+
+    async def start(self) -> None:
+        """Announce this node before it serves anything (a failure here stops start-up:
+        a node that cannot reach Redis must not run as if it were alone)."""
+        await self.heartbeat()
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(CHANNEL)
+        self._spawn(self._heartbeat_loop(), "cluster-heartbeat")
+        self._spawn(self._listen(pubsub), "cluster-events")
+        log.info("cluster node %s at %s", self.node_id, self.url)
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def heartbeat(self) -> None:
+        await self.registry.heartbeat(self._hooks.load(), self._hooks.hosted_rooms())
+        self.peers = await self.registry.live_nodes()
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            try:
+                await self.heartbeat()
+            except Exception:  # Redis away: keep serving what is here, retry
+                log.exception("cluster heartbeat failed")
+
+    async def _listen(self, pubsub: Any) -> None:
+        while True:
+            try:
+                message = await pubsub.get_message(timeout=1.0)
+                if message is None:
+                    continue
+                event = json.loads(message["data"])
+                if event.get("from") != self.node_id:
+                    self._hooks.on_event(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("cluster event failed")
+                await asyncio.sleep(1.0)
+
+    def publish(self, kind: str, **payload: Any) -> None:
+        """Send an event to every other node (fire-and-forget, from the event loop)."""
+        data = json.dumps({"kind": kind, "from": self.node_id, **payload})
+        self.run(self.redis.publish(CHANNEL, data), f"publish {kind}")
+
+    def run(self, coro: Any, what: str, done: Callable[[Any], None] | None = None) -> None:
+        """Run a Redis call in the background; failures are logged, never raised."""
+
+        async def guarded() -> None:
+            try:
+                result = await coro
+            except Exception:
+                log.exception("cluster: %s failed", what)
+                return
+            if done is not None:
+                done(result)
+
+        self._spawn(guarded(), f"cluster-{what}")
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(Exception):
+            await self.registry.leave()
+        await self.redis.aclose()
