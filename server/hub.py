@@ -371,7 +371,7 @@ class Hub:
             now + self.settings.gate.rejoin_grace_s,
         )
         if self.cluster is not None:  # any node may see the rejoin: the token is in Redis
-            self.cluster.remember(member.rejoin_token, entry)
+            self.cluster.dropped(member.rejoin_token)
         else:
             self.grace[member.rejoin_token] = entry
 

@@ -22,6 +22,7 @@ from .registry import NodeInfo
 
 if TYPE_CHECKING:
     from ..hub import Hub
+    from ..roles import RoomMember
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,9 @@ class ClusterBridge:
 
     def hosted_rooms(self) -> list[str]:
         return list(self.hub.rooms)
+
+    def live_tokens(self) -> list[str]:
+        return [m.rejoin_token for r in self.hub.rooms.values() for m in r.admitted()]
 
     def on_event(self, event: dict[str, Any]) -> None:
         kind, room_id = event.get("kind"), str(event.get("room", ""))
@@ -105,14 +109,30 @@ class ClusterBridge:
 
     # -- rejoin grace --
 
-    def remember(self, token: str, entry: GraceEntry) -> None:
+    def seated(self, member: RoomMember, room_id: str) -> None:
+        """An admitted session's token goes to Redis now, kept alive by the heartbeat."""
+        if member.identity is None:
+            return
+        ttl = self.node.lease_s + self.node.grace_s
+        entry = GraceEntry(room_id, member.ip, member.identity, member.device, 0.0)
+        self.remember(member.rejoin_token, entry, ttl)
+
+    def dropped(self, token: str) -> None:
+        """The connection dropped: the token now lasts the grace window only."""
+        self.node.run(self.node.grace.renew([token], self.node.grace_s), "grace cut")
+
+    def ended(self, token: str) -> None:
+        """The session ended for good: no rejoin."""
+        self.node.run(self.node.grace.forget(token), "grace forget")
+
+    def remember(self, token: str, entry: GraceEntry, ttl: float | None = None) -> None:
         identity = entry.identity
         record = GraceRecord(
             entry.room_id, entry.ip, entry.device, identity.person_id, identity.name,
             identity.distance, identity.admitted_at, identity.target.threshold,
             identity.target.margin,
         )  # fmt: skip
-        ttl = entry.expires - time.monotonic()
+        ttl = entry.expires - time.monotonic() if ttl is None else ttl
         self.node.run(self.node.grace.put(token, record, ttl), "grace put")
 
     async def claim(self, token: str) -> GraceEntry | None:

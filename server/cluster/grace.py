@@ -1,5 +1,11 @@
 """Rejoin grace tokens in Redis, so the node a participant comes back to honours them.
 
+A token is stored when its session is admitted and renewed by the node's heartbeat
+while the session lives (a node killed without warning has no time to store
+anything): it outlives the node by the lease plus the grace window. When the
+connection drops the token is cut to the grace window; a session that ends for
+good (left, replaced, refused) deletes it.
+
 What is kept is what rebuilds the pinned identity from the store
 (``Hub.identity_from``): the person, the name, the distance and the time of
 admission, the room's threshold and margin; never templates (they stay encrypted
@@ -42,6 +48,18 @@ class RedisGrace:
                 pipe.sadd(index, token)
                 pipe.pexpire(index, ms)
             await pipe.execute()
+
+    async def renew(self, tokens: list[str], ttl_s: float) -> None:
+        """Extend tokens that exist (never bring back a claimed one)."""
+        if not tokens:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for token in tokens:
+                pipe.pexpire(PREFIX + token, max(1, int(ttl_s * 1000)))
+            await pipe.execute()
+
+    async def forget(self, token: str) -> None:
+        await self.redis.delete(PREFIX + token)
 
     async def claim(self, token: str) -> GraceRecord | None:
         raw = await self.redis.getdel(PREFIX + token)

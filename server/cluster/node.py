@@ -35,6 +35,7 @@ class NodeHooks(Protocol):
 
     def load(self) -> int: ...
     def hosted_rooms(self) -> list[str]: ...
+    def live_tokens(self) -> list[str]: ...
     def on_event(self, event: dict[str, Any]) -> None: ...
 
 
@@ -44,6 +45,7 @@ class ClusterNode:
         self.node_id = cluster.node_id or f"{socket.gethostname()}-{settings.server.port}"
         self.url = (cluster.advertise_url or settings.base_url).rstrip("/")
         self.lease_s = cluster.lease_s
+        self.grace_s = settings.gate.rejoin_grace_s
         self.redis: Any = aioredis.from_url(  # type: ignore[no-untyped-call]
             cluster.redis_url, decode_responses=True
         )
@@ -78,6 +80,7 @@ class ClusterNode:
 
     async def heartbeat(self) -> None:
         await self.registry.heartbeat(self._hooks.load(), self._hooks.hosted_rooms())
+        await self.grace.renew(self._hooks.live_tokens(), self.lease_s + self.grace_s)
         self.peers = await self.registry.live_nodes()
 
     async def _heartbeat_loop(self) -> None:
