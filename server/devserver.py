@@ -60,11 +60,15 @@ class ServerProcess:
 
 @contextlib.contextmanager
 def run_server(
-    data_dir: Path, env: Mapping[str, str] | None = None, startup_s: float = 60.0
+    data_dir: Path,
+    env: Mapping[str, str] | None = None,
+    startup_s: float = 60.0,
+    log_name: str = "server.log",
 ) -> Iterator[ServerProcess]:
-    """Start ``python -m server serve --loopback`` on a free port; stop it on exit."""
+    """Start ``python -m server serve --loopback`` on a free port; stop it on exit.
+    (Cluster nodes may share one data dir: each logs to its own ``log_name``.)"""
     port = free_port()
-    log_path = data_dir / "server.log"
+    log_path = data_dir / log_name
     data_dir.mkdir(parents=True, exist_ok=True)
     with log_path.open("w") as log:
         proc = subprocess.Popen(
