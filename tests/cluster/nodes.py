@@ -1,0 +1,152 @@
+"""Two real server processes sharing Redis and a store, and the helpers to drive them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import redis.asyncio as aioredis
+
+from server.devserver import ServerProcess, run_server
+
+PASSWORD = "correct horse battery staple 42"
+CSRF_RE = re.compile(r'name="_csrf" value="([^"]+)"')
+
+
+@dataclass
+class StoreSpec:
+    """Where the nodes keep what lasts: ``env`` given to every node, ``data_dir`` theirs."""
+
+    env: dict[str, str]
+    data_dir: Path
+
+
+@dataclass
+class Node:
+    node_id: str
+    server: ServerProcess
+
+    @property
+    def base_url(self) -> str:
+        return self.server.base_url
+
+    @property
+    def ws_url(self) -> str:
+        return self.base_url.replace("http", "ws", 1) + "/ws"
+
+
+@dataclass
+class Cluster:
+    a: Node
+    b: Node
+    redis_url: str
+    store: StoreSpec
+
+
+def node_env(redis_url: str, node_id: str, store: StoreSpec) -> dict[str, str]:
+    return {
+        **store.env,
+        "VIDEOGATE_CLUSTER_REDIS_URL": redis_url,
+        "VIDEOGATE_CLUSTER_NODE_ID": node_id,
+        "VIDEOGATE_CLUSTER_LEASE_S": "2",
+        "VIDEOGATE_LIVENESS_POLICY": "off",  # recognition across nodes, not liveness
+        "VIDEOGATE_GATE_LOCKOUT_FAILURES": "2",
+        "VIDEOGATE_GATE_SAMPLE_FPS": "5",
+    }
+
+
+@contextlib.contextmanager
+def two_nodes(redis_url: str, store: StoreSpec) -> Iterator[Cluster]:
+    """Started one after the other (the first migrates the store), stopped by pid."""
+    env_a, env_b = (node_env(redis_url, n, store) for n in ("a", "b"))
+    with (
+        run_server(store.data_dir, env_a, log_name="node-a.log") as a,
+        run_server(store.data_dir, env_b, log_name="node-b.log") as b,
+    ):
+        yield Cluster(Node("a", a), Node("b", b), redis_url, store)
+
+
+async def settle(redis: aioredis.Redis, nodes: int = 2, timeout: float = 15.0) -> None:
+    """Wait until ``nodes`` nodes are live and idle (no participants): placement is then
+    decided by the node a join reaches (ties stay there)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        keys = [k async for k in redis.scan_iter("vg:node:*")]
+        values = [json.loads(v) for v in await redis.mget(keys)] if keys else []
+        if len(values) == nodes and all(v["load"] == 0 for v in values):
+            return
+        assert loop.time() < deadline, f"nodes not idle: {values}"
+        await asyncio.sleep(0.1)
+
+
+async def wait_gone(redis: aioredis.Redis, key: str, timeout: float = 15.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while await redis.exists(key):
+        assert loop.time() < deadline, f"{key} still set"
+        await asyncio.sleep(0.1)
+
+
+class Owner:
+    """An owner's browser (cookies, CSRF) and API key against one node."""
+
+    def __init__(self, http: aiohttp.ClientSession, base: str) -> None:
+        self.http = http
+        self.base = base
+        self.csrf = ""
+        self.key = ""
+
+    async def page(self, path: str) -> None:
+        async with self.http.get(self.base + path) as resp:
+            text = await resp.text()
+            assert resp.status == 200, (path, resp.status)
+        found = CSRF_RE.search(text)
+        if found:
+            self.csrf = found.group(1)
+
+    async def post(self, path: str, form: dict[str, str]) -> None:
+        data = {**form, "_csrf": self.csrf}
+        async with self.http.post(self.base + path, data=data, allow_redirects=False) as resp:
+            assert resp.status == 303, (path, resp.status, await resp.text())
+
+    async def sign_up_and_in(self, email: str) -> None:
+        await self.page("/owner/signup")
+        await self.post("/owner/signup", {"email": email, "password": PASSWORD})
+        await self.page("/owner/signin")
+        await self.post("/owner/signin", {"email": email, "password": PASSWORD})
+
+    async def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        headers = {"Authorization": f"Bearer {self.key}"}
+        if "data" in kwargs:
+            headers["Content-Type"] = "application/octet-stream"
+        url = f"{self.base}/api/v1{path}"
+        async with self.http.request(method, url, headers=headers, **kwargs) as resp:
+            body = await resp.json()
+            assert resp.status < 300, (path, resp.status, body)
+            return body
+
+    async def room_with(
+        self, name: str, people: dict[str, list[bytes]]
+    ) -> tuple[str, str, dict[str, str]]:
+        """A room and its people enrolled through the API: (room id, link, invites by name)."""
+        room = await self.api("POST", "/rooms", json={"name": name, "liveness_policy": "off"})
+        invites = {}
+        for person_name, photos in people.items():
+            person = await self.api(
+                "POST", f"/rooms/{room['id']}/persons", json={"name": person_name}
+            )
+            for photo in photos:
+                await self.api("POST", f"/persons/{person['id']}/faces", data=photo)
+            invite = await self.api(
+                "POST", f"/rooms/{room['id']}/invites", json={"person_id": person["id"]}
+            )
+            invites[person_name] = invite["url"].split("?invite=", 1)[1]
+        return room["id"], room["link"].split("/r/", 1)[1], invites

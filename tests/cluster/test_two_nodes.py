@@ -1,0 +1,234 @@
+"""Two server processes sharing Redis and a store: what a participant and an owner see.
+
+The store is the ``cluster_store`` fixture: for now one SQLite file in a data dir both
+nodes share (SQLite's WAL works across local processes); with the PostgreSQL store
+it becomes a ``[store] url`` both nodes are given. Each test uses its own room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import signal
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+from PIL import Image
+
+from server.client import GateClient
+from server.store import open_store
+
+from ..integration.conftest import video_frame
+from .nodes import Cluster, Owner, StoreSpec, settle, two_nodes, wait_gone
+
+VERDICT_S = 40.0
+
+
+@pytest.fixture(scope="module")
+def cluster_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreSpec]:
+    """The nodes' shared store (at the merge with the PostgreSQL store: its URL in env)."""
+    yield StoreSpec({}, tmp_path_factory.mktemp("cluster-data"))
+
+
+@pytest.fixture(scope="module")
+def cluster(redis_url: str, cluster_store: StoreSpec) -> Iterator[Cluster]:
+    with two_nodes(redis_url, cluster_store) as nodes:
+        yield nodes
+
+
+@pytest.fixture
+async def redis(cluster: Cluster) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(cluster.redis_url, decode_responses=True)
+    try:
+        await settle(client)
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def owner(cluster: Cluster, redis: aioredis.Redis) -> AsyncIterator[Owner]:
+    """An owner signed in on node A, with an API key (one per test: its own email)."""
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(cookie_jar=jar) as http:
+        who = Owner(http, cluster.a.base_url)
+        email = f"owner-{os.urandom(4).hex()}@example.org"
+        await who.sign_up_and_in(email)
+        store = open_store(cluster.store.data_dir)
+        try:
+            account, _ = store.owner_credentials(email)
+            _, who.key = store.create_api_key(account.id, "cluster test")
+        finally:
+            store.close()
+        yield who
+
+
+def stills(faces_dir: Path) -> list[bytes]:
+    folder = faces_dir / "videos" / "stills" / "lestari15_subject"
+    return [p.read_bytes() for p in sorted(folder.glob("*.png"))]
+
+
+def png_of_frame(path: Path, at_s: float) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(video_frame(path, at_s)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def client(node_url: str, link: str, invite: str, video: Path, **kw: str) -> GateClient:
+    return GateClient(node_url, link, invite=invite, video=str(video), **kw)  # type: ignore[arg-type]
+
+
+async def test_enrolled_on_a_admitted_through_b(
+    cluster: Cluster, owner: Owner, redis: aioredis.Redis, faces_dir: Path
+) -> None:
+    room_id, link, invites = await owner.room_with("Enrolled on A", {"Lestari": stills(faces_dir)})
+    joiner = client(
+        cluster.b.base_url, link, invites["Lestari"], faces_dir / "videos" / "lestari_real.mp4"
+    )
+    try:
+        await joiner.join()
+        verdict = await joiner.wait_verdict(VERDICT_S)
+        assert verdict["admitted"] is True, verdict
+        assert joiner.result.redirects == []  # both idle: the room stays where the join came
+        assert await redis.get(f"vg:room:{room_id}") == "b"
+    finally:
+        await joiner.close()
+
+
+async def test_sockets_on_two_nodes_meet_in_one_room(
+    cluster: Cluster, owner: Owner, redis: aioredis.Redis, faces_dir: Path
+) -> None:
+    videos = faces_dir / "videos"
+    d9 = png_of_frame(videos / "liveportrait_d9.mp4", 0.5)
+    room_id, link, invites = await owner.room_with(
+        "Two nodes", {"Lestari": stills(faces_dir), "D9": [d9]}
+    )
+    first = client(cluster.a.base_url, link, invites["Lestari"], videos / "lestari_real.mp4")
+    second = client(cluster.b.base_url, link, invites["D9"], videos / "liveportrait_d9.mp4")
+    try:
+        await first.join()
+        assert (await first.wait_verdict(VERDICT_S))["admitted"] is True
+        await second.join()
+        assert (await second.wait_verdict(VERDICT_S))["admitted"] is True
+        # The second socket reached B and was sent to A, where the room lives.
+        assert second.result.redirects == [cluster.a.ws_url]
+        assert await redis.get(f"vg:room:{room_id}") == "a"
+        for viewer, other in ((first, "D9"), (second, "Lestari")):
+            await viewer.wait_for(
+                lambda r: any(t.kind == "video" and t.frames >= 10 for t in r.received), 20
+            )
+            peers = viewer.result.of_type("peers")[-1]["peers"]
+            assert [p["name"] for p in peers] == [other]
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_lockout_earned_on_a_holds_on_b(
+    cluster: Cluster, owner: Owner, redis: aioredis.Redis, faces_dir: Path
+) -> None:
+    """Two failures (``lockout_failures`` = 2 here) on node A lock the invite; the same
+    invite then reaching node B (the room placed there anew) is locked at once."""
+    videos = faces_dir / "videos"
+    room_id, link, invites = await owner.room_with("Lockout", {"Lestari": stills(faces_dir)})
+    invite = invites["Lestari"]
+    stranger = client(cluster.a.base_url, link, invite, videos / "liveportrait_d10.mp4")
+    try:
+        await stranger.join()
+        verdict = await stranger.wait_verdict(VERDICT_S)
+        assert verdict["reason"] == "not_recognised" and verdict["final"] is False
+        await stranger.send({"type": "ready"})
+        await stranger.wait_for(lambda r: len(r.of_type("verdict")) == 2, VERDICT_S)
+        assert stranger.result.verdict is not None
+        assert stranger.result.verdict["reason"] == "locked_out"
+    finally:
+        await stranger.close()
+    assert await redis.pttl(f"vg:lockout:invite:{invite}") > 0
+    await wait_gone(redis, f"vg:room:{room_id}")  # the room emptied on A
+    await settle(redis)
+    again = client(cluster.b.base_url, link, invite, videos / "lestari_real.mp4")
+    try:
+        await again.join()
+        verdict = await again.wait_verdict(VERDICT_S)
+        assert again.result.redirects == []  # B hosts the room now
+        assert verdict["admitted"] is False and verdict["reason"] == "locked_out", verdict
+    finally:
+        await again.close()
+
+
+async def test_dashboard_on_a_shows_a_room_on_b(
+    cluster: Cluster, owner: Owner, redis: aioredis.Redis, faces_dir: Path
+) -> None:
+    room_id, link, invites = await owner.room_with("Watched", {"Lestari": stills(faces_dir)})
+    rows: list[list[dict[str, object]]] = []
+    async with owner.http.ws_connect(f"{cluster.a.base_url}/owner/rooms/{room_id}/live") as ws:
+        first = await ws.receive_json(timeout=10)
+        assert first["participants"] == []
+        joiner = client(
+            cluster.b.base_url, link, invites["Lestari"], faces_dir / "videos" / "lestari_real.mp4"
+        )
+        try:
+            await joiner.join()
+            assert (await joiner.wait_verdict(VERDICT_S))["admitted"] is True
+            assert await redis.get(f"vg:room:{room_id}") == "b"
+
+            async def admitted_row() -> None:
+                while True:
+                    snapshot = await ws.receive_json()
+                    rows.append(snapshot["participants"])
+                    if any(p["state"] == "admitted" for p in snapshot["participants"]):
+                        return
+
+            await asyncio.wait_for(admitted_row(), 15)
+        finally:
+            await joiner.close()
+    assert [p["name"] for p in rows[-1]] == ["Lestari"]
+    events = [e["event"] for e in (await _recent(owner, room_id))]
+    assert "participant.admitted" in events
+
+
+async def _recent(owner: Owner, room_id: str) -> list[dict[str, object]]:
+    async with owner.http.ws_connect(f"{owner.base}/owner/rooms/{room_id}/live") as ws:
+        snapshot = await ws.receive_json(timeout=10)
+    return list(snapshot["recent"])
+
+
+async def test_killed_nodes_participant_resumes_on_the_other_within_grace(
+    cluster: Cluster, owner: Owner, redis: aioredis.Redis, faces_dir: Path
+) -> None:
+    """Last in this module: it kills node B (``kill -9``)."""
+    video = faces_dir / "videos" / "lestari_real.mp4"
+    room_id, link, invites = await owner.room_with("Failover", {"Lestari": stills(faces_dir)})
+    first = client(cluster.b.base_url, link, invites["Lestari"], video)
+    try:
+        await first.join()
+        assert (await first.wait_verdict(VERDICT_S))["admitted"] is True
+        assert await redis.get(f"vg:room:{room_id}") == "b"
+        token = first.rejoin_token
+        assert token is not None
+        os.kill(cluster.b.server.pid, signal.SIGKILL)
+    finally:
+        await first.close(leave=False)
+    await wait_gone(redis, "vg:node:b")  # its lease ran out: B is dead for the cluster
+    again = client(cluster.a.base_url, link, invites["Lestari"], video, rejoin=token)
+    try:
+        await again.join()
+        verdict = await again.wait_verdict(VERDICT_S)
+        assert verdict["admitted"] is True, verdict
+        assert again.result.of_type("welcome")[0]["resumed"] is True
+        assert not again.result.of_type("progress")  # no frame analysed: not re-verified
+        assert await redis.get(f"vg:room:{room_id}") == "a"
+    finally:
+        await again.close()
+    # Nothing committed on B is lost: its admission is in the shared store.
+    store = open_store(cluster.store.data_dir)
+    try:
+        events = [(r.event, r.details.get("kind")) for r in store.audit_log(room_id)]
+    finally:
+        store.close()
+    assert ("participant.admitted", "admission") in events
+    assert ("participant.admitted", "rejoin") in events
