@@ -128,6 +128,29 @@ async def test_sockets_on_two_nodes_meet_in_one_room(
         await second.close()
 
 
+async def test_a_second_session_on_another_node_takes_the_seat_once_verified(
+    cluster: Cluster, owner: Owner, redis: aioredis.Redis, faces_dir: Path
+) -> None:
+    video = faces_dir / "videos" / "lestari_real.mp4"
+    room_id, link, invites = await owner.room_with("One seat", {"Lestari": stills(faces_dir)})
+    first = client(cluster.a.base_url, link, invites["Lestari"], video)
+    second = client(cluster.b.base_url, link, invites["Lestari"], video)
+    try:
+        await first.join()
+        assert (await first.wait_verdict(VERDICT_S))["admitted"] is True
+        await second.join()
+        assert second.result.redirects == [cluster.a.ws_url]
+        # While the second session is being checked the first keeps its seat.
+        await second.wait_for(lambda r: bool(r.of_type("progress")), VERDICT_S)
+        assert not first.result.of_type("error")
+        assert (await second.wait_verdict(VERDICT_S))["admitted"] is True
+        await first.wait_for(lambda r: bool(r.of_type("error")), 10)
+        assert [e["code"] for e in first.result.of_type("error")] == ["replaced"]
+    finally:
+        await first.close()
+        await second.close()
+
+
 async def test_a_lockout_earned_on_a_holds_on_b(
     cluster: Cluster, owner: Owner, redis: aioredis.Redis, faces_dir: Path
 ) -> None:
