@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 from ..config import Settings
 from .counters import RedisCounter
 from .grace import RedisGrace
+from .limits import RedisFailureLimit, RedisRequestLimit
 from .registry import NodeInfo, Registry
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,13 @@ class ClusterNode:
             thresholds={"ip": gate.address_failures},
         )
         self.grace = RedisGrace(self.redis)
+        # The owner UI's and the API's limits, counted across nodes (same settings).
+        self.api_limit = RedisRequestLimit(
+            self.redis, settings.api.requests_per_s, settings.api.burst
+        )
+        self.signin_limit = RedisFailureLimit(self.redis, 5, 300.0, "vg:rate:signin:")
+        signups = settings.owner.signups_per_hour
+        self.signup_limit = RedisFailureLimit(self.redis, signups, 3600.0, "vg:rate:signup:")
         self.registry = Registry(self.redis, self.node_id, self.url, cluster.lease_s)
         self._hooks = hooks
         self._tasks: set[asyncio.Task[None]] = set()
