@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .audit import AuditTrail
+from .cluster.counters import MirroredLockout
 from .config import Settings
 from .dashboard import Dashboards, DashboardSink
 from .device import load_device_ids
@@ -78,13 +79,7 @@ class Hub:
             min_motion=gate.min_motion,
         )
         # A cluster node (docs/scale.md) mirrors the shared locks into the gate's tracker.
-        self.cluster: ClusterBridge | None = None
-        tracker = LockoutTracker
-        if settings.cluster.redis_url:
-            from .cluster.bridge import ClusterBridge
-            from .cluster.counters import MirroredLockout
-
-            tracker = MirroredLockout
+        tracker = MirroredLockout if settings.cluster.redis_url else LockoutTracker
         self.lockout = tracker(
             gate.lockout_failures,
             gate.lockout_window_s,
@@ -103,7 +98,10 @@ class Hub:
         self.signing_key = load_or_create_signing_key(settings.data_path)
         self.devices = load_device_ids(settings.data_path, os.environ.get("VIDEOGATE_DEVICE_KEY"))
         self._housekeeping: asyncio.Task[None] | None = None
+        self.cluster: ClusterBridge | None = None
         if settings.cluster.redis_url:
+            from .cluster.bridge import ClusterBridge  # imports redis: only on a cluster
+
             self.cluster = ClusterBridge(self)
             self.dashboard.cluster = self.cluster
 
@@ -277,6 +275,8 @@ class Hub:
         """Ask one admitted participant (or all) to verify again; returns who was asked."""
         runtime = self.rooms.get(room_id)
         if runtime is None:
+            if self.cluster is not None:  # the room may live on another node: ask it there
+                self.cluster.node.publish("reverify", room=room_id, participant=participant_id)
             return []
         asked = []
         for member in list(runtime.participants.values()):
@@ -361,19 +361,18 @@ class Hub:
         identity = member.identity
         if identity is None:
             return
+        if self.cluster is not None:  # in Redis since admission: now the grace window only
+            self.cluster.dropped(member.rejoin_token)
+            return
         now = time.monotonic()
         self.grace = {k: v for k, v in self.grace.items() if v.expires > now}
-        entry = GraceEntry(
+        self.grace[member.rejoin_token] = GraceEntry(
             runtime.room.id,
             member.ip,
             identity,
             member.device,
             now + self.settings.gate.rejoin_grace_s,
         )
-        if self.cluster is not None:  # any node may see the rejoin: the token is in Redis
-            self.cluster.dropped(member.rejoin_token)
-        else:
-            self.grace[member.rejoin_token] = entry
 
     def keep_for_rejoin(self, token: str, entry: GraceEntry) -> None:
         """Put back a token claimed by the wrong person: it stays valid for its owner."""
@@ -391,7 +390,7 @@ class Hub:
         if not token:
             return None
         entry = self.grace.pop(token, None)
-        return _bound(entry, room_id, ip, device)
+        return entry if entry is not None and entry.fits(room_id, ip, device) else None
 
     async def claim_rejoin_shared(
         self, token: str | None, room_id: str, ip: str, device: str | None = None
@@ -399,7 +398,8 @@ class Hub:
         """:meth:`claim_rejoin`, from Redis on a cluster (single-use cluster-wide)."""
         if self.cluster is None or not token:
             return self.claim_rejoin(token, room_id, ip, device)
-        return _bound(await self.cluster.claim(token), room_id, ip, device)
+        entry = await self.cluster.claim(token)
+        return entry if entry is not None and entry.fits(room_id, ip, device) else None
 
     async def sync_lockout(self, keys: Sequence[Hashable], *, failed: bool) -> None:
         """The shared lockout's round trip around the gate (nothing on a single node)."""
@@ -442,14 +442,3 @@ class Hub:
         if self.cluster is not None:
             await self.cluster.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
-
-
-def _bound(
-    entry: GraceEntry | None, room_id: str, ip: str, device: str | None
-) -> GraceEntry | None:
-    """The entry if it is for this room and this browser (device cookie, else address)."""
-    if entry is None or entry.expires < time.monotonic() or entry.room_id != room_id:
-        return None
-    if entry.device is not None:
-        return entry if device == entry.device else None
-    return entry if entry.ip == ip else None
