@@ -10,10 +10,13 @@ atomically, with keys that expire once they would be back to their initial state
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
 
 
 class SyncFailureLimit(Protocol):
@@ -106,18 +109,40 @@ return 0
 
 
 class RedisRequestLimit:
-    def __init__(self, redis: Any, rate: float, burst: int, prefix: str = "vg:rate:api:") -> None:
-        self.rate, self.burst, self.prefix = rate, burst, prefix
+    """Redis unreachable: the node's own limiter (``fallback``) counts, as on one node."""
+
+    def __init__(
+        self,
+        redis: Any,
+        rate: float,
+        burst: int,
+        fallback: SyncRequestLimit,
+        prefix: str = "vg:rate:api:",
+    ) -> None:
+        self.rate, self.burst, self.prefix, self.fallback = rate, burst, prefix, fallback
         self._script = redis.register_script(_BUCKET)
 
     async def retry_after(self, key: str, now: float) -> int | None:
-        wait = int(await self._script(keys=[self.prefix + key], args=[self.rate, self.burst]))
+        try:
+            wait = int(await self._script(keys=[self.prefix + key], args=[self.rate, self.burst]))
+        except Exception:  # Redis unreachable or failing: never a 500 for a limit
+            log.warning("shared rate limit unavailable: counting on this node")
+            return self.fallback.retry_after(key, now)
         return None if wait < 0 else max(1, -(-wait // 1000))
 
 
 class RedisFailureLimit:
-    def __init__(self, redis: Any, max_failures: int, window_s: float, prefix: str) -> None:
-        self.redis = redis
+    """Redis unreachable: the node's own limiter (``fallback``) counts, as on one node."""
+
+    def __init__(
+        self,
+        redis: Any,
+        max_failures: int,
+        window_s: float,
+        prefix: str,
+        fallback: SyncFailureLimit,
+    ) -> None:
+        self.redis, self.fallback = redis, fallback
         self.max_failures, self.window_ms, self.prefix = max_failures, int(window_s * 1000), prefix
         self._wait = redis.register_script(_WINDOW_WAIT)
         self._add = redis.register_script(_WINDOW_ADD)
@@ -126,18 +151,29 @@ class RedisFailureLimit:
         return [self.prefix + k for k in keys]
 
     async def retry_after(self, keys: Iterable[str], now: float) -> float | None:
-        names = self._keys(keys)
-        if not names:
-            return None
-        wait = int(await self._wait(keys=names, args=[self.window_ms, self.max_failures]))
+        keys = list(keys)
+        try:
+            wait = int(
+                await self._wait(keys=self._keys(keys), args=[self.window_ms, self.max_failures])
+            )
+        except Exception:
+            return self._local().retry_after(keys, now)
         return wait / 1000.0 if wait > 0 else None
 
     async def failure(self, keys: Iterable[str], now: float) -> None:
-        names = self._keys(keys)
-        if names:
-            await self._add(keys=names, args=[self.window_ms, secrets.token_hex(8)])
+        keys = list(keys)
+        try:
+            await self._add(keys=self._keys(keys), args=[self.window_ms, secrets.token_hex(8)])
+        except Exception:
+            self._local().failure(keys, now)
 
     async def success(self, keys: Iterable[str]) -> None:
-        names = self._keys(keys)
-        if names:
-            await self.redis.delete(*names)
+        keys = list(keys)
+        try:
+            await self.redis.delete(*self._keys(keys))
+        except Exception:
+            self._local().success(keys)
+
+    def _local(self) -> SyncFailureLimit:
+        log.warning("shared sign-in limit unavailable: counting on this node")
+        return self.fallback

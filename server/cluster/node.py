@@ -20,7 +20,9 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
+from ..api.ratelimit import KeyedRateLimiter
 from ..config import Settings
+from ..owner.ratelimit import SignInLimiter
 from .counters import RedisCounter
 from .grace import RedisGrace
 from .limits import RedisFailureLimit, RedisRequestLimit
@@ -60,12 +62,21 @@ class ClusterNode:
         )
         self.grace = RedisGrace(self.redis)
         # The owner UI's and the API's limits, counted across nodes (same settings).
+        # Redis unreachable: each counts on this node alone, as on a single node.
+        api = settings.api
         self.api_limit = RedisRequestLimit(
-            self.redis, settings.api.requests_per_s, settings.api.burst
+            self.redis,
+            api.requests_per_s,
+            api.burst,
+            KeyedRateLimiter(api.requests_per_s, api.burst),
         )
-        self.signin_limit = RedisFailureLimit(self.redis, 5, 300.0, "vg:rate:signin:")
+        self.signin_limit = RedisFailureLimit(
+            self.redis, 5, 300.0, "vg:rate:signin:", SignInLimiter(5, 300.0)
+        )
         signups = settings.owner.signups_per_hour
-        self.signup_limit = RedisFailureLimit(self.redis, signups, 3600.0, "vg:rate:signup:")
+        self.signup_limit = RedisFailureLimit(
+            self.redis, signups, 3600.0, "vg:rate:signup:", SignInLimiter(signups, 3600.0)
+        )
         self.registry = Registry(self.redis, self.node_id, self.url, cluster.lease_s)
         self._hooks = hooks
         self._tasks: set[asyncio.Task[None]] = set()

@@ -11,8 +11,11 @@ first node to place it wins, everyone else gets that answer).
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 PREFIX = "vg:"
 NODES = PREFIX + "nodes"
@@ -25,13 +28,17 @@ if cur and redis.call('EXISTS', ARGV[3] .. cur) == 1 then return cur end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return ARGV[1]
 """
-# KEYS: room keys; ARGV: node id, lease ms. Renew the rooms still ours.
+# KEYS: room keys; ARGV: node id, lease ms. Renew the rooms still ours, claim those
+# nobody holds (Redis restarted empty); returns the rooms another node holds now.
 _RENEW = """
-local n = 0
+local lost = {}
 for i, key in ipairs(KEYS) do
-  if redis.call('GET', key) == ARGV[1] then redis.call('PEXPIRE', key, ARGV[2]); n = n + 1 end
+  local cur = redis.call('GET', key)
+  if cur == ARGV[1] then redis.call('PEXPIRE', key, ARGV[2])
+  elseif not cur then redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+  else lost[#lost + 1] = key end
 end
-return n
+return lost
 """
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -76,7 +83,11 @@ class Registry:
             pipe.sadd(NODES, self.node_id)
             await pipe.execute()
         if rooms:
-            await self._renew(keys=[room_key(r) for r in rooms], args=[self.node_id, self.lease_ms])
+            lost = await self._renew(
+                keys=[room_key(r) for r in rooms], args=[self.node_id, self.lease_ms]
+            )
+            for key in lost:  # this node was cut off longer than its lease (docs/scale.md)
+                log.warning("room %s is hosted here and on another node", key)
 
     async def live_nodes(self) -> list[NodeInfo]:
         ids = sorted(str(i) for i in await self.redis.smembers(NODES))

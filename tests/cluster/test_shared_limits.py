@@ -28,14 +28,18 @@ Failures = Callable[[int, float], FailureLimit]
 def requests(request: pytest.FixtureRequest, redis_client: aioredis.Redis) -> Requests:
     if request.param == "memory":
         return lambda rate, burst: LocalRequestLimit(KeyedRateLimiter(rate, burst))
-    return lambda rate, burst: RedisRequestLimit(redis_client, rate, burst)
+    return lambda rate, burst: RedisRequestLimit(
+        redis_client, rate, burst, KeyedRateLimiter(rate, burst)
+    )
 
 
 @pytest.fixture(params=["memory", "redis"])
 def failures(request: pytest.FixtureRequest, redis_client: aioredis.Redis) -> Failures:
     if request.param == "memory":
         return lambda most, window: LocalFailureLimit(SignInLimiter(most, window))
-    return lambda most, window: RedisFailureLimit(redis_client, most, window, "t:")
+    return lambda most, window: RedisFailureLimit(
+        redis_client, most, window, "t:", SignInLimiter(most, window)
+    )
 
 
 async def test_a_key_gets_its_burst_then_waits(requests: Requests) -> None:
@@ -77,10 +81,25 @@ async def test_success_clears_the_key(failures: Failures) -> None:
 
 
 async def test_nodes_share_one_bucket(redis_client: aioredis.Redis) -> None:
-    a = RedisRequestLimit(redis_client, 0.1, 2)
-    b = RedisRequestLimit(redis_client, 0.1, 2)
+    a = RedisRequestLimit(redis_client, 0.1, 2, KeyedRateLimiter(0.1, 2))
+    b = RedisRequestLimit(redis_client, 0.1, 2, KeyedRateLimiter(0.1, 2))
     now = time.monotonic()
     assert await a.retry_after("k", now) is None
     assert await b.retry_after("k", now) is None
     assert await a.retry_after("k", now) is not None
     assert await redis_client.pttl("vg:rate:api:k") > 0
+
+
+async def test_redis_away_the_node_counts_alone(redis_url: str) -> None:
+    """No 500 for a limit: with Redis unreachable each node limits on its own."""
+    gone = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
+    try:
+        requests = RedisRequestLimit(gone, 0.1, 1, KeyedRateLimiter(0.1, 1))
+        now = time.monotonic()
+        assert await requests.retry_after("k", now) is None
+        assert await requests.retry_after("k", now) is not None
+        failures = RedisFailureLimit(gone, 1, 60.0, "t:", SignInLimiter(1, 60.0))
+        await failures.failure(["ip:x"], now)
+        assert await failures.retry_after(["ip:x"], now) is not None
+    finally:
+        await gone.aclose()
