@@ -88,11 +88,15 @@ async def settle(redis: aioredis.Redis, nodes: int = 2, timeout: float = 15.0) -
 
 
 async def wait_gone(redis: aioredis.Redis, key: str, timeout: float = 15.0) -> None:
+    await wait_key(redis, key, False, timeout)
+
+
+async def wait_key(redis: aioredis.Redis, key: str, present: bool, timeout: float = 15.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while await redis.exists(key):
-        assert loop.time() < deadline, f"{key} still set"
-        await asyncio.sleep(0.1)
+    while bool(await redis.exists(key)) is not present:
+        assert loop.time() < deadline, f"{key} {'never set' if present else 'still set'}"
+        await asyncio.sleep(0.05)
 
 
 class Owner:
@@ -129,16 +133,14 @@ class Owner:
             headers["Content-Type"] = "application/octet-stream"
         url = f"{self.base}/api/v1{path}"
         async with self.http.request(method, url, headers=headers, **kwargs) as resp:
-            body = await resp.json()
+            body = None if resp.status == 204 else await resp.json()
             assert resp.status < 300, (path, resp.status, body)
             return body
 
-    async def room_with(
-        self, name: str, people: dict[str, list[bytes]]
-    ) -> tuple[str, str, dict[str, str]]:
-        """A room and its people enrolled through the API: (room id, link, invites by name)."""
+    async def room_with(self, name: str, people: dict[str, list[bytes]]) -> Enrolled:
+        """A room and its people enrolled through the API."""
         room = await self.api("POST", "/rooms", json={"name": name, "liveness_policy": "off"})
-        invites = {}
+        done = Enrolled(room["id"], room["link"].split("/r/", 1)[1], {}, {})
         for person_name, photos in people.items():
             person = await self.api(
                 "POST", f"/rooms/{room['id']}/persons", json={"name": person_name}
@@ -148,5 +150,14 @@ class Owner:
             invite = await self.api(
                 "POST", f"/rooms/{room['id']}/invites", json={"person_id": person["id"]}
             )
-            invites[person_name] = invite["url"].split("?invite=", 1)[1]
-        return room["id"], room["link"].split("/r/", 1)[1], invites
+            done.invites[person_name] = invite["url"].split("?invite=", 1)[1]
+            done.persons[person_name] = person["id"]
+        return done
+
+
+@dataclass
+class Enrolled:
+    room_id: str
+    link: str  # the /r/ part
+    invites: dict[str, str]  # person's name -> invite token
+    persons: dict[str, str]  # person's name -> id

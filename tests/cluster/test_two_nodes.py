@@ -23,7 +23,7 @@ from server.client import GateClient
 from server.store import open_store
 
 from ..integration.conftest import video_frame
-from .nodes import Cluster, Owner, StoreSpec, settle, two_nodes, wait_gone
+from .nodes import Cluster, Owner, StoreSpec, settle, two_nodes, wait_gone, wait_key
 
 VERDICT_S = 40.0
 
@@ -85,16 +85,19 @@ def client(node_url: str, link: str, invite: str, video: Path, **kw: str) -> Gat
 async def test_enrolled_on_a_admitted_through_b(
     cluster: Cluster, owner: Owner, redis: aioredis.Redis, faces_dir: Path
 ) -> None:
-    room_id, link, invites = await owner.room_with("Enrolled on A", {"Lestari": stills(faces_dir)})
+    got = await owner.room_with("Enrolled on A", {"Lestari": stills(faces_dir)})
     joiner = client(
-        cluster.b.base_url, link, invites["Lestari"], faces_dir / "videos" / "lestari_real.mp4"
+        cluster.b.base_url,
+        got.link,
+        got.invites["Lestari"],
+        faces_dir / "videos" / "lestari_real.mp4",
     )
     try:
         await joiner.join()
         verdict = await joiner.wait_verdict(VERDICT_S)
         assert verdict["admitted"] is True, verdict
         assert joiner.result.redirects == []  # both idle: the room stays where the join came
-        assert await redis.get(f"vg:room:{room_id}") == "b"
+        assert await redis.get(f"vg:room:{got.room_id}") == "b"
     finally:
         await joiner.close()
 
@@ -104,11 +107,11 @@ async def test_sockets_on_two_nodes_meet_in_one_room(
 ) -> None:
     videos = faces_dir / "videos"
     d9 = png_of_frame(videos / "liveportrait_d9.mp4", 0.5)
-    room_id, link, invites = await owner.room_with(
-        "Two nodes", {"Lestari": stills(faces_dir), "D9": [d9]}
+    got = await owner.room_with("Two nodes", {"Lestari": stills(faces_dir), "D9": [d9]})
+    first = client(
+        cluster.a.base_url, got.link, got.invites["Lestari"], videos / "lestari_real.mp4"
     )
-    first = client(cluster.a.base_url, link, invites["Lestari"], videos / "lestari_real.mp4")
-    second = client(cluster.b.base_url, link, invites["D9"], videos / "liveportrait_d9.mp4")
+    second = client(cluster.b.base_url, got.link, got.invites["D9"], videos / "liveportrait_d9.mp4")
     try:
         await first.join()
         assert (await first.wait_verdict(VERDICT_S))["admitted"] is True
@@ -116,7 +119,7 @@ async def test_sockets_on_two_nodes_meet_in_one_room(
         assert (await second.wait_verdict(VERDICT_S))["admitted"] is True
         # The second socket reached B and was sent to A, where the room lives.
         assert second.result.redirects == [cluster.a.ws_url]
-        assert await redis.get(f"vg:room:{room_id}") == "a"
+        assert await redis.get(f"vg:room:{got.room_id}") == "a"
         for viewer, other in ((first, "D9"), (second, "Lestari")):
             await viewer.wait_for(
                 lambda r: any(t.kind == "video" and t.frames >= 10 for t in r.received), 20
@@ -132,9 +135,9 @@ async def test_a_second_session_on_another_node_takes_the_seat_once_verified(
     cluster: Cluster, owner: Owner, redis: aioredis.Redis, faces_dir: Path
 ) -> None:
     video = faces_dir / "videos" / "lestari_real.mp4"
-    room_id, link, invites = await owner.room_with("One seat", {"Lestari": stills(faces_dir)})
-    first = client(cluster.a.base_url, link, invites["Lestari"], video)
-    second = client(cluster.b.base_url, link, invites["Lestari"], video)
+    got = await owner.room_with("One seat", {"Lestari": stills(faces_dir)})
+    first = client(cluster.a.base_url, got.link, got.invites["Lestari"], video)
+    second = client(cluster.b.base_url, got.link, got.invites["Lestari"], video)
     try:
         await first.join()
         assert (await first.wait_verdict(VERDICT_S))["admitted"] is True
@@ -157,9 +160,9 @@ async def test_a_lockout_earned_on_a_holds_on_b(
     """Two failures (``lockout_failures`` = 2 here) on node A lock the invite; the same
     invite then reaching node B (the room placed there anew) is locked at once."""
     videos = faces_dir / "videos"
-    room_id, link, invites = await owner.room_with("Lockout", {"Lestari": stills(faces_dir)})
-    invite = invites["Lestari"]
-    stranger = client(cluster.a.base_url, link, invite, videos / "liveportrait_d10.mp4")
+    got = await owner.room_with("Lockout", {"Lestari": stills(faces_dir)})
+    invite = got.invites["Lestari"]
+    stranger = client(cluster.a.base_url, got.link, invite, videos / "liveportrait_d10.mp4")
     try:
         await stranger.join()
         verdict = await stranger.wait_verdict(VERDICT_S)
@@ -171,9 +174,9 @@ async def test_a_lockout_earned_on_a_holds_on_b(
     finally:
         await stranger.close()
     assert await redis.pttl(f"vg:lockout:invite:{invite}") > 0
-    await wait_gone(redis, f"vg:room:{room_id}")  # the room emptied on A
+    await wait_gone(redis, f"vg:room:{got.room_id}")  # the room emptied on A
     await settle(redis)
-    again = client(cluster.b.base_url, link, invite, videos / "lestari_real.mp4")
+    again = client(cluster.b.base_url, got.link, invite, videos / "lestari_real.mp4")
     try:
         await again.join()
         verdict = await again.wait_verdict(VERDICT_S)
@@ -186,18 +189,21 @@ async def test_a_lockout_earned_on_a_holds_on_b(
 async def test_dashboard_on_a_shows_a_room_on_b(
     cluster: Cluster, owner: Owner, redis: aioredis.Redis, faces_dir: Path
 ) -> None:
-    room_id, link, invites = await owner.room_with("Watched", {"Lestari": stills(faces_dir)})
+    got = await owner.room_with("Watched", {"Lestari": stills(faces_dir)})
     rows: list[list[dict[str, object]]] = []
-    async with owner.http.ws_connect(f"{cluster.a.base_url}/owner/rooms/{room_id}/live") as ws:
+    async with owner.http.ws_connect(f"{cluster.a.base_url}/owner/rooms/{got.room_id}/live") as ws:
         first = await ws.receive_json(timeout=10)
         assert first["participants"] == []
         joiner = client(
-            cluster.b.base_url, link, invites["Lestari"], faces_dir / "videos" / "lestari_real.mp4"
+            cluster.b.base_url,
+            got.link,
+            got.invites["Lestari"],
+            faces_dir / "videos" / "lestari_real.mp4",
         )
         try:
             await joiner.join()
             assert (await joiner.wait_verdict(VERDICT_S))["admitted"] is True
-            assert await redis.get(f"vg:room:{room_id}") == "b"
+            assert await redis.get(f"vg:room:{got.room_id}") == "b"
 
             async def admitted_row() -> None:
                 while True:
@@ -210,7 +216,7 @@ async def test_dashboard_on_a_shows_a_room_on_b(
         finally:
             await joiner.close()
     assert [p["name"] for p in rows[-1]] == ["Lestari"]
-    events = [e["event"] for e in (await _recent(owner, room_id))]
+    events = [e["event"] for e in (await _recent(owner, got.room_id))]
     assert "participant.admitted" in events
 
 
@@ -220,38 +226,77 @@ async def _recent(owner: Owner, room_id: str) -> list[dict[str, object]]:
     return list(snapshot["recent"])
 
 
-async def test_killed_nodes_participant_resumes_on_the_other_within_grace(
+async def test_a_person_deleted_through_a_leaves_the_room_on_b(
     cluster: Cluster, owner: Owner, redis: aioredis.Redis, faces_dir: Path
 ) -> None:
-    """Last in this module: it kills node B (``kill -9``)."""
     video = faces_dir / "videos" / "lestari_real.mp4"
-    room_id, link, invites = await owner.room_with("Failover", {"Lestari": stills(faces_dir)})
-    first = client(cluster.b.base_url, link, invites["Lestari"], video)
+    got = await owner.room_with("Revoked", {"Lestari": stills(faces_dir)})
+    joiner = client(cluster.b.base_url, got.link, got.invites["Lestari"], video)
     try:
-        await first.join()
-        assert (await first.wait_verdict(VERDICT_S))["admitted"] is True
-        assert await redis.get(f"vg:room:{room_id}") == "b"
-        token = first.rejoin_token
-        assert token is not None
+        await joiner.join()
+        assert (await joiner.wait_verdict(VERDICT_S))["admitted"] is True
+        assert await redis.get(f"vg:room:{got.room_id}") == "b"
+        token = joiner.rejoin_token
+        await wait_key(redis, f"vg:grace:{token}", True)  # stored at admission
+        await owner.api("DELETE", f"/persons/{got.persons['Lestari']}")  # on node A
+        await joiner.wait_for(lambda r: bool(r.of_type("error")), 10)
+        assert [e["code"] for e in joiner.result.of_type("error")] == ["revoked"]
+        await wait_gone(redis, f"vg:grace:{token}")  # no rejoin on a revoked grant
+    finally:
+        await joiner.close()
+
+
+async def test_killed_nodes_participants_resume_on_the_other_within_grace(
+    cluster: Cluster, owner: Owner, redis: aioredis.Redis, faces_dir: Path
+) -> None:
+    """Last in this module: it kills node B (``kill -9``) under a meeting of two."""
+    videos = faces_dir / "videos"
+    d9 = png_of_frame(videos / "liveportrait_d9.mp4", 0.5)
+    got = await owner.room_with("Failover", {"Lestari": stills(faces_dir), "D9": [d9]})
+    clips = {"Lestari": videos / "lestari_real.mp4", "D9": videos / "liveportrait_d9.mp4"}
+    firsts = {
+        name: client(cluster.b.base_url, got.link, got.invites[name], clip)
+        for name, clip in clips.items()
+    }
+    try:
+        for first in firsts.values():
+            await first.join()
+            assert (await first.wait_verdict(VERDICT_S))["admitted"] is True
+        assert await redis.get(f"vg:room:{got.room_id}") == "b"
+        tokens = {name: str(first.rejoin_token) for name, first in firsts.items()}
+        for token in tokens.values():  # stored just after admission
+            await wait_key(redis, f"vg:grace:{token}", True)
         os.kill(cluster.b.server.pid, signal.SIGKILL)
     finally:
-        await first.close(leave=False)
+        for first in firsts.values():
+            await first.close(leave=False)
     await wait_gone(redis, "vg:node:b")  # its lease ran out: B is dead for the cluster
-    again = client(cluster.a.base_url, link, invites["Lestari"], video, rejoin=token)
+    back = {
+        name: client(cluster.a.base_url, got.link, got.invites[name], clip, rejoin=tokens[name])
+        for name, clip in clips.items()
+    }
     try:
-        await again.join()
-        verdict = await again.wait_verdict(VERDICT_S)
-        assert verdict["admitted"] is True, verdict
-        assert again.result.of_type("welcome")[0]["resumed"] is True
-        assert not again.result.of_type("progress")  # no frame analysed: not re-verified
-        assert await redis.get(f"vg:room:{room_id}") == "a"
+        for again in back.values():
+            await again.join()
+            verdict = await again.wait_verdict(VERDICT_S)
+            assert verdict["admitted"] is True, verdict
+            assert again.result.of_type("welcome")[0]["resumed"] is True
+            assert not again.result.of_type("progress")  # no frame analysed: not re-verified
+        assert await redis.get(f"vg:room:{got.room_id}") == "a"
+        for name, again in back.items():  # back in one room, seeing each other
+            await again.wait_for(
+                lambda r: any(t.kind == "video" and t.frames >= 10 for t in r.received), 20
+            )
+            others = [p["name"] for p in again.result.of_type("peers")[-1]["peers"]]
+            assert others == [n for n in clips if n != name]
     finally:
-        await again.close()
-    # Nothing committed on B is lost: its admission is in the shared store.
+        for again in back.values():
+            await again.close()
+    # Nothing committed on B is lost: both admissions are in the shared store.
     store = open_store(cluster.store.data_dir)
     try:
-        events = [(r.event, r.details.get("kind")) for r in store.audit_log(room_id)]
+        events = [(r.event, r.details.get("kind")) for r in store.audit_log(got.room_id)]
     finally:
         store.close()
-    assert ("participant.admitted", "admission") in events
-    assert ("participant.admitted", "rejoin") in events
+    assert events.count(("participant.admitted", "admission")) == 2
+    assert events.count(("participant.admitted", "rejoin")) == 2
