@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -112,3 +113,46 @@ def run_server(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@contextlib.contextmanager
+def run_redis(directory: Path, startup_s: float = 15.0) -> Iterator[str]:
+    """A private ``redis-server`` (Debian package) on a free loopback port, nothing
+    persisted, files in ``directory``; yields its URL and stops it by pid on exit."""
+    import redis
+
+    port = free_port()
+    directory.mkdir(parents=True, exist_ok=True)
+    log_path = directory / "redis.log"
+    proc = subprocess.Popen(
+        [shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(port),
+         "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(directory),
+         "--logfile", str(log_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        client = redis.Redis.from_url(url)  # type: ignore[no-untyped-call]
+        deadline = time.monotonic() + startup_s
+        try:
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"redis-server exited:\n{log_path.read_text()}")
+                try:
+                    client.ping()
+                    break
+                except redis.ConnectionError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+        finally:
+            client.close()  # type: ignore[no-untyped-call]
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
