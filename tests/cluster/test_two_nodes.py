@@ -226,6 +226,47 @@ async def _recent(owner: Owner, room_id: str) -> list[dict[str, object]]:
     return list(snapshot["recent"])
 
 
+@pytest.mark.e2e
+async def test_the_page_follows_a_redirect_to_the_rooms_node(
+    cluster: Cluster, owner: Owner, redis: aioredis.Redis, faces_dir: Path, tmp_path: Path
+) -> None:
+    """web/static/room.js in Chromium: the page is served by B, the room lives on A."""
+    from playwright.async_api import async_playwright
+
+    from server.fakecam import CHROMIUM, chromium_args, make_y4m
+
+    videos = faces_dir / "videos"
+    d9 = png_of_frame(videos / "liveportrait_d9.mp4", 0.5)
+    got = await owner.room_with("Browser", {"Lestari": stills(faces_dir), "D9": [d9]})
+    first = client(cluster.a.base_url, got.link, got.invites["D9"], videos / "liveportrait_d9.mp4")
+    camera = make_y4m(videos / "lestari_real.mp4", tmp_path / "lestari_real.y4m")
+    sockets: list[str] = []
+    try:
+        await first.join()
+        assert (await first.wait_verdict(VERDICT_S))["admitted"] is True
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=chromium_args(camera)
+            )
+            try:
+                page = await browser.new_page()
+                page.on("websocket", lambda ws: sockets.append(ws.url))
+                await page.goto(
+                    f"{cluster.b.base_url}/r/{got.link}?invite={got.invites['Lestari']}"
+                )
+                await page.wait_for_selector("#room:not([hidden])", timeout=60_000)
+                # One room: the participant on A is told of the page's person.
+                await first.wait_for(
+                    lambda r: any(p["name"] == "Lestari" for p in r.of_type("peers")[-1]["peers"]),
+                    20,
+                )
+            finally:
+                await browser.close()
+        assert sockets == [cluster.b.ws_url, cluster.a.ws_url]
+    finally:
+        await first.close()
+
+
 async def test_a_person_deleted_through_a_leaves_the_room_on_b(
     cluster: Cluster, owner: Owner, redis: aioredis.Redis, faces_dir: Path
 ) -> None:
