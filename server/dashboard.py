@@ -98,7 +98,12 @@ class Dashboards:
     def live_part(self, room_id: str) -> dict[str, Any]:
         """Who is in the lobby or the room now, with the latest decisions' scores."""
         participants = self.local_rows(room_id)
-        for rows in self._remote.get(room_id, {}).values():
+        remote = self._remote.get(room_id, {})
+        if remote and self.cluster is not None:  # a dead node's rows went with it
+            live = {n.node_id for n in self.cluster.node.peers}
+            for node in [n for n in remote if n not in live]:
+                del remote[node]
+        for rows in remote.values():
             participants.extend(rows)
         return {"type": "room", "participants": participants}
 
