@@ -55,7 +55,7 @@ def node_env(redis_url: str, node_id: str, store: StoreSpec) -> dict[str, str]:
         **store.env,
         "VIDEOGATE_CLUSTER_REDIS_URL": redis_url,
         "VIDEOGATE_CLUSTER_NODE_ID": node_id,
-        "VIDEOGATE_CLUSTER_LEASE_S": "2",
+        "VIDEOGATE_CLUSTER_LEASE_S": "4",  # short for the kill test, tolerant of a loaded machine
         "VIDEOGATE_LIVENESS_POLICY": "off",  # recognition across nodes, not liveness
         "VIDEOGATE_GATE_LOCKOUT_FAILURES": "2",
         "VIDEOGATE_GATE_SAMPLE_FPS": "5",

@@ -25,7 +25,7 @@ from server.store import open_store
 from ..integration.conftest import video_frame
 from .nodes import Cluster, Owner, StoreSpec, settle, two_nodes, wait_gone, wait_key
 
-VERDICT_S = 40.0
+VERDICT_S = 60.0  # generous: a loaded 2-core machine (waits, not timed assertions)
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +122,7 @@ async def test_sockets_on_two_nodes_meet_in_one_room(
         assert await redis.get(f"vg:room:{got.room_id}") == "a"
         for viewer, other in ((first, "D9"), (second, "Lestari")):
             await viewer.wait_for(
-                lambda r: any(t.kind == "video" and t.frames >= 10 for t in r.received), 20
+                lambda r: any(t.kind == "video" and t.frames >= 10 for t in r.received), VERDICT_S
             )
             peers = viewer.result.of_type("peers")[-1]["peers"]
             assert [p["name"] for p in peers] == [other]
@@ -147,7 +147,7 @@ async def test_a_second_session_on_another_node_takes_the_seat_once_verified(
         await second.wait_for(lambda r: bool(r.of_type("progress")), VERDICT_S)
         assert not first.result.of_type("error")
         assert (await second.wait_verdict(VERDICT_S))["admitted"] is True
-        await first.wait_for(lambda r: bool(r.of_type("error")), 10)
+        await first.wait_for(lambda r: bool(r.of_type("error")), 30)
         assert [e["code"] for e in first.result.of_type("error")] == ["replaced"]
     finally:
         await first.close()
@@ -192,7 +192,7 @@ async def test_dashboard_on_a_shows_a_room_on_b(
     got = await owner.room_with("Watched", {"Lestari": stills(faces_dir)})
     rows: list[list[dict[str, object]]] = []
     async with owner.http.ws_connect(f"{cluster.a.base_url}/owner/rooms/{got.room_id}/live") as ws:
-        first = await ws.receive_json(timeout=10)
+        first = await ws.receive_json(timeout=30)
         assert first["participants"] == []
         joiner = client(
             cluster.b.base_url,
@@ -212,7 +212,7 @@ async def test_dashboard_on_a_shows_a_room_on_b(
                     if any(p["state"] == "admitted" for p in snapshot["participants"]):
                         return
 
-            await asyncio.wait_for(admitted_row(), 15)
+            await asyncio.wait_for(admitted_row(), 30)
         finally:
             await joiner.close()
     assert [p["name"] for p in rows[-1]] == ["Lestari"]
@@ -222,7 +222,7 @@ async def test_dashboard_on_a_shows_a_room_on_b(
 
 async def _recent(owner: Owner, room_id: str) -> list[dict[str, object]]:
     async with owner.http.ws_connect(f"{owner.base}/owner/rooms/{room_id}/live") as ws:
-        snapshot = await ws.receive_json(timeout=10)
+        snapshot = await ws.receive_json(timeout=30)
     return list(snapshot["recent"])
 
 
@@ -258,7 +258,7 @@ async def test_the_page_follows_a_redirect_to_the_rooms_node(
                 # One room: the participant on A is told of the page's person.
                 await first.wait_for(
                     lambda r: any(p["name"] == "Lestari" for p in r.of_type("peers")[-1]["peers"]),
-                    20,
+                    VERDICT_S,
                 )
             finally:
                 await browser.close()
@@ -280,7 +280,7 @@ async def test_a_person_deleted_through_a_leaves_the_room_on_b(
         token = joiner.rejoin_token
         await wait_key(redis, f"vg:grace:{token}", True)  # stored at admission
         await owner.api("DELETE", f"/persons/{got.persons['Lestari']}")  # on node A
-        await joiner.wait_for(lambda r: bool(r.of_type("error")), 10)
+        await joiner.wait_for(lambda r: bool(r.of_type("error")), 30)
         assert [e["code"] for e in joiner.result.of_type("error")] == ["revoked"]
         await wait_gone(redis, f"vg:grace:{token}")  # no rejoin on a revoked grant
     finally:
@@ -326,7 +326,7 @@ async def test_killed_nodes_participants_resume_on_the_other_within_grace(
         assert await redis.get(f"vg:room:{got.room_id}") == "a"
         for name, again in back.items():  # back in one room, seeing each other
             await again.wait_for(
-                lambda r: any(t.kind == "video" and t.frames >= 10 for t in r.received), 20
+                lambda r: any(t.kind == "video" and t.frames >= 10 for t in r.received), VERDICT_S
             )
             others = [p["name"] for p in again.result.of_type("peers")[-1]["peers"]]
             assert others == [n for n in clips if n != name]
