@@ -31,6 +31,7 @@ from .registry import NodeInfo, Registry
 log = logging.getLogger(__name__)
 
 CHANNEL = "vg:events"
+LOOPS = ("cluster-heartbeat", "cluster-events")
 
 
 class NodeHooks(Protocol):
@@ -145,9 +146,15 @@ class ClusterNode:
         self._spawn(guarded(), f"cluster-{what}")
 
     async def close(self) -> None:
+        loops = [t for t in self._tasks if t.get_name() in LOOPS]
+        for task in loops:
+            task.cancel()
+        # One-shot writes (tokens deleted by the sessions just closed) finish first.
+        pending = [t for t in self._tasks if t not in loops]
+        if pending:
+            await asyncio.wait(pending, timeout=2.0)
         for task in list(self._tasks):
             task.cancel()
-        for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         with contextlib.suppress(Exception):

@@ -15,6 +15,7 @@ import aiohttp
 import redis.asyncio as aioredis
 
 from server.devserver import ServerProcess, run_server
+from server.store import SqliteStore, open_store
 
 PASSWORD = "correct horse battery staple 42"
 CSRF_RE = re.compile(r'name="_csrf" value="([^"]+)"')
@@ -26,6 +27,11 @@ class StoreSpec:
 
     env: dict[str, str]
     data_dir: Path
+
+    def open(self) -> SqliteStore:
+        """The same store, opened by the test (to mint an API key, read the audit log).
+        At the merge with the PostgreSQL store: open the URL in ``env`` here."""
+        return open_store(self.data_dir)
 
 
 @dataclass

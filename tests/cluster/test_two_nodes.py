@@ -20,7 +20,6 @@ import redis.asyncio as aioredis
 from PIL import Image
 
 from server.client import GateClient
-from server.store import open_store
 
 from ..integration.conftest import video_frame
 from .nodes import Cluster, Owner, StoreSpec, settle, two_nodes, wait_gone, wait_key
@@ -58,7 +57,7 @@ async def owner(cluster: Cluster, redis: aioredis.Redis) -> AsyncIterator[Owner]
         who = Owner(http, cluster.a.base_url)
         email = f"owner-{os.urandom(4).hex()}@example.org"
         await who.sign_up_and_in(email)
-        store = open_store(cluster.store.data_dir)
+        store = cluster.store.open()
         try:
             account, _ = store.owner_credentials(email)
             _, who.key = store.create_api_key(account.id, "cluster test")
@@ -186,7 +185,7 @@ async def test_a_lockout_earned_on_a_holds_on_b(
         await again.close()
 
 
-async def test_dashboard_on_a_shows_a_room_on_b(
+async def test_dashboard_on_a_shows_a_room_on_b_and_asks_it_to_reverify(
     cluster: Cluster, owner: Owner, redis: aioredis.Redis, faces_dir: Path
 ) -> None:
     got = await owner.room_with("Watched", {"Lestari": stills(faces_dir)})
@@ -213,6 +212,10 @@ async def test_dashboard_on_a_shows_a_room_on_b(
                         return
 
             await asyncio.wait_for(admitted_row(), 30)
+            # The owner, on A, asks for a re-verification: it reaches the room on B.
+            asked = await owner.api("POST", f"/rooms/{got.room_id}/reverify", json={})
+            assert asked == {"asked": []}  # delivered to B; A cannot know whom B asked
+            await joiner.wait_for(lambda r: bool(r.of_type("reverify")), VERDICT_S)
         finally:
             await joiner.close()
     assert [p["name"] for p in rows[-1]] == ["Lestari"]
@@ -334,7 +337,7 @@ async def test_killed_nodes_participants_resume_on_the_other_within_grace(
         for again in back.values():
             await again.close()
     # Nothing committed on B is lost: both admissions are in the shared store.
-    store = open_store(cluster.store.data_dir)
+    store = cluster.store.open()
     try:
         events = [(r.event, r.details.get("kind")) for r in store.audit_log(got.room_id)]
     finally:
