@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,17 +72,25 @@ class Registry:
         self.node_id = node_id
         self.url = url
         self.lease_ms = int(lease_s * 1000)
+        self.instance = secrets.token_hex(8)  # this process, as opposed to the node id
+        self._beats = 0
         self._place = redis.register_script(_PLACE)
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
 
     async def heartbeat(self, load: int, rooms: list[str]) -> None:
         """Renew this node's lease (with its load) and its rooms' leases."""
-        info = json.dumps({"url": self.url, "load": load})
+        info = json.dumps({"url": self.url, "load": load, "instance": self.instance})
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(node_key(self.node_id), info, px=self.lease_ms)
+            pipe.set(node_key(self.node_id), info, px=self.lease_ms, get=True)
             pipe.sadd(NODES, self.node_id)
-            await pipe.execute()
+            previous, _ = await pipe.execute()
+        other = json.loads(previous).get("instance") if previous else None
+        if self._beats and other not in (None, self.instance):
+            # Two processes with one node id would each think they host its rooms.
+            log.error("another process announces itself as node %s: give each its own "
+                      "[cluster] node_id and advertise_url", self.node_id)  # fmt: skip
+        self._beats += 1
         if rooms:
             lost = await self._renew(
                 keys=[room_key(r) for r in rooms], args=[self.node_id, self.lease_ms]

@@ -159,3 +159,15 @@ async def test_a_dead_nodes_rooms_are_placed_again(redis_client: aioredis.Redis)
     # a comes back: the room stays where it is now.
     await a.heartbeat(load=0, rooms=["room1"])
     assert (await a.place("room1")).node_id == "b"
+
+
+async def test_two_processes_with_one_node_id_are_reported(
+    redis_client: aioredis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = Registry(redis_client, "a", "http://127.0.0.1:1", lease_s=30.0)
+    second = Registry(redis_client, "a", "http://127.0.0.1:1", lease_s=30.0)
+    await first.heartbeat(0, [])
+    await second.heartbeat(0, [])  # its first beat: may follow its own crash, no error
+    assert "another process" not in caplog.text
+    await first.heartbeat(0, [])
+    assert "another process announces itself as node a" in caplog.text
