@@ -35,6 +35,8 @@ CSP = (
 )
 
 
+CONNECT = "connect-src 'self'"
+
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
@@ -56,6 +58,10 @@ async def security_headers(
     headers = SECURITY_HEADERS
     if request.secure or request.config_dict[SETTINGS].base_url.startswith("https:"):
         headers = {**SECURITY_HEADERS, "Strict-Transport-Security": HSTS}
+    hub = request.config_dict.get(HUB)
+    if hub is not None and hub.cluster is not None:  # the page may be redirected to a node
+        sources = hub.cluster.connect_sources()
+        headers = {**headers, "Content-Security-Policy": CSP.replace(CONNECT, CONNECT + sources)}
     try:
         response: web.StreamResponse = await handler(request)
     except web.HTTPException as exc:
@@ -139,6 +145,7 @@ def create_app(
             landmarks=settings.face.landmarks,
         )
         hub = Hub(settings, the_store, the_engine)
+        await hub.start_cluster()  # a cluster node that cannot reach Redis does not start
         hub.start()
         app[HUB] = hub
         yield

@@ -89,6 +89,9 @@ def clip_frames(
     return frames
 
 
+MAX_REDIRECTS = 3
+
+
 @dataclass
 class ReceivedTrack:
     kind: str
@@ -105,6 +108,7 @@ class ClientResult:
     joined_at: float | None = None
     first_frame_at: float | None = None
     verdict_at: float | None = None
+    redirects: list[str] = field(default_factory=list)  # cluster: nodes the join was sent to
 
     def of_type(self, kind: str) -> list[dict[str, Any]]:
         return [m for m in self.messages if m.get("type") == kind]
@@ -200,16 +204,28 @@ class GateClient:
         self.result.joined_at = time.monotonic()
         self._session = aiohttp.ClientSession()
         ws_url = self.base_url.replace("http", "ws", 1) + "/ws"
-        self._ws = await self._session.ws_connect(ws_url, max_msg_size=0)
-        await self.send(
-            {
-                "type": "join",
-                "room": self.room,
-                "invite": self.invite,
-                "name": self.name,
-                "rejoin": self.rejoin,
-            }
-        )
+        first: dict[str, Any] | None = None
+        for _ in range(MAX_REDIRECTS + 1):
+            self._ws = await self._session.ws_connect(ws_url, max_msg_size=0)
+            await self.send(
+                {
+                    "type": "join",
+                    "room": self.room,
+                    "invite": self.invite,
+                    "name": self.name,
+                    "rejoin": self.rejoin,
+                }
+            )
+            reply = await self._ws.receive()
+            first = json.loads(reply.data) if reply.type is aiohttp.WSMsgType.TEXT else None
+            if first is None or first.get("type") != "redirect":
+                break
+            # Cluster: the room lives on another node; the same join goes there.
+            self.result.redirects.append(str(first["url"]))
+            await self._ws.close()
+            ws_url = str(first["url"])
+        if first is not None:
+            await self._handle(first)
         self._spawn(self._read_loop())
         if self.ice_from_welcome:
             await self.wait_for(lambda r: bool(r.of_type("welcome") or r.of_type("error")), 30)
@@ -267,23 +283,25 @@ class GateClient:
         async for msg in self._ws:
             if msg.type is not aiohttp.WSMsgType.TEXT:
                 continue
-            data = json.loads(msg.data)
-            if data.get("type") == "offer":
-                await self._answer(data["sdp"])
-            elif data.get("type") == "answer":
-                await self.pc.setRemoteDescription(RTCSessionDescription(data["sdp"], "answer"))
-            if data.get("type") == "verdict" and self.result.verdict_at is None:
-                self.result.verdict_at = time.monotonic()
-            if (
-                data.get("type") == "state"
-                and data.get("state") == "checking"
-                and self.result.first_frame_at is None
-            ):
-                # The server sends "checking" when its sampler has the first frame.
-                self.result.first_frame_at = time.monotonic()
-            self.result.messages.append(data)
-            async with self._changed:
-                self._changed.notify_all()
+            await self._handle(json.loads(msg.data))
+
+    async def _handle(self, data: dict[str, Any]) -> None:
+        if data.get("type") == "offer":
+            await self._answer(data["sdp"])
+        elif data.get("type") == "answer":
+            await self.pc.setRemoteDescription(RTCSessionDescription(data["sdp"], "answer"))
+        if data.get("type") == "verdict" and self.result.verdict_at is None:
+            self.result.verdict_at = time.monotonic()
+        if (
+            data.get("type") == "state"
+            and data.get("state") == "checking"
+            and self.result.first_frame_at is None
+        ):
+            # The server sends "checking" when its sampler has the first frame.
+            self.result.first_frame_at = time.monotonic()
+        self.result.messages.append(data)
+        async with self._changed:
+            self._changed.notify_all()
 
     async def _answer(self, sdp: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))

@@ -247,6 +247,23 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """[cluster]: several nodes sharing state through Redis (docs/scale.md). Empty
+    ``redis_url``: one process, everything in memory, exactly as before."""
+
+    # e.g. "redis://127.0.0.1:6379/0"; empty = no cluster.
+    redis_url: str = ""
+    # This node's name in the registry; empty = "<hostname>-<port>".
+    node_id: str = ""
+    # How browsers and other nodes reach this node (redirects go there); empty =
+    # the server's base URL (public_url, else http(s)://host:port).
+    advertise_url: str = ""
+    # A node's and a room's lease: a node silent this long is dead and its rooms are
+    # placed again. The heartbeat renews both every lease_s / 3.
+    lease_s: float = 10.0
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     gate: GateSettings = field(default_factory=GateSettings)
@@ -260,6 +277,7 @@ class Settings:
     owner: OwnerSettings = field(default_factory=OwnerSettings)
     ice: IceSettings = field(default_factory=IceSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
     @property
     def data_path(self) -> Path:
@@ -347,6 +365,7 @@ def load_settings(
         "owner": OwnerSettings,
         "ice": IceSettings,
         "store": StoreSettings,
+        "cluster": ClusterSettings,
     }
     for section in data:
         if section not in sections:
@@ -437,6 +456,11 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("[store] url must be empty (SQLite in data_dir) or postgresql://...")
     if not 1 <= store.pool_size <= 100:
         raise ConfigError("[store] pool_size must be in [1, 100]")
+    cluster = settings.cluster
+    if cluster.redis_url and not cluster.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("[cluster] redis_url must start with redis://, rediss:// or unix://")
+    if cluster.lease_s < 1:
+        raise ConfigError("[cluster] lease_s must be at least 1")
     try:
         validate_ice_settings(settings.ice)
     except IceSettingsError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -60,11 +61,15 @@ class ServerProcess:
 
 @contextlib.contextmanager
 def run_server(
-    data_dir: Path, env: Mapping[str, str] | None = None, startup_s: float = 60.0
+    data_dir: Path,
+    env: Mapping[str, str] | None = None,
+    startup_s: float = 60.0,
+    log_name: str = "server.log",
 ) -> Iterator[ServerProcess]:
-    """Start ``python -m server serve --loopback`` on a free port; stop it on exit."""
+    """Start ``python -m server serve --loopback`` on a free port; stop it on exit.
+    (Cluster nodes may share one data dir: each logs to its own ``log_name``.)"""
     port = free_port()
-    log_path = data_dir / "server.log"
+    log_path = data_dir / log_name
     data_dir.mkdir(parents=True, exist_ok=True)
     with log_path.open("w") as log:
         proc = subprocess.Popen(
@@ -108,3 +113,46 @@ def run_server(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@contextlib.contextmanager
+def run_redis(directory: Path, startup_s: float = 15.0) -> Iterator[str]:
+    """A private ``redis-server`` (Debian package) on a free loopback port, nothing
+    persisted, files in ``directory``; yields its URL and stops it by pid on exit."""
+    import redis
+
+    port = free_port()
+    directory.mkdir(parents=True, exist_ok=True)
+    log_path = directory / "redis.log"
+    proc = subprocess.Popen(
+        [shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(port),
+         "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(directory),
+         "--logfile", str(log_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        client = redis.Redis.from_url(url)  # type: ignore[no-untyped-call]
+        deadline = time.monotonic() + startup_s
+        try:
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"redis-server exited:\n{log_path.read_text()}")
+                try:
+                    client.ping()
+                    break
+                except redis.ConnectionError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+        finally:
+            client.close()  # type: ignore[no-untyped-call]
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

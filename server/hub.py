@@ -16,11 +16,12 @@ import os
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .audit import AuditTrail
+from .cluster.counters import MirroredLockout
 from .config import Settings
 from .dashboard import Dashboards, DashboardSink
 from .device import load_device_ids
@@ -29,13 +30,11 @@ from .face.gallery import GalleryIndex
 from .face.matcher import DEFAULT_THRESHOLD
 from .face.multimatch import EngineGallery
 from .gate import GatePolicy
-from .host import Lock, clean_reason, key_of_lock, room_locks
-from .identity import AdmittedIdentity
-from .inputs import HostAdmit, HostReset, HostSendToLobby
+from .identity import GraceEntry
 from .liveness import ActiveConfig, LivenessPolicy, PassiveConfig
 from .lockout import LockoutTracker
 from .presence import PresenceConfig
-from .report import build_report, load_or_create_signing_key, sign_report
+from .report import load_or_create_signing_key
 from .roles import CloseReason, RoomMember
 from .room_runtime import RoomRuntime
 from .store import Repository, Room, StoreError
@@ -43,7 +42,13 @@ from .verify import build_room_index
 from .webhooks import WebhookDispatcher
 from .workpool import WorkPool
 
+if TYPE_CHECKING:
+    from .cluster.bridge import ClusterBridge
+
+__all__ = ["GraceEntry", "Hub"]
+
 HOST_DECISION_S = 10.0  # a host decision waits this long for the participant's task
+
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_S = 60.0
@@ -54,15 +59,6 @@ INVITE_REVOKED = "The organiser revoked this invite link. You have left the room
 # and none unused for longer than GALLERY_IDLE_S.
 GALLERY_CACHE_ROOMS = 64
 GALLERY_IDLE_S = 600.0
-
-
-@dataclass(frozen=True)
-class GraceEntry:
-    room_id: str
-    ip: str
-    identity: AdmittedIdentity
-    device: str | None
-    expires: float
 
 
 @dataclass
@@ -84,7 +80,9 @@ class Hub:
             frames_required=gate.frames_required,
             min_motion=gate.min_motion,
         )
-        self.lockout = LockoutTracker(
+        # A cluster node (docs/scale.md) mirrors the shared locks into the gate's tracker.
+        tracker = MirroredLockout if settings.cluster.redis_url else LockoutTracker
+        self.lockout = tracker(
             gate.lockout_failures,
             gate.lockout_window_s,
             gate.lockout_duration_s,
@@ -102,6 +100,12 @@ class Hub:
         self.signing_key = load_or_create_signing_key(settings.data_path)
         self.devices = load_device_ids(settings.data_path, os.environ.get("VIDEOGATE_DEVICE_KEY"))
         self._housekeeping: asyncio.Task[None] | None = None
+        self.cluster: ClusterBridge | None = None
+        if settings.cluster.redis_url:
+            from .cluster.bridge import ClusterBridge  # imports redis: only on a cluster
+
+            self.cluster = ClusterBridge(self)
+            self.dashboard.cluster = self.cluster
 
     def start(self) -> None:
         self._housekeeping = asyncio.create_task(self._housekeeping_loop(), name="housekeeping")
@@ -230,6 +234,8 @@ class Hub:
     def forget_room(self, runtime: RoomRuntime) -> None:
         if self.rooms.get(runtime.room.id) is runtime:
             del self.rooms[runtime.room.id]
+            if self.cluster is not None:
+                self.cluster.released(runtime.room.id)
         self.end_meeting(runtime)
 
     def start_meeting(self, room_id: str) -> str | None:
@@ -271,6 +277,8 @@ class Hub:
         """Ask one admitted participant (or all) to verify again; returns who was asked."""
         runtime = self.rooms.get(room_id)
         if runtime is None:
+            if self.cluster is not None:  # the room may live on another node: ask it there
+                self.cluster.node.publish("reverify", room=room_id, participant=participant_id)
             return []
         asked = []
         for member in list(runtime.participants.values()):
@@ -280,57 +288,6 @@ class Hub:
                 asked.append(member.id)
         return asked
 
-    async def host_decide(
-        self, room_id: str, participant_id: str, action: str, reason: str, host: str
-    ) -> bool:
-        """The host's decision for one participant, carried out by its own task."""
-        runtime = self.rooms.get(room_id)
-        member = runtime.participants.get(participant_id) if runtime else None
-        kinds: dict[str, type[HostAdmit] | type[HostSendToLobby] | type[HostReset]] = {
-            "admit": HostAdmit, "lobby": HostSendToLobby, "reset": HostReset,
-        }  # fmt: skip
-        if member is None or action not in kinds:
-            return False
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        decision = kinds[action](clean_reason(reason), host, done)
-        try:
-            return await asyncio.wait_for(member.request_host(decision), HOST_DECISION_S)
-        except TimeoutError:  # the session ended meanwhile
-            return False
-
-    def room_locks(self, room_id: str) -> list[Lock]:
-        """Locked invites and addresses of this room (a lock ends the visit: the person
-        is gone, the owner may lift it so they can come back)."""
-        invites = {i.id for i in self.store.invites(room_id)}
-        return room_locks(self.lockout.locks(time.monotonic()), room_id, invites)
-
-    def lift_lock(self, room_id: str, wanted: str) -> Lock | None:
-        lock = next((lock for lock in self.room_locks(room_id) if lock.id == wanted), None)
-        key = key_of_lock(self.lockout.locks(time.monotonic()), wanted)
-        if lock is None or key is None:
-            return None
-        self.lockout.clear([key])
-        return lock
-
-    def signed_report(self, room: Room, meeting_id: str) -> dict[str, Any]:
-        """The meeting's attendance report, signed (raises StoreError if unknown)."""
-        self.audit_trail.flush()
-        meeting = self.store.meeting(meeting_id, room.id)
-        live: dict[str, dict[str, int]] = {}
-        runtime = self.rooms.get(room.id)
-        if runtime is not None and runtime.meeting_id == meeting_id:
-            for member in runtime.participants.values():
-                stats = member.presence.stats
-                live[member.id] = {
-                    "checks": stats.made, "passed": stats.passed, "skipped": stats.skipped
-                }  # fmt: skip
-        records = self.store.meeting_audit(meeting_id)
-        roster = [(p.id, p.name) for p in self.store.persons(room.id)]
-        report = build_report(
-            meeting, room.name, records, generated=time.time(), live=live, roster=roster
-        )
-        return sign_report(report, self.signing_key)
-
     def end_sessions(
         self,
         *,
@@ -338,9 +295,15 @@ class Hub:
         person_id: str | None = None,
         invite_id: str | None = None,
         message: str,
+        local: bool = False,
     ) -> int:
         """The grant is gone (room or person deleted, invite revoked): end the live
-        sessions that rest on it now, with a reason; returns how many were asked."""
+        sessions that rest on it now, with a reason; returns how many were asked here.
+        On a cluster every other node is told too (``local``: told by another node)."""
+        if self.cluster is not None and not local:
+            scope = {"room_id": room_id, "person_id": person_id, "invite_id": invite_id}
+            self.cluster.end_sessions(**scope, message=message)
+            self.cluster.drop_grace(room_id=room_id, person_id=person_id)
         ended = 0
         for runtime in list(self.rooms.values()):
             if room_id is not None and runtime.room.id != room_id:
@@ -384,6 +347,9 @@ class Hub:
         identity = member.identity
         if identity is None:
             return
+        if self.cluster is not None:  # in Redis since admission: now the grace window only
+            self.cluster.dropped(member.rejoin_token)
+            return
         now = time.monotonic()
         self.grace = {k: v for k, v in self.grace.items() if v.expires > now}
         self.grace[member.rejoin_token] = GraceEntry(
@@ -394,6 +360,13 @@ class Hub:
             now + self.settings.gate.rejoin_grace_s,
         )
 
+    def keep_for_rejoin(self, token: str, entry: GraceEntry) -> None:
+        """Put back a token claimed by the wrong person: it stays valid for its owner."""
+        if self.cluster is not None:
+            self.cluster.remember(token, entry)
+        else:
+            self.grace[token] = entry
+
     def claim_rejoin(
         self, token: str | None, room_id: str, ip: str, device: str | None = None
     ) -> GraceEntry | None:
@@ -403,11 +376,21 @@ class Hub:
         if not token:
             return None
         entry = self.grace.pop(token, None)
-        if entry is None or entry.expires < time.monotonic() or entry.room_id != room_id:
-            return None
-        if entry.device is not None:
-            return entry if device == entry.device else None
-        return entry if entry.ip == ip else None
+        return entry if entry is not None and entry.fits(room_id, ip, device) else None
+
+    async def claim_rejoin_shared(
+        self, token: str | None, room_id: str, ip: str, device: str | None = None
+    ) -> GraceEntry | None:
+        """:meth:`claim_rejoin`, from Redis on a cluster (single-use cluster-wide)."""
+        if self.cluster is None or not token:
+            return self.claim_rejoin(token, room_id, ip, device)
+        entry = await self.cluster.claim(token)
+        return entry if entry is not None and entry.fits(room_id, ip, device) else None
+
+    async def sync_lockout(self, keys: Sequence[Hashable], *, failed: bool) -> None:
+        """The shared lockout's round trip around the gate (nothing on a single node)."""
+        if self.cluster is not None:
+            await self.cluster.sync_lockout(keys, failed=failed)
 
     async def release_for_rejoin(
         self, token: str | None, room_id: str, ip: str, device: str | None
@@ -426,6 +409,10 @@ class Hub:
                 member.request_close(CloseReason.DISCONNECTED, grace=True)
                 await member.wait_closed(5.0)
 
+    async def start_cluster(self) -> None:
+        if self.cluster is not None:
+            await self.cluster.start()
+
     async def close(self) -> None:
         if self._housekeeping is not None:
             self._housekeeping.cancel()
@@ -438,4 +425,6 @@ class Hub:
         await self.dashboard.close()
         await asyncio.get_running_loop().run_in_executor(None, self.audit_trail.close)
         await self.webhooks.close()
+        if self.cluster is not None:
+            await self.cluster.close()
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -10,6 +10,7 @@ change who the session is). Rejoins inside the grace window carry it over unchan
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,3 +47,20 @@ def pin_target(target: CheckTarget, person_id: str) -> CheckTarget:
         engine=target.engine,
         engine_templates={e: {person_id: t} for e, t in templates.items() if e != "dlib"},
     )
+
+
+@dataclass(frozen=True)
+class GraceEntry:
+    """An admitted session that dropped: who it was, where, until when it may resume."""
+
+    room_id: str
+    ip: str
+    identity: AdmittedIdentity
+    device: str | None
+    expires: float  # time.monotonic()
+
+    def fits(self, room_id: str, ip: str, device: str | None) -> bool:
+        """Unexpired, this room, this browser (its device cookie, else its address)."""
+        if self.expires < time.monotonic() or self.room_id != room_id:
+            return False
+        return device == self.device if self.device is not None else ip == self.ip

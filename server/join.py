@@ -10,7 +10,7 @@ import time
 
 from .hub import Hub
 from .iceservers import ice_servers_for
-from .messages import Error, Welcome
+from .messages import Error, Redirect, Welcome
 from .outbox import Outbox
 from .participant import Participant
 from .roles import CloseReason
@@ -48,6 +48,12 @@ async def join(
     invite_id = None
     try:
         room = store.room_by_link(msg.room)
+        if hub.cluster is not None:
+            # A room lives on one node (docs/scale.md): send the join there.
+            owner = await hub.cluster.place(room.id)
+            if owner is not None:
+                outbox.put(Redirect(owner.ws_url))
+                return None
         person = None
         if msg.invite:
             invite = store.resolve_invite(room.slug, msg.invite)
@@ -91,6 +97,8 @@ async def join(
         return None
     # Before this join takes its room: the old session may be the room's last member.
     await hub.release_for_rejoin(msg.rejoin, room.id, ip, device)
+    keys = lockout_keys(room.id, ip, msg.invite, device)
+    await hub.sync_lockout(keys, failed=False)  # a cluster's shared locks, before the gate
     participant = Participant(
         hub,
         hub.runtime(room),
@@ -99,16 +107,16 @@ async def join(
         policy=hub.gate_policy(room),
         name=person.name if person else (msg.name or "Guest"),
         person_id=person.id if person else None,
-        lockout_keys=lockout_keys(room.id, ip, msg.invite, device),
+        lockout_keys=keys,
         ip=ip,
         invite_id=invite_id,
         device=device,
     )
-    entry = hub.claim_rejoin(msg.rejoin, room.id, ip, device)
+    entry = await hub.claim_rejoin_shared(msg.rejoin, room.id, ip, device)
     if entry is not None and person is not None and entry.identity.person_id != person.id:
         # Another person's token: it does not resume this invite, and it stays valid
         # for its owner (claiming it must not let anyone burn someone else's rejoin).
-        hub.grace[msg.rejoin or ""] = entry
+        hub.keep_for_rejoin(msg.rejoin or "", entry)
         entry = None
     if entry is not None:
         participant.name = entry.identity.name

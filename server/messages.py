@@ -131,13 +131,21 @@ class HostLobby:
     attempts_left: int
 
 
+@dataclass(frozen=True)
+class Redirect:
+    """Cluster: the room lives on another node; send the same ``join`` to ``url``."""
+
+    TYPE: ClassVar[str] = "redirect"
+    url: str
+
+
 OutMessage = (
     Welcome | SdpAnswer | SdpOffer | StateMessage | ProgressMessage | PromptMessage | Verdict
-    | Peers | Error | Bye | Reverify | FlashMessage | HostLobby
+    | Peers | Error | Bye | Reverify | FlashMessage | HostLobby | Redirect
 )  # fmt: skip
 MESSAGE_TYPES: tuple[type[Any], ...] = (
     Welcome, SdpAnswer, SdpOffer, StateMessage, ProgressMessage, PromptMessage, Verdict,
-    Peers, Error, Bye, Reverify, FlashMessage, HostLobby,
+    Peers, Error, Bye, Reverify, FlashMessage, HostLobby, Redirect,
 )  # fmt: skip
 
 

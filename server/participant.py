@@ -292,6 +292,7 @@ class Participant:
                 self.error(err.code, err.message)
         elif isinstance(msg, Ready):
             self._idle_deadline = None
+            await self.services.sync_lockout(self.gate.lockout_keys, failed=False)
             await self._apply(self.gate.handle(g.Start(time.monotonic())))
             if self.gate.state is g.State.CHECKING and self.media.sampler is None:
                 self.media.start_sampling(self.checker_observe, self.wants_frame)

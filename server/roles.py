@@ -9,7 +9,7 @@ with a fake of the other, and neither imports the other's module.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -139,6 +139,7 @@ class SessionServices(Protocol):
     def presence_config(self, room: Room) -> PresenceConfig: ...
     def person_name(self, person_id: str, fallback: str) -> str: ...
     async def audit_settled(self) -> None: ...
+    async def sync_lockout(self, keys: Sequence[Hashable], *, failed: bool) -> None: ...
     def audit(
         self,
         member: RoomMember,

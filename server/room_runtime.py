@@ -71,6 +71,8 @@ class RoomRuntime:
             # Out of the SFU now; its own task finishes the teardown.
             self._spawn(self.sfu.detach(old.id), "detach")
         self.had_admission = True
+        if self.hub.cluster is not None:  # its rejoin token, for any node (docs/scale.md)
+            self.hub.cluster.seated(member, self.room.id)
         self._spawn(self.sfu.attach(member.id, member.pc, member.publisher), "admit")
         for viewer in self._paused_viewers:
             self.sfu.pause_viewer(viewer)  # new legs to someone being re-verified: held too
@@ -83,6 +85,8 @@ class RoomRuntime:
         self._paused_viewers.discard(member.id)
         if grace:
             self.hub.remember_for_rejoin(self, member)
+        elif self.hub.cluster is not None:
+            self.hub.cluster.ended(member.rejoin_token)
         if self.sfu.is_admitted(member.id):
             self._spawn(self.sfu.detach(member.id), "remove")
         self.notify_dashboard()

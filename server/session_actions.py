@@ -135,6 +135,8 @@ def lock_message(lock: g.LockedOut) -> str:
 async def _refused(p: Participant, action: g.Refused, lock: g.LockedOut | None) -> None:
     # The distance goes to the audit log only: a refusal never tells the person how
     # close they came or whom they resemble.
+    if action.reason is not g.Reason.INTERNAL:  # counted: shared with a cluster's nodes
+        await p.services.sync_lockout(p.gate.lockout_keys, failed=True)
     if p.reverifying:
         event = "reverify.failed"
     else:

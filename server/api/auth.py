@@ -44,9 +44,12 @@ async def key_auth(request: web.Request, handler: Handler) -> web.StreamResponse
         request[OWNER] = hub(request).store.owner_by_api_key(secret.strip())
     except StoreError:
         return _unauthorized("invalid or revoked API key", 'Bearer error="invalid_token"')
-    limiter = request.app[LIMITER]
+    limiter, cluster = request.app[LIMITER], hub(request).cluster
     key = hashlib.sha256(secret.strip().encode()).hexdigest()
-    wait = limiter.retry_after(key, time.monotonic())
+    if cluster is None:
+        wait = limiter.retry_after(key, time.monotonic())
+    else:  # one bucket per key for every node (docs/scale.md)
+        wait = await cluster.node.api_limit.retry_after(key, time.monotonic())
     if wait is not None:
         response = error_response(
             429, "rate_limited", f"too many requests for this API key; retry in {wait} s"

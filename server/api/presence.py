@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..hostdesk import host_decide, signed_report
 from ..report import report_csv
 from ..store import Delivery, Meeting, Webhook
 from ..webhooks.guard import refuse_internal_url
@@ -80,7 +81,7 @@ async def host_decision(request: web.Request) -> web.Response:
     h = hub(request)
     owner = request_owner(request)
     room = h.store.room(request.match_info["room_id"], owner.id)
-    applied = await h.host_decide(room.id, target, action, reason, f"{owner.email} (API)")
+    applied = await host_decide(h, room.id, target, action, reason, f"{owner.email} (API)")
     return web.json_response({"applied": applied})
 
 
@@ -93,13 +94,13 @@ async def list_meetings(request: web.Request) -> web.Response:
 async def meeting_report(request: web.Request) -> web.Response:
     h = hub(request)
     room = h.store.room(request.match_info["room_id"], request_owner(request).id)
-    return web.json_response(h.signed_report(room, request.match_info["meeting_id"]))
+    return web.json_response(signed_report(h, room, request.match_info["meeting_id"]))
 
 
 async def meeting_report_csv(request: web.Request) -> web.Response:
     h = hub(request)
     room = h.store.room(request.match_info["room_id"], request_owner(request).id)
-    envelope = h.signed_report(room, request.match_info["meeting_id"])
+    envelope = signed_report(h, room, request.match_info["meeting_id"])
     return web.Response(text=report_csv(envelope["report"]), content_type="text/csv")
 
 

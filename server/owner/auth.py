@@ -24,6 +24,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from ..api.context import hub
 from ..clientaddr import request_client_ip
+from ..cluster.limits import FailureLimit, LocalFailureLimit
 from ..config import OwnerSettings
 from ..store import Owner, StoreError
 from .common import SESSION_VERSION, csrf_token, current_owner, flash, form_str, render
@@ -77,15 +78,15 @@ async def signup(request: web.Request) -> web.StreamResponse:
     if policy.signup == "closed":
         context["error"] = "Sign-up is closed on this server. Ask its operator for an account."
         return await render(request, "owner/signup.html", context, status=403)
-    limiter, now = request.app[SIGNUP_LIMITER], time.monotonic()
+    limiter, now = _limit(request, SIGNUP_LIMITER), time.monotonic()
     keys = [f"ip:{request_client_ip(request)}"]
-    wait = limiter.retry_after(keys, now)
+    wait = await limiter.retry_after(keys, now)
     if wait is not None:
         context["error"] = f"Too many sign-ups from your address. Try again in {int(wait) + 1} s."
         response = await render(request, "owner/signup.html", context, status=429)
         response.headers["Retry-After"] = str(int(wait) + 1)
         return response
-    limiter.failure(keys, now)  # every attempt counts, successful or not
+    await limiter.failure(keys, now)  # every attempt counts, successful or not
     if policy.signup == "invite" and not check_signup_invite(hub(request).settings, email, invite):
         context["error"] = "Sign-up needs a valid invitation link for this email address."
         return await render(request, "owner/signup.html", context, status=403)
@@ -143,10 +144,10 @@ async def signin(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     email = form_str(form, "email").strip().lower()
     password = form_str(form, "password")
-    limiter = request.app[LIMITER]
+    limiter = _limit(request, LIMITER)
     keys = [f"ip:{request_client_ip(request)}", f"email:{email}"]
     now = time.monotonic()
-    wait = limiter.retry_after(keys, now)
+    wait = await limiter.retry_after(keys, now)
     if wait is not None:
         response = await render(
             request,
@@ -166,14 +167,14 @@ async def signin(request: web.Request) -> web.StreamResponse:
     except HashBusy:
         return await _busy(request, "owner/signin.html", {"email": email})
     if not ok or owner is None:
-        limiter.failure(keys, now)
+        await limiter.failure(keys, now)
         return await render(
             request,
             "owner/signin.html",
             {"email": email, "error": "Wrong email or password."},
             status=401,
         )
-    limiter.success([f"email:{email}"])
+    await limiter.success([f"email:{email}"])
     if HASHER.check_needs_rehash(stored):
         with contextlib.suppress(HashBusy):  # rehashing can wait for the next sign-in
             store.set_password_hash(owner.id, await _hash(request, password))
@@ -193,6 +194,15 @@ async def signout(request: web.Request) -> web.StreamResponse:
     session = await get_session(request)
     session.invalidate()
     raise web.HTTPSeeOther("/owner/signin")
+
+
+def _limit(request: web.Request, key: web.AppKey[SignInLimiter]) -> FailureLimit:
+    """This server's limiter, or on a cluster the one every node counts into."""
+    cluster = hub(request).cluster
+    if cluster is None:
+        return LocalFailureLimit(request.app[key])
+    node = cluster.node
+    return node.signin_limit if key is LIMITER else node.signup_limit
 
 
 def add_routes(app: web.Application, settings: OwnerSettings) -> None:

@@ -11,8 +11,10 @@ from typing import Any
 
 from aiohttp import web
 
+from .. import hostdesk
 from ..api.context import hub
 from ..host import clean_reason
+from ..hostdesk import host_decide
 from ..store import Owner, StoreError
 from .common import flash, form_str, not_found, signed_in, wants_json
 
@@ -60,7 +62,7 @@ async def decide(request: web.Request, owner: Owner) -> web.StreamResponse:
         if not wants_json(request) and request.content_type != "application/json":
             await flash(request, message, "error")
         return _answer(request, room.id, False, message, 400)
-    applied = await h.host_decide(room.id, target, action, reason, owner.email)
+    applied = await host_decide(h, room.id, target, action, reason, owner.email)
     message = (
         f"Done: {ACTIONS[action]}."
         if applied
@@ -79,7 +81,7 @@ async def lift_lock(request: web.Request, owner: Owner) -> web.StreamResponse:
     except StoreError:
         return not_found(request, "room")
     body = await _body(request)
-    lock = h.lift_lock(room.id, request.match_info["lock_id"])
+    lock = hostdesk.lift_lock(h, room.id, request.match_info["lock_id"])
     if lock is None:
         await flash(request, "That lock has already ended.", "error")
         raise web.HTTPSeeOther(f"/owner/rooms/{room.id}#live")

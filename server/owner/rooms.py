@@ -14,6 +14,7 @@ from aiohttp import web
 from ..api.context import hub
 from ..api.jsonio import base_url
 from ..backfill import blocking_engines, reenrol_needed
+from ..hostdesk import room_locks
 from ..report.sentences import sentence
 from ..store import LIVENESS_POLICIES, Owner, Room, StoreError
 from ..store.records import ENGINES, MAX_ATTEMPTS_RANGE
@@ -93,14 +94,15 @@ def room_context(request: web.Request, room: Room) -> dict[str, Any]:
         "persons": persons,
         "faces": faces,
         "invites": invites,
-        "invites_of": {
-            p.id: [i for i in invites if i.person_id == p.id] for p in persons
-        },
+        "invites_of": {p.id: [i for i in invites if i.person_id == p.id] for p in persons},
         "names": names,
         "now": time.time(),
         "recent": [
-            {"ts": r.ts, "event": r.event,
-             "text": sentence(r.event, r.details, invited=r.person_id is not None)}
+            {
+                "ts": r.ts,
+                "event": r.event,
+                "text": sentence(r.event, r.details, invited=r.person_id is not None),
+            }
             for r in reversed(recent[-30:])
         ],  # fmt: skip
         "link": f"{base_url(request, h.settings.server.public_url)}/r/{room.link}",
@@ -111,7 +113,7 @@ def room_context(request: web.Request, room: Room) -> dict[str, Any]:
             pid: blocking_engines(missing, room.engine) for pid, missing in reenrol.items()
         },
         "mode_words": MODE_WORDS,
-        "locks": h.room_locks(room.id),
+        "locks": room_locks(h, room.id),
         "mono_now": time.monotonic(),
         "meetings": meeting_summaries(store, room.id),
     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from server.client import GateClient, SwitchableTrack
+from server.hostdesk import host_decide
 
 from . import test_presence as presence
 from .test_presence import (
@@ -44,12 +45,12 @@ async def test_host_admits_a_refused_person_with_the_reason_audited(
         assert row["state"] == "failed" and row["can_admit"] and row["distance"] > 0.6
         assert row["failures"] == 1 and row["attempts_left"] == 2
         # Attempts given back first: the page is told, the audit says who and why.
-        assert await hub_of(gk).host_decide(gk.room_id, p.id, "reset", "bad light", "h@x")
+        assert await host_decide(hub_of(gk), gk.room_id, p.id, "reset", "bad light", "h@x")
         await client.wait_for(lambda r: bool(r.of_type("lobby")), 5)
         assert client.result.of_type("lobby")[0]["attempts_left"] == 3
         assert p.gate.failures == 0 and "host.reset" in events(gk)
-        applied = await hub_of(gk).host_decide(
-            gk.room_id, p.id, "admit", "  Lestari's new glasses\n", "host@example.org"
+        applied = await host_decide(
+            hub_of(gk), gk.room_id, p.id, "admit", "  Lestari's new glasses\n", "host@example.org"
         )
         assert applied is True
         await client.wait_for(lambda r: (r.verdict or {}).get("admitted") is True, 10)
@@ -66,7 +67,7 @@ async def test_host_admits_a_refused_person_with_the_reason_audited(
         assert record.details["liveness"] == "not judged"
         assert record.details["gate_state"] == "failed" and record.details["failures"] == 0
         # A second "admit" has nothing to do: the person is in.
-        assert not await hub_of(gk).host_decide(gk.room_id, p.id, "admit", "x", "h")
+        assert not await host_decide(hub_of(gk), gk.room_id, p.id, "admit", "x", "h")
     finally:
         await client.close()
 
@@ -79,7 +80,7 @@ async def test_host_sends_back_to_the_lobby_and_the_person_verifies_again(
         (p,) = participants(gk)
         sfu = p.runtime.sfu  # type: ignore[attr-defined]
         assert sfu.is_admitted(p.id)
-        assert await hub_of(gk).host_decide(gk.room_id, p.id, "lobby", "wrong group", "h@x")
+        assert await host_decide(hub_of(gk), gk.room_id, p.id, "lobby", "wrong group", "h@x")
         await client.wait_for(lambda r: bool(r.of_type("lobby")), 5)
         lobby = client.result.of_type("lobby")[0]
         assert "wrong group" in lobby["message"] and lobby["attempts_left"] == 3
@@ -106,7 +107,7 @@ async def test_reset_gives_attempts_back_and_camera_off_is_not_absence(
     try:
         (p,) = participants(gk)
         # An admitted person has nothing to reset.
-        assert not await hub_of(gk).host_decide(gk.room_id, p.id, "reset", "", "h")
+        assert not await host_decide(hub_of(gk), gk.room_id, p.id, "reset", "", "h")
         track.show(scenes.empty)  # the page switched the camera off: black/empty frames
         await client.send({"type": "media", "audio": True, "video": False})
         await until(lambda: "presence.camera_off" in events(gk))

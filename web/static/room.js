@@ -369,14 +369,33 @@ function onMessage(msg) {
     case "bye":
       leaving = true;
       break;
+    case "redirect":
+      followRedirect(msg);
+      break;
     default:
       break;
   }
 }
 
+// Cluster (docs/scale.md): the room lives on another node, whose socket URL the
+// server sends as "redirect"; the same join goes there. Used once: a later reconnect
+// starts at this page's origin again, which finds the room wherever it lives now.
+let redirectTo = null;
+let redirects = 0;
+function followRedirect(msg) {
+  if (typeof msg.url !== "string" || !/^wss?:\/\//.test(msg.url) || redirects >= 3) return;
+  redirects += 1;
+  redirectTo = msg.url;
+  const old = ws;
+  openSocket();
+  if (old) old.close();
+}
+
 function openSocket() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const sock = new WebSocket(`${scheme}://${location.host}/ws`);
+  if (!redirectTo) redirects = 0;
+  const sock = new WebSocket(redirectTo || `${scheme}://${location.host}/ws`);
+  redirectTo = null;
   ws = sock;
   sock.addEventListener("open", () => {
     const rejoin = sessionStorage.getItem(REJOIN_KEY);
