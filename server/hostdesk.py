@@ -49,12 +49,16 @@ def room_locks(hub: Hub, room_id: str) -> list[Lock]:
     return locks_of_room(hub.lockout.locks(time.monotonic()), room_id, invites)
 
 
-def lift_lock(hub: Hub, room_id: str, wanted: str) -> Lock | None:
+async def lift_lock(hub: Hub, room_id: str, wanted: str) -> Lock | None:
+    """Forget a lock and its failures; on a cluster in Redis too (else the next join
+    would bring the shared lock back)."""
     lock = next((lock for lock in room_locks(hub, room_id) if lock.id == wanted), None)
     key = key_of_lock(hub.lockout.locks(time.monotonic()), wanted)
     if lock is None or key is None:
         return None
     hub.lockout.clear([key])
+    if hub.cluster is not None:
+        await hub.cluster.clear_lockout([key])
     return lock
 
 

@@ -107,6 +107,10 @@ class ClusterBridge:
         except Exception:  # Redis away: this node's own counts still lock
             log.exception("shared lockout unavailable")
 
+    async def clear_lockout(self, keys: Sequence[Hashable]) -> None:
+        """The host lifted these locks: on every node, not only in this one's mirror."""
+        await self.node.counter.clear([str(k) for k in keys])
+
     # -- rejoin grace --
 
     def seated(self, member: RoomMember, room_id: str) -> None:

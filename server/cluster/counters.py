@@ -34,6 +34,9 @@ class FailureCounter(Protocol):
     async def locks(self, keys: Sequence[str], now: float) -> dict[str, float]:
         """Every locked key among ``keys`` and until when (caller's clock)."""
 
+    async def clear(self, keys: Sequence[str]) -> None:
+        """Forget the keys' failures and locks (the host lifted them)."""
+
 
 @dataclass
 class LocalCounter:
@@ -52,6 +55,9 @@ class LocalCounter:
             if until is not None:
                 out[key] = until
         return out
+
+    async def clear(self, keys: Sequence[str]) -> None:
+        self.tracker.clear(keys)
 
 
 # KEYS: history, lock, history, lock, ...; ARGV: window_ms, duration_ms, member, limits...
@@ -121,6 +127,12 @@ class RedisCounter:
             ttls = await pipe.execute()
         return {k: now + int(ms) / 1000.0 for k, ms in zip(keys, ttls, strict=True) if int(ms) > 0}
 
+    async def clear(self, keys: Sequence[str]) -> None:
+        if keys:
+            await self.redis.delete(
+                *(k for key in keys for k in (self.prefix + "h:" + key, self.prefix + key))
+            )
+
 
 class MirroredLockout(LockoutTracker):
     """The gate's sync tracker on a cluster node: this node's own counts (as on one node)
@@ -132,6 +144,12 @@ class MirroredLockout(LockoutTracker):
 
     def remember(self, locks: Mapping[str, float]) -> None:
         self.remote.update(locks)
+
+    def clear(self, keys: Sequence[Hashable]) -> int:
+        lifted = super().clear(keys)
+        for key in keys:
+            lifted += self.remote.pop(str(key), None) is not None
+        return lifted
 
     def lock_of(self, keys: Sequence[Hashable], now: float) -> tuple[float, Hashable] | None:
         best = super().lock_of(keys, now)

@@ -81,7 +81,7 @@ async def lift_lock(request: web.Request, owner: Owner) -> web.StreamResponse:
     except StoreError:
         return not_found(request, "room")
     body = await _body(request)
-    lock = hostdesk.lift_lock(h, room.id, request.match_info["lock_id"])
+    lock = await hostdesk.lift_lock(h, room.id, request.match_info["lock_id"])
     if lock is None:
         await flash(request, "That lock has already ended.", "error")
         raise web.HTTPSeeOther(f"/owner/rooms/{room.id}#live")

@@ -56,6 +56,18 @@ async def test_failures_lock_the_strict_key_and_not_the_address(make_counter: Fa
     assert set(await counter.locks((IP, DEVICE), now)) == {IP}
 
 
+async def test_a_lifted_lock_is_gone_with_its_failures(make_counter: Factory) -> None:
+    """The host lifts a lock: on a cluster the shared lock must go too, or the next
+    join on any node would bring it back; its failures go with it."""
+    counter = make_counter(2, 60.0, 30.0)
+    now = time.monotonic()
+    await counter.record((INVITE,), now)
+    assert await counter.record((INVITE,), now) is not None
+    await counter.clear((INVITE,))
+    assert await counter.locks((INVITE,), now) == {}
+    assert await counter.record((INVITE,), now) is None  # the count starts again
+
+
 async def test_failures_outside_the_window_do_not_count(make_counter: Factory) -> None:
     counter = make_counter(2, 0.3, 30.0)
     assert await counter.record((INVITE,), time.monotonic()) is None
