@@ -398,6 +398,7 @@ function onMessage(msg) {
       clearVerdict();
       $("retry").hidden = true;
       check.reset();
+      $("progress").hidden = false;
       // The lobby's preview and prompt overlay serve the re-verification challenge.
       setStatus(msg.paused
         ? "The host asked you to verify again. The others do not see or hear you until you pass."
@@ -470,6 +471,7 @@ function backToLobby(text) {
   clearVerdict();
   $("retry").hidden = true;
   check.reset();
+  $("progress").hidden = false;
   setStatus(text);
   announce(text);
 }
@@ -492,8 +494,11 @@ function stopCamera() {
   if (meter) { meter.stop(); meter = null; }
   if (localStream) for (const t of localStream.getTracks()) t.stop();
   $("preview").srcObject = null;
+  $("preview-wrap").classList.add("off");
   $("self-video").srcObject = null;
   $("devices").hidden = true;
+  $("progress").hidden = true;
+  showPath("");
   $("start-check").hidden = true;
   resetPeerConnection();
 }
@@ -533,6 +538,8 @@ async function preview() {
     return;
   }
   $("preview").srcObject = localStream;
+  $("preview-wrap").classList.remove("off");
+  $("devices").hidden = false;
   if (meter) meter.stop();
   meter = micMeter(localStream, $("mic-level"));
   await listDevices($("camera-select"), $("mic-select"), localStream);
@@ -556,6 +563,7 @@ function beginCheck() {
   checkStarted = true;
   if (meter) meter.resume();
   $("start-check").hidden = true;
+  $("progress").hidden = false;
   $("camera-select").disabled = true;
   $("mic-select").disabled = true;
   setStatus("Starting the check…");
