@@ -21,7 +21,9 @@ NEW_LINK = "Ask the organiser (the person who sent you this link) for a new link
 
 @dataclass(frozen=True)
 class LinkState:
-    """``code`` is ``ok`` or the join refusal code of docs/protocol.md."""
+    """``code`` is ``ok`` or the join refusal code of docs/protocol.md; ``status`` the
+    page's HTTP status (the room's own link without an invite is a page that exists,
+    200; an unknown invite 404; revoked or expired 410; locked 423)."""
 
     code: str
     title: str
@@ -59,7 +61,7 @@ def link_state(
         return LinkState(
             "invite_required", "This room needs your personal link",
             "The room is entered with a personal invite link, and this link has no "
-            f"invite in it. Open the whole link from your invitation, or: {NEW_LINK}", 403, room,
+            f"invite in it. Open the whole link from your invitation, or: {NEW_LINK}", 200, room,
         )  # fmt: skip
     try:
         store.resolve_invite(room.slug, invite)
