@@ -188,6 +188,11 @@ async def test_prejoin_then_check_then_meeting_at_phone_and_desktop_size(
     assert await page.evaluate(LIVE_TRACKS_JS) == 0
     await assert_accessible(page, "participant-left-desktop")
 
+    # Rejoin: the person asked for it, so the check runs again without a second click.
+    await page.click("#rejoin")
+    await page.wait_for_selector("#room:not([hidden])", timeout=ADMIT_TIMEOUT_MS)
+    assert await page.inner_text(".tile.self figcaption") == "You"
+
 
 async def test_refusal_says_what_failed_and_the_final_one_turns_the_camera_off(
     server_process: ServerProcess, browsers: Browsers, faces_dir: Path, y4m_dir: Path

@@ -304,7 +304,8 @@ function enterRoom(message) {
   $("self-video").srcObject = localStream;
   renderGrid();
   if (!stopSpeakers) stopSpeakers = watchSpeakers($("grid"), () => pc, () => (meter ? meter.level() : 0));
-  $("leave").focus();
+  // Focus on the meeting, not on a button a stray Enter would press (Leave).
+  $("meeting-title").focus();
 }
 
 function leaveMeetingView() {
