@@ -193,3 +193,41 @@ export function refusalText(msg, prompt, cfg) {
     contact: `Need help? Contact the organiser of ${cfg.roomName}, the person who sent you this link.`,
   };
 }
+
+/** Screen readers hear each prompt and hint once: the same text is not said twice in a row. */
+export function announcer(region) {
+  let last = "";
+  return (text) => {
+    if (!text || text === last) return;
+    last = text;
+    region.textContent = text;
+  };
+}
+
+const VERDICT_PARTS = ["title", "reason", "step", "tryText", "next", "lock", "contact"];
+
+/**
+ * The verdict box (#verdict, role=alert): each part in its own line; focus moves to it
+ * so keyboard and screen-reader users land on what to do next.
+ */
+export class VerdictBox {
+  constructor(box) {
+    this.box = box;
+    this.parts = Object.fromEntries(VERDICT_PARTS.map((part) =>
+      [part, box.querySelector(`#verdict-${part === "tryText" ? "try" : part}`)]));
+  }
+
+  clear() {
+    this.box.hidden = true;
+    for (const el of Object.values(this.parts)) el.textContent = "";
+  }
+
+  show(ok, title, reason, next, more = {}) {
+    this.clear();
+    this.box.classList.toggle("ok", ok);
+    const text = { ...more, title, reason, next };
+    for (const part of VERDICT_PARTS) this.parts[part].textContent = text[part] || "";
+    this.box.hidden = false;
+    this.box.focus();
+  }
+}

@@ -31,6 +31,46 @@ export function layoutGrid(grid) {
   grid.style.setProperty("--rows", String(rows));
 }
 
+function peerCaption(peer) {
+  return peer.name + (peer.audio === false ? " (muted)" : "") + (peer.video === false ? " (camera off)" : "");
+}
+
+/** One tile per admitted peer, showing the tracks forwarded for it (`peers` message). */
+export function renderTiles(grid, peers, streamsByMid) {
+  const wanted = new Set(peers.map((p) => p.id));
+  for (const tile of grid.querySelectorAll(".tile.peer")) {
+    if (!wanted.has(tile.dataset.peer)) tile.remove();
+  }
+  for (const peer of peers) {
+    let tile = grid.querySelector(`.tile.peer[data-peer="${CSS.escape(peer.id)}"]`);
+    if (!tile) {
+      tile = document.createElement("figure");
+      tile.className = "tile peer";
+      tile.dataset.peer = peer.id;
+      const video = document.createElement("video");
+      video.autoplay = true;
+      video.playsInline = true;
+      const caption = document.createElement("figcaption");
+      tile.append(video, caption);
+      grid.append(tile);
+    }
+    tile.querySelector("figcaption").textContent = peerCaption(peer);
+    setTileCamera(tile, peer.video !== false, peer.name);
+    const tracks = [];
+    for (const mid of peer.mids) {
+      const stream = streamsByMid.get(mid);
+      if (stream) tracks.push(...stream.getTracks());
+    }
+    tile.dataset.tracks = tracks.map((t) => t.id).join();
+    const video = tile.querySelector("video");
+    const current = video.srcObject ? video.srcObject.getTracks().map((t) => t.id).join() : "";
+    if (current !== tile.dataset.tracks) {
+      video.srcObject = tracks.length ? new MediaStream(tracks) : null;
+    }
+  }
+  layoutGrid(grid);
+}
+
 /** Show the initials instead of a black picture when the tile's camera is off. */
 export function setTileCamera(tile, on, name, label = initials(name)) {
   let badge = tile.querySelector(".initials");

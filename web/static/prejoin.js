@@ -109,3 +109,53 @@ export function cameraHelp(err) {
   return { title: "No camera", reason: `The browser gave no camera (${name || "unknown error"}).`,
     next: where };
 }
+
+/**
+ * The camera and microphone of this page: the preview, the pickers and the meter.
+ * `els`: {preview, wrap, devices, cameraSelect, micSelect, meter}.
+ */
+export class Camera {
+  constructor(els) {
+    this.els = els;
+    this.stream = null;
+    this.meter = null;
+  }
+
+  /** Open the chosen devices (throws what getUserMedia threw: see cameraHelp). */
+  async open() {
+    this.release();
+    const { cameraSelect, micSelect } = this.els;
+    this.stream = await openCamera({ cameraId: cameraSelect.value, micId: micSelect.value });
+    this.els.preview.srcObject = this.stream;
+    this.els.wrap.classList.remove("off");
+    this.els.devices.hidden = false;
+    this.meter = micMeter(this.stream, this.els.meter);
+    await listDevices(cameraSelect, micSelect, this.stream);
+    return this.stream;
+  }
+
+  release() {
+    if (this.meter) { this.meter.stop(); this.meter = null; }
+    if (this.stream) for (const t of this.stream.getTracks()) t.stop();
+    this.stream = null;
+  }
+
+  /** Camera and microphone off (tracks stopped: the browser's indicator goes out). */
+  off() {
+    this.release();
+    this.els.preview.srcObject = null;
+    this.els.wrap.classList.add("off");
+    this.els.devices.hidden = true;
+  }
+
+  /** The check runs on these devices: the choice is fixed from now on. */
+  lockChoice() {
+    this.els.cameraSelect.disabled = true;
+    this.els.micSelect.disabled = true;
+    if (this.meter) this.meter.resume();
+  }
+
+  level() { return this.meter ? this.meter.level() : 0; }
+
+  track(kind) { return this.stream && this.stream.getTracks().find((t) => t.kind === kind); }
+}

@@ -5,12 +5,12 @@
 
 import {
   CONNECT_TIMEOUT_MS, DISCONNECTED_REJOIN_MS, FAILURE_TEXT, PATH_TEXT,
-  candidateLog, failureCause, selectedPath,
+  candidateLog, failureCause, selectedPath, waitForIce,
 } from "./netpath.js";
 import { runFlash, stopFlash } from "./flash.js";
-import { cameraHelp, listDevices, micMeter, openCamera } from "./prejoin.js";
-import { GuidedCheck, refusalText } from "./check.js";
-import { layoutGrid, setTileCamera, watchSpeakers } from "./meeting.js";
+import { Camera, cameraHelp } from "./prejoin.js";
+import { GuidedCheck, VerdictBox, announcer, refusalText } from "./check.js";
+import { layoutGrid, renderTiles, setTileCamera, watchSpeakers } from "./meeting.js";
 
 const app = document.getElementById("app");
 const roomSlug = app.dataset.room;
@@ -30,8 +30,6 @@ const REJOIN_KEY = `videogate.rejoin.${roomSlug}`;
 const AUTOSTART_KEY = `videogate.autostart.${roomSlug}`;
 let ws = null;
 let pc = null;
-let localStream = null;
-let meter = null;
 let checkStarted = false;
 let admitted = false;
 let leaving = false;
@@ -52,61 +50,23 @@ let stopSpeakers = null;
 
 function setStatus(text) { $("status").textContent = text; }
 
-// Screen readers hear each prompt and hint once: the same text is not said twice in a row.
-let lastAnnounced = "";
-function announce(text) {
-  if (!text || text === lastAnnounced) return;
-  lastAnnounced = text;
-  $("announce").textContent = text;
-}
+const announce = announcer($("announce"));
+const camera = new Camera({
+  preview: $("preview"), wrap: $("preview-wrap"), devices: $("devices"),
+  cameraSelect: $("camera-select"), micSelect: $("mic-select"), meter: $("mic-level"),
+});
 
 const check = new GuidedCheck({
   prompt: $("prompt"), promptText: $("prompt-text"), countdown: $("countdown"), hint: $("hint"),
   steps: $("steps"), progress: $("progress"), status: $("status"),
 }, announce);
 
-function clearVerdict() {
-  $("verdict").hidden = true;
-  for (const id of ["verdict-title", "verdict-reason", "verdict-step", "verdict-try",
-    "verdict-next", "verdict-lock", "verdict-contact"]) $(id).textContent = "";
-}
-
-// The verdict is role=alert, and focus moves to it so keyboard users land on the next step.
-function showVerdict(ok, title, reason, next, more = {}) {
-  const box = $("verdict");
-  clearVerdict();
-  box.classList.toggle("ok", ok);
-  $("verdict-title").textContent = title;
-  $("verdict-reason").textContent = reason;
-  $("verdict-step").textContent = more.step || "";
-  $("verdict-try").textContent = more.tryText || "";
-  $("verdict-next").textContent = next;
-  $("verdict-lock").textContent = more.lock || "";
-  $("verdict-contact").textContent = more.contact || "";
-  box.hidden = false;
-  box.focus();
-}
+const verdict = new VerdictBox($("verdict"));
+const clearVerdict = () => verdict.clear();
+const showVerdict = (ok, title, reason, next, more = {}) => verdict.show(ok, title, reason, next, more);
 
 function send(msg) {
   if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
-}
-
-// Candidates gathered by then go in the offer; later ones (a TURN relay over TLS, a
-// slow STUN answer) follow as "candidate" messages (trickle ICE).
-const OFFER_GATHER_MS = 500;
-
-function waitForIce(conn) {
-  if (conn.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      if (conn.iceGatheringState === "complete") {
-        conn.removeEventListener("icegatheringstatechange", done);
-        resolve();
-      }
-    };
-    conn.addEventListener("icegatheringstatechange", done);
-    setTimeout(resolve, OFFER_GATHER_MS);
-  });
 }
 
 async function connectMedia() {
@@ -116,7 +76,7 @@ async function connectMedia() {
   pathReported = null;
   // Read-only hook for diagnostics and the end-to-end tests (getStats()).
   window.__vgpc = pc;
-  for (const track of localStream.getTracks()) pc.addTrack(track, localStream);
+  for (const track of camera.stream.getTracks()) pc.addTrack(track, camera.stream);
   pc.addEventListener("track", (event) => {
     const mid = event.transceiver.mid;
     let stream = streamsByMid.get(mid);
@@ -244,44 +204,8 @@ async function onServerOffer(sdp) {
   send({ type: "answer", sdp: pc.localDescription.sdp });
 }
 
-function peerCaption(peer) {
-  return peer.name + (peer.audio === false ? " (muted)" : "") + (peer.video === false ? " (camera off)" : "");
-}
-
 function renderGrid() {
-  const grid = $("grid");
-  const wanted = new Set(peers.map((p) => p.id));
-  for (const tile of grid.querySelectorAll(".tile.peer")) {
-    if (!wanted.has(tile.dataset.peer)) tile.remove();
-  }
-  for (const peer of peers) {
-    let tile = grid.querySelector(`.tile.peer[data-peer="${CSS.escape(peer.id)}"]`);
-    if (!tile) {
-      tile = document.createElement("figure");
-      tile.className = "tile peer";
-      tile.dataset.peer = peer.id;
-      const video = document.createElement("video");
-      video.autoplay = true;
-      video.playsInline = true;
-      const caption = document.createElement("figcaption");
-      tile.append(video, caption);
-      grid.append(tile);
-    }
-    tile.querySelector("figcaption").textContent = peerCaption(peer);
-    setTileCamera(tile, peer.video !== false, peer.name);
-    const tracks = [];
-    for (const mid of peer.mids) {
-      const stream = streamsByMid.get(mid);
-      if (stream) tracks.push(...stream.getTracks());
-    }
-    tile.dataset.tracks = tracks.map((t) => t.id).join();
-    const video = tile.querySelector("video");
-    const current = video.srcObject ? video.srcObject.getTracks().map((t) => t.id).join() : "";
-    if (current !== tile.dataset.tracks) {
-      video.srcObject = tracks.length ? new MediaStream(tracks) : null;
-    }
-  }
-  layoutGrid(grid);
+  renderTiles($("grid"), peers, streamsByMid);
   $("room-status").textContent = peers.length
     ? `${peers.length} other ${peers.length === 1 ? "person" : "people"} in the room.`
     : "You are the only one here so far.";
@@ -301,9 +225,9 @@ function enterRoom(message) {
   setStatus("");
   document.body.classList.add("in-meeting");
   $("room").hidden = false;
-  $("self-video").srcObject = localStream;
+  $("self-video").srcObject = camera.stream;
   renderGrid();
-  if (!stopSpeakers) stopSpeakers = watchSpeakers($("grid"), () => pc, () => (meter ? meter.level() : 0));
+  if (!stopSpeakers) stopSpeakers = watchSpeakers($("grid"), () => pc, () => camera.level());
   // Focus on the meeting, not on a button a stray Enter would press (Leave).
   $("meeting-title").focus();
 }
@@ -370,7 +294,7 @@ function onMessage(msg) {
       break;
     case "flash":
       // Screen-light challenge: the colours' light on the face must answer in sync.
-      runFlash(msg, { announce: (t) => { setStatus(t); announce(t); }, stream: localStream });
+      runFlash(msg, { announce: (t) => { setStatus(t); announce(t); }, stream: camera.stream });
       break;
     case "state":
       if (msg.state === "checking" || msg.state === "reverifying") {
@@ -478,7 +402,7 @@ function backToLobby(text) {
 }
 
 function currentMediaState() {
-  const tracks = localStream ? localStream.getTracks() : [];
+  const tracks = camera.stream ? camera.stream.getTracks() : [];
   return {
     audio: tracks.filter((t) => t.kind === "audio").every((t) => t.enabled),
     video: tracks.filter((t) => t.kind === "video").every((t) => t.enabled),
@@ -492,12 +416,8 @@ function sendMediaState() {
 
 // A final refusal, a dead link found late, leaving: the camera and microphone go off.
 function stopCamera() {
-  if (meter) { meter.stop(); meter = null; }
-  if (localStream) for (const t of localStream.getTracks()) t.stop();
-  $("preview").srcObject = null;
-  $("preview-wrap").classList.add("off");
+  camera.off();
   $("self-video").srcObject = null;
-  $("devices").hidden = true;
   $("progress").hidden = true;
   showPath("");
   $("start-check").hidden = true;
@@ -529,7 +449,7 @@ async function preview() {
   clearVerdict();
   setStatus("Turning on your camera… your browser may ask for permission.");
   try {
-    localStream = await openCamera({ cameraId: $("camera-select").value, micId: $("mic-select").value });
+    await camera.open();
   } catch (err) {
     const help = cameraHelp(err);
     showVerdict(false, help.title, help.reason, help.next);
@@ -538,12 +458,6 @@ async function preview() {
     $("start").hidden = false;
     return;
   }
-  $("preview").srcObject = localStream;
-  $("preview-wrap").classList.remove("off");
-  $("devices").hidden = false;
-  if (meter) meter.stop();
-  meter = micMeter(localStream, $("mic-level"));
-  await listDevices($("camera-select"), $("mic-select"), localStream);
   setStatus("Put your face in the oval, then press “Start check” when you are ready.");
   $("start-check").hidden = false;
   const auto = sessionStorage.getItem(AUTOSTART_KEY) || window.__vgAutostart === true;
@@ -553,20 +467,16 @@ async function preview() {
 
 // Another camera or microphone chosen before the check: reopen the preview with it.
 async function switchDevice() {
-  if (checkStarted || !localStream) return;
-  for (const t of localStream.getTracks()) t.stop();
-  localStream = null;
+  if (checkStarted || !camera.stream) return;
   await preview();
 }
 
 function beginCheck() {
-  if (checkStarted || !localStream) return;
+  if (checkStarted || !camera.stream) return;
   checkStarted = true;
-  if (meter) meter.resume();
+  camera.lockChoice();
   $("start-check").hidden = true;
   $("progress").hidden = false;
-  $("camera-select").disabled = true;
-  $("mic-select").disabled = true;
   setStatus("Starting the check…");
   announce("Starting the check. Keep your face in the oval.");
   openSocket();
@@ -590,7 +500,7 @@ const CAMERA_NOTE = "Your camera is off. Attendance needs your camera on: while 
   "the organiser sees “camera off” and you may not be counted as present.";
 
 function toggle(kind) {
-  const track = localStream && localStream.getTracks().find((t) => t.kind === kind);
+  const track = camera.track(kind);
   if (!track) return;
   track.enabled = !track.enabled;
   if (kind === "audio") {
