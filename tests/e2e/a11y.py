@@ -1,51 +1,65 @@
-"""Accessibility check of a page state with axe-core, plus a screenshot for review.
+"""Accessibility and layout checks shared by the browser tests (issue 15).
 
-axe-core runs inside the page (the copy bundled by the PyPI package
-``axe-playwright-python``, nothing fetched). A state passes with zero *serious* or
-*critical* violations; the lesser ones are printed. Every call also writes
-``<name>.png`` (full page) under ``VIDEOGATE_SCREENSHOTS`` (default
-``var/screenshots`` in the repository, ignored by git) so a reviewer can look at each
-state the tests reached.
+``assert_accessible(page, name)`` saves a full-page screenshot of the state under the
+screenshot folder (``VIDEOGATE_SCREENSHOTS``, else ``videogate-screenshots`` in the
+temporary directory pytest uses) so a reviewer can look, then runs axe-core in the
+page (bundled by the PyPI package ``axe-playwright-python``: nothing is downloaded)
+and fails on any serious or critical violation, naming each with its elements.
 """
 
 from __future__ import annotations
 
+import getpass
 import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Page
 
-REPO = Path(__file__).resolve().parents[2]
 BLOCKING = ("serious", "critical")
-
-_axe = Axe()
+_AXE = Axe()
 
 
 def screenshot_dir() -> Path:
-    folder = Path(os.environ.get("VIDEOGATE_SCREENSHOTS") or REPO / "var" / "screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    configured = os.environ.get("VIDEOGATE_SCREENSHOTS")
+    if configured:
+        path = Path(configured)
+    else:
+        base = Path(tempfile.gettempdir()) / f"pytest-of-{getpass.getuser()}"
+        path = base / "videogate-screenshots"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
-def _describe(violation: dict[str, Any]) -> str:
-    nodes = violation.get("nodes", [])
-    targets = [" ".join(map(str, n.get("target", []))) for n in nodes[:5]]
-    return f"{violation['id']} ({violation.get('impact')}): {violation.get('help')} at {targets}"
+async def screenshot(page: Page, name: str) -> Path:
+    target = screenshot_dir() / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)}.png"
+    await page.screenshot(path=str(target), full_page=True)
+    return target
 
 
-async def assert_accessible(page: Page, name: str) -> Path:
-    """Screenshot ``page`` as ``name``, then fail on serious/critical axe violations."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "page"
-    shot = screenshot_dir() / f"{safe}.png"
-    await page.screenshot(path=str(shot), full_page=True)
-    results = await _axe.run(page)
-    violations: list[dict[str, Any]] = results.response.get("violations", [])
-    blocking = [v for v in violations if v.get("impact") in BLOCKING]
+def describe(violations: list[dict[str, Any]]) -> str:
+    lines = []
     for v in violations:
-        if v not in blocking:
-            print(f"[axe {name}] minor: {_describe(v)}")
-    assert not blocking, f"axe on {name} ({shot}):\n" + "\n".join(map(_describe, blocking))
-    return shot
+        targets = [", ".join(node.get("target", [])) for node in v.get("nodes", [])][:5]
+        lines.append(f"{v['impact']}: {v['id']} ({v['help']}) at {targets}")
+    return "\n".join(lines)
+
+
+async def assert_accessible(page: Page, name: str) -> None:
+    """Screenshot ``name``, then zero serious or critical axe-core violations."""
+    await screenshot(page, name)
+    results = await _AXE.run(page)
+    violations = [v for v in results.response["violations"] if v["impact"] in BLOCKING]
+    assert not violations, f"{name}: axe-core found\n{describe(violations)}"
+
+
+async def horizontal_overflow(page: Page) -> int:
+    """How many CSS pixels the page is wider than its viewport (0: no sideways scroll)."""
+    width: int = await page.evaluate(
+        "Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)"
+        " - document.documentElement.clientWidth"
+    )
+    return width

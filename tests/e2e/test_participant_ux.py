@@ -17,7 +17,7 @@ from server.devserver import ServerProcess
 from server.fakecam import CHROMIUM_FLAGS, make_y4m
 from server.store.sqlite_rows import _hash_token
 
-from .a11y import assert_accessible
+from .a11y import assert_accessible, horizontal_overflow
 from .conftest import Browsers
 
 pytestmark = pytest.mark.e2e
@@ -56,8 +56,6 @@ IN_VIEW_JS = """
 })
 """
 
-OVERFLOW_JS = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
-
 
 def stills(faces_dir: Path) -> list[Path]:
     return sorted((faces_dir / "videos" / "stills" / "lestari15_subject").glob("*.png"))
@@ -89,7 +87,7 @@ async def spied_page(browsers: Browsers, camera: Path, **kwargs: Any) -> Page:
 async def assert_controls_fit(page: Page, label: str) -> None:
     in_view = await page.evaluate(IN_VIEW_JS, ["mute", "camera", "leave"])
     assert all(in_view), f"{label}: meeting controls not all in the viewport: {in_view}"
-    assert await page.evaluate(OVERFLOW_JS) <= 0, f"{label}: horizontal overflow"
+    assert await horizontal_overflow(page) <= 0, f"{label}: horizontal overflow"
 
 
 async def test_dead_links_are_answered_before_the_camera_is_asked_for(
@@ -154,7 +152,7 @@ async def test_prejoin_then_check_then_meeting_at_phone_and_desktop_size(
     assert "Lestari" not in await page.inner_text("body")  # the room only, before the check
     await page.wait_for_timeout(600)
     assert sockets == [], "the check must wait for Start check"
-    assert await page.evaluate(OVERFLOW_JS) <= 0
+    assert await horizontal_overflow(page) <= 0
     await assert_accessible(page, "participant-prejoin-phone")
 
     await page.click("#start-check")
