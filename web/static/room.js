@@ -330,6 +330,12 @@ function onMessage(msg) {
         : "The host asked you to verify again.");
       announce($("status").textContent);
       break;
+    case "lobby":
+      // The host sent this person back to the lobby, or gave their attempts back (the
+      // owner branch's host decisions): the check can start again from here.
+      backToLobby(msg.message);
+      $("retry").hidden = false;
+      break;
     case "error":
       console.warn("server error", msg.code, msg.message);
       if (msg.fatal) {
