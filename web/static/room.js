@@ -380,6 +380,7 @@ function openSocket() {
       exitRoom("The connection to the server is lost.");
     } else {
       setStatus("Connection to the server closed. Reload the page to try again.");
+      announce($("status").textContent);
     }
   });
 }
