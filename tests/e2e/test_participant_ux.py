@@ -291,3 +291,38 @@ async def test_quality_hints_are_short_and_stay_until_fixed(
     # Said once, though sent four times; shown while it lasts; gone once fixed.
     assert said["spoken"] == ["More light, please: light in front of you"]
     assert said["held"].startswith("More light") and said["cleared"] is True
+
+
+def set_room_policy(server: ServerProcess, room: str, policy: str) -> None:
+    with sqlite3.connect(server.data_dir / "videogate.sqlite3", timeout=10) as db:
+        done = db.execute("UPDATE rooms SET liveness_policy=? WHERE name=?", (policy, room))
+        assert done.rowcount == 1
+
+
+async def test_guided_check_shows_the_step_and_a_refusal_names_it(
+    server_process: ServerProcess,
+    browsers: Browsers,
+    faces_dir: Path,
+    y4m_dir: Path,
+    lestari_link: str,
+) -> None:
+    # The enrolled face as a still picture: recognised, but it cannot do any prompt,
+    # so the first step runs out (a deterministic liveness refusal at step 1).
+    still = make_y4m(stills(faces_dir)[0], y4m_dir / "lestari_still.y4m")
+    set_room_policy(server_process, "UX Room", "active")
+    try:
+        page = await spied_page(browsers, still)
+        await page.goto(lestari_link)
+        await page.click("#start-check")
+        await page.wait_for_selector("#prompt:not([hidden])", timeout=ADMIT_TIMEOUT_MS)
+        countdown = await page.inner_text("#countdown")
+        assert countdown.endswith(" s") and countdown[:-2].isdigit(), countdown
+        assert await page.locator("#steps li.current").count() == 1
+        assert (await page.inner_text("#announce")).startswith("Step 1 of ")
+        await assert_accessible(page, "participant-check-prompt")
+        await page.wait_for_selector("#verdict:not([hidden])", timeout=ADMIT_TIMEOUT_MS)
+        text = await page.inner_text("#verdict")
+        assert "Stopped at step 1 of " in text and "What to try: Do each prompt" in text, text
+        assert await page.is_hidden("#prompt") and await page.is_hidden("#steps")
+    finally:
+        set_room_policy(server_process, "UX Room", "off")
