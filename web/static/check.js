@@ -197,11 +197,14 @@ export function refusalText(msg, prompt, cfg) {
 /** Screen readers hear each prompt and hint once: the same text is not said twice in a row. */
 export function announcer(region) {
   let last = "";
-  return (text) => {
+  const say = (text) => {
     if (!text || text === last) return;
     last = text;
     region.textContent = text;
   };
+  // After a verdict the same words start a new attempt: they may be said again.
+  say.reset = () => { last = ""; };
+  return say;
 }
 
 const VERDICT_PARTS = ["title", "reason", "step", "tryText", "next", "lock", "contact"];

@@ -245,6 +245,7 @@ window.__vgtimes = {};
 
 function onVerdict(msg) {
   stopFlash();
+  announce.reset();
   const prompt = check.lastPrompt();
   check.reset();
   if (msg.admitted) {
