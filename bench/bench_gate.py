@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from server.devserver import free_port, run_server  # noqa: E402
-from server.fakecam import CHROMIUM, chromium_args, make_y4m  # noqa: E402
+from server.fakecam import AUTOSTART_SCRIPT, CHROMIUM, chromium_args, make_y4m  # noqa: E402
 from server.rtc.peer import create_peer_connection  # noqa: E402
 
 DATA = Path(os.environ.get("VIDEOGATE_TEST_DATA", REPO.parent / "shared" / "data")) / "faces"
@@ -127,6 +127,7 @@ async def measure(runs: int, workdir: Path) -> dict[str, Any]:
             try:
                 for _ in range(runs):
                     page = await browser.new_page()
+                    await page.add_init_script(AUTOSTART_SCRIPT)  # no "Start check" wait
                     await page.goto(link)
                     await page.wait_for_selector("#room:not([hidden])", timeout=60_000)
                     times = await page.evaluate("window.__vgtimes")

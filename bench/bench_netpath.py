@@ -39,7 +39,7 @@ from playwright.async_api import async_playwright
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from server.fakecam import CHROMIUM, chromium_args, make_y4m  # noqa: E402
+from server.fakecam import AUTOSTART_SCRIPT, CHROMIUM, chromium_args, make_y4m  # noqa: E402
 from tests.net.netns import SERVER_PUBLIC, probe_namespaces  # noqa: E402
 from tests.net.world import (  # noqa: E402
     GateServers,
@@ -62,6 +62,7 @@ CONDITIONS: dict[str, tuple[float, float]] = {
 
 async def one_join(browser: Any, url: str) -> dict[str, Any]:
     page = await browser.new_page()
+    await page.add_init_script(AUTOSTART_SCRIPT)  # past the pre-join screen
     try:
         await page.goto(url)
         deadline = time.monotonic() + 60

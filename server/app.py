@@ -17,9 +17,10 @@ from .face.engine import FaceEngine
 from .hub import Hub
 from .metrics import metrics
 from .owner import setup_owner
+from .prejoin import link_state
 from .report.http import WELL_KNOWN_PATH, signing_key
 from .state import HUB, SETTINGS
-from .store import Repository, StoreError, open_store
+from .store import Repository, open_store
 from .ws import client_ip, websocket
 
 __all__ = ["HUB", "SETTINGS", "client_ip", "create_app"]
@@ -81,16 +82,16 @@ async def index(_request: web.Request) -> dict[str, object]:
 async def room_page(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB]
     link = request.match_info["slug"]
-    try:
-        room = hub.store.room_by_link(link)
-    except StoreError:
-        return aiohttp_jinja2.render_template(
-            "error.html",
-            request,
-            {"title": "Room not found", "message": "Check the link you were given."},
-            status=404,
+    # Dead links are answered here, before the page asks for the camera (pre-join).
+    state = link_state(hub.store, hub.lockout, link, request.query.get("invite"))
+    if not state.ok or state.room is None:
+        response = aiohttp_jinja2.render_template(
+            "link_dead.html", request, {"state": state}, status=state.status
         )
-    response = aiohttp_jinja2.render_template("room.html", request, {"room": room, "link": link})
+        response.headers["Cache-Control"] = "no-store"
+        return response
+    context = {"room": state.room, "link": link, "gate": request.app[SETTINGS].gate}
+    response = aiohttp_jinja2.render_template("room.html", request, context)
     # The invite token is in the query string: keep it out of Referer headers and caches.
     response.headers["Cache-Control"] = "no-store"
     if hub.devices.verify(request.cookies.get(DEVICE_COOKIE)) is None:

@@ -34,6 +34,11 @@ CHROMIUM_FLAGS = (
     "--allow-loopback-in-peer-connection",
 )
 
+# The room page waits on its pre-join screen until the person presses "Start check";
+# an automated participant (tests, benchmarks) starts at once. Give it to Playwright's
+# ``page.add_init_script`` (or ``context.add_init_script``) before opening the link.
+AUTOSTART_SCRIPT = "window.__vgAutostart = true;"
+
 PAD_TO_VGA = (
     "scale=640:480:force_original_aspect_ratio=decrease,pad=640:480:(ow-iw)/2:(oh-ih)/2,fps=15"
 )

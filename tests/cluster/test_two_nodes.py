@@ -240,7 +240,7 @@ async def test_the_page_follows_a_redirect_to_the_rooms_node(
     """web/static/room.js in Chromium: the page is served by B, the room lives on A."""
     from playwright.async_api import async_playwright
 
-    from server.fakecam import CHROMIUM, chromium_args, make_y4m
+    from server.fakecam import AUTOSTART_SCRIPT, CHROMIUM, chromium_args, make_y4m
 
     videos = faces_dir / "videos"
     d9 = png_of_frame(videos / "liveportrait_d9.mp4", 0.5)
@@ -257,6 +257,7 @@ async def test_the_page_follows_a_redirect_to_the_rooms_node(
             )
             try:
                 page = await browser.new_page()
+                await page.add_init_script(AUTOSTART_SCRIPT)  # past the pre-join screen
                 page.on("websocket", lambda ws: sockets.append(ws.url))
                 await page.goto(
                     f"{cluster.b.base_url}/r/{got.link}?invite={got.invites['Lestari']}"

@@ -10,7 +10,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from server.devserver import ServerProcess, run_server
-from server.fakecam import CHROMIUM, chromium_args
+from server.fakecam import AUTOSTART_SCRIPT, CHROMIUM, chromium_args
 
 
 def _require_tools() -> None:
@@ -45,15 +45,21 @@ class Browsers:
         self._browsers: list[Browser] = []
         self._pw: object | None = None
 
-    async def page(self, camera: Path) -> Page:
+    async def page(
+        self, camera: Path, *, autostart: bool = True, args: tuple[str, ...] | None = None
+    ) -> Page:
+        """``autostart``: go past the pre-join screen at once (tests of the pre-join
+        itself press "Start check"); ``args`` replace the Chromium flags."""
         assert self._pw is not None
         browser = await self._pw.chromium.launch(  # type: ignore[attr-defined]
             executable_path=CHROMIUM,
             headless=True,
-            args=chromium_args(camera),
+            args=list(args) if args is not None else chromium_args(camera),
         )
         self._browsers.append(browser)
         page: Page = await browser.new_page()
+        if autostart:
+            await page.add_init_script(AUTOSTART_SCRIPT)
         page.on("console", lambda msg: print(f"[browser {msg.type}] {msg.text}"))
         return page
 

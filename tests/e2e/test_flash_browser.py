@@ -95,7 +95,7 @@ async def test_a_recorded_clip_does_not_answer_the_flashes(
     page = await browsers.page(make_y4m(clip, y4m_dir / "liveportrait_d10.y4m"))
     messages = record_server_messages(page)
     await page.goto(link)
-    assert "flash colours" in (await page.text_content(".steps") or "")
+    assert "flash colours" in (await page.text_content("#flash-notice") or "")
     await page.wait_for_selector(".flash-overlay", state="attached", timeout=60_000)
     await page.wait_for_selector("#verdict:not([hidden])", timeout=60_000)
     flashes = [m for m in messages if m["type"] == "flash"]

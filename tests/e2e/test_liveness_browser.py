@@ -38,6 +38,27 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
         yield server
 
 
+# What the guided check showed and said: live-region texts in order, the most steps
+# ticked at once, and a countdown seen on the prompt.
+GUIDE_SPY = """
+window.__guide = { said: [], ticks: 0, countdown: "" };
+document.addEventListener("DOMContentLoaded", () => {
+  const g = window.__guide;
+  const live = document.getElementById("announce");
+  // Every write to the live region, repeats included: a repeat would be said again.
+  new MutationObserver(() => g.said.push(live.textContent)).observe(live, { subtree: true,
+    childList: true, characterData: true });
+  const seen = () => {
+    g.ticks = Math.max(g.ticks, document.querySelectorAll("#steps li.done").length);
+    const count = document.getElementById("countdown").textContent;
+    if (count) g.countdown = count;
+  };
+  new MutationObserver(seen).observe(document.body, { subtree: true, childList: true,
+    characterData: true, attributes: true });
+});
+"""
+
+
 def record_server_messages(page: Page) -> list[dict[str, Any]]:
     """Every message the server sends this page over its websocket."""
     seen: list[dict[str, Any]] = []
@@ -59,6 +80,7 @@ async def test_bona_fide_clip_passes_seeded_challenge_in_chromium(
     clip = faces_dir / "videos" / "sadtalker_aoc.mp4"
     link = live_server.enrol("Live Room", "AOC", save_frame(clip, 0.5, tmp_path / "aoc.png"))
     page = await browsers.page(make_y4m(clip, y4m_dir / "sadtalker_aoc.y4m"))
+    await page.add_init_script(GUIDE_SPY)
     messages = record_server_messages(page)
     await page.goto(link)
     try:
@@ -71,5 +93,13 @@ async def test_bona_fide_clip_passes_seeded_challenge_in_chromium(
     assert await page.is_hidden("#lobby")
     actions = [m["action"] for m in messages if m["type"] == "prompt" and m.get("action")]
     assert actions == ["open_mouth", "smile"]
+    # The guided check: each prompt said once in the live region, a countdown shown, a
+    # tick per passed step (issue 15).
+    guide = await page.evaluate("window.__guide")
+    said = guide["said"]
+    assert any(t.startswith("Step 1 of 2: Open your mouth") for t in said), said
+    assert any(t.startswith("Step 2 of 2: Smile") for t in said), said
+    assert all(a != b for a, b in zip(said, said[1:], strict=False)), said
+    assert guide["ticks"] == 2 and guide["countdown"].endswith(" s"), guide
     states = [m["state"] for m in messages if m["type"] == "state"]
     assert states[:3] == ["checking", "challenge", "admitted"]

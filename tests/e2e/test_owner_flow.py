@@ -17,7 +17,7 @@ import pytest
 from playwright.async_api import Page, async_playwright
 
 from server.devserver import REPO, free_port
-from server.fakecam import CHROMIUM, CHROMIUM_FLAGS, make_y4m
+from server.fakecam import AUTOSTART_SCRIPT, CHROMIUM, CHROMIUM_FLAGS, make_y4m
 
 from .conftest import _require_tools
 
@@ -165,6 +165,7 @@ async def test_owner_signs_up_enrols_invites_and_the_link_admits(
             await owner.goto(room_url)
             await owner.wait_for_selector("#live-status:has-text('live')")
             guest = await guest_browser.new_page()
+            await guest.add_init_script(AUTOSTART_SCRIPT)  # past the pre-join screen
             log_console(guest, "guest")
             await guest.goto(copied)
             try:

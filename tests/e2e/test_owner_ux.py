@@ -18,7 +18,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from server.devserver import ServerProcess
-from server.fakecam import CHROMIUM, CHROMIUM_FLAGS, make_y4m
+from server.fakecam import AUTOSTART_SCRIPT, CHROMIUM, CHROMIUM_FLAGS, make_y4m
 
 from .a11y import assert_accessible, horizontal_overflow
 
@@ -174,6 +174,7 @@ async def test_host_lets_a_refused_person_in_then_sends_them_back(
             await owner.goto(room_url)
             await owner.wait_for_selector("#live-status:has-text('live')")
             guest = await guest_browser.new_page()
+            await guest.add_init_script(AUTOSTART_SCRIPT)  # past the pre-join screen
             await guest.goto(link)
             # Someone else holds Lestari's link: refused, may try again; the name of the
             # invitee is not shown to them.

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from server.fakecam import CHROMIUM, chromium_args, make_y4m
+from server.fakecam import AUTOSTART_SCRIPT, CHROMIUM, chromium_args, make_y4m
 
 from .netns import SERVER_PUBLIC
 from .world import Enrolled, GateServers, Net, audit, health, server_udp_sockets, wait_for
@@ -43,6 +43,7 @@ async def client_browser(net: Net, faces_dir: Path, tmp_path: Path) -> AsyncIter
         )
         try:
             page = await browser.new_page()
+            await page.add_init_script(AUTOSTART_SCRIPT)
             page.on("console", lambda msg: print(f"[browser {msg.type}] {msg.text}"))
             yield page
         finally:

@@ -27,6 +27,24 @@ export const FAILURE_TEXT = {
     "network; if it keeps failing, tell the organiser (the server's media ports may be closed).",
 };
 
+// Candidates gathered by then go in the offer; later ones (a TURN relay over TLS, a
+// slow STUN answer) follow as "candidate" messages (trickle ICE).
+export const OFFER_GATHER_MS = 500;
+
+export function waitForIce(conn) {
+  if (conn.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      if (conn.iceGatheringState === "complete") {
+        conn.removeEventListener("icegatheringstatechange", done);
+        resolve();
+      }
+    };
+    conn.addEventListener("icegatheringstatechange", done);
+    setTimeout(resolve, OFFER_GATHER_MS);
+  });
+}
+
 // Remember every local candidate the browser gathers (type, address): after a
 // failure they tell a relay that never answered from checks that found no path.
 export function candidateLog(pc) {

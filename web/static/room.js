@@ -1,22 +1,36 @@
-// videogate participant client: lobby (camera, prompts, verdict) then the room grid.
-// Protocol: docs/protocol.md. No build step; an ES module served as is.
+// videogate participant client: pre-join (preview, devices), the guided check (prompts,
+// hints, verdict), then the meeting view. Protocol: docs/protocol.md. No build step; an
+// ES module served as is. The dead-link answer is rendered by the server (server/prejoin.py):
+// this script only runs for a link that can be used.
 
 import {
   CONNECT_TIMEOUT_MS, DISCONNECTED_REJOIN_MS, FAILURE_TEXT, PATH_TEXT,
-  candidateLog, failureCause, selectedPath,
+  candidateLog, failureCause, selectedPath, waitForIce,
 } from "./netpath.js";
 import { runFlash, stopFlash } from "./flash.js";
+import { Camera, cameraHelp } from "./prejoin.js";
+import { GuidedCheck, VerdictBox, announcer, refusalText } from "./check.js";
+import { layoutGrid, renderTiles, setTileCamera, watchSpeakers } from "./meeting.js";
 
 const app = document.getElementById("app");
 const roomSlug = app.dataset.room;
 const params = new URLSearchParams(location.search);
 const invite = params.get("invite");
 const $ = (id) => document.getElementById(id);
+const CFG = {
+  roomName: app.dataset.roomName,
+  lockFailures: app.dataset.lockFailures,
+  lockWindowMin: app.dataset.lockWindowMin,
+  lockMin: app.dataset.lockMin,
+};
 
 const REJOIN_KEY = `videogate.rejoin.${roomSlug}`;
+// Set before a reload that should go straight on with the check ("Try again" after a
+// network failure, "Rejoin"): the person already pressed a button for it.
+const AUTOSTART_KEY = `videogate.autostart.${roomSlug}`;
 let ws = null;
 let pc = null;
-let localStream = null;
+let checkStarted = false;
 let admitted = false;
 let leaving = false;
 let peers = [];
@@ -32,48 +46,27 @@ let disconnectTimer = null;
 let offerSentAt = 0;
 let pathReported = null;
 let reloadOnStart = false;
+let stopSpeakers = null;
 
 function setStatus(text) { $("status").textContent = text; }
 
-function showVerdict(ok, title, reason, next) {
-  const box = $("verdict");
-  box.hidden = false;
-  box.classList.toggle("ok", ok);
-  $("verdict-title").textContent = title;
-  $("verdict-reason").textContent = reason;
-  $("verdict-next").textContent = next;
-}
+const announce = announcer($("announce"));
+const camera = new Camera({
+  preview: $("preview"), wrap: $("preview-wrap"), devices: $("devices"),
+  cameraSelect: $("camera-select"), micSelect: $("mic-select"), meter: $("mic-level"),
+});
+
+const check = new GuidedCheck({
+  prompt: $("prompt"), promptText: $("prompt-text"), countdown: $("countdown"), hint: $("hint"),
+  steps: $("steps"), progress: $("progress"), status: $("status"),
+}, announce);
+
+const verdict = new VerdictBox($("verdict"));
+const clearVerdict = () => verdict.clear();
+const showVerdict = (ok, title, reason, next, more = {}) => verdict.show(ok, title, reason, next, more);
 
 function send(msg) {
   if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
-}
-
-async function openCamera() {
-  const video = { width: { ideal: 640 }, height: { ideal: 480 } };
-  try {
-    return await navigator.mediaDevices.getUserMedia({ video, audio: true });
-  } catch (err) {
-    // No microphone is not a reason to refuse entry: carry on with video only.
-    return await navigator.mediaDevices.getUserMedia({ video, audio: false });
-  }
-}
-
-// Candidates gathered by then go in the offer; later ones (a TURN relay over TLS, a
-// slow STUN answer) follow as "candidate" messages (trickle ICE).
-const OFFER_GATHER_MS = 500;
-
-function waitForIce(conn) {
-  if (conn.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      if (conn.iceGatheringState === "complete") {
-        conn.removeEventListener("icegatheringstatechange", done);
-        resolve();
-      }
-    };
-    conn.addEventListener("icegatheringstatechange", done);
-    setTimeout(resolve, OFFER_GATHER_MS);
-  });
 }
 
 async function connectMedia() {
@@ -83,7 +76,7 @@ async function connectMedia() {
   pathReported = null;
   // Read-only hook for diagnostics and the end-to-end tests (getStats()).
   window.__vgpc = pc;
-  for (const track of localStream.getTracks()) pc.addTrack(track, localStream);
+  for (const track of camera.stream.getTracks()) pc.addTrack(track, camera.stream);
   pc.addEventListener("track", (event) => {
     const mid = event.transceiver.mid;
     let stream = streamsByMid.get(mid);
@@ -171,6 +164,7 @@ function connectTimedOut(conn) {
   clearTimeout(connectTimer);
   const cause = failureCause(iceServers, gathered);
   send({ type: "netinfo", state: "failed", cause, elapsed_ms: elapsedMs() });
+  check.reset();
   showVerdict(false, "Cannot connect", FAILURE_TEXT[cause], "Then press “Try again”.");
   showPath("No network path to the video server.");
   $("app").dataset.netpath = "failed";
@@ -211,60 +205,64 @@ async function onServerOffer(sdp) {
 }
 
 function renderGrid() {
-  const grid = $("grid");
-  const wanted = new Set(peers.map((p) => p.id));
-  for (const tile of grid.querySelectorAll(".tile.peer")) {
-    if (!wanted.has(tile.dataset.peer)) tile.remove();
-  }
-  for (const peer of peers) {
-    let tile = grid.querySelector(`.tile.peer[data-peer="${CSS.escape(peer.id)}"]`);
-    if (!tile) {
-      tile = document.createElement("figure");
-      tile.className = "tile peer";
-      tile.dataset.peer = peer.id;
-      const video = document.createElement("video");
-      video.autoplay = true;
-      video.playsInline = true;
-      const caption = document.createElement("figcaption");
-      tile.append(video, caption);
-      grid.append(tile);
-    }
-    tile.querySelector("figcaption").textContent =
-      peer.name + (peer.audio === false ? " (muted)" : "") + (peer.video === false ? " (camera off)" : "");
-    const tracks = [];
-    for (const mid of peer.mids) {
-      const stream = streamsByMid.get(mid);
-      if (stream) tracks.push(...stream.getTracks());
-    }
-    const video = tile.querySelector("video");
-    const current = video.srcObject ? video.srcObject.getTracks().map((t) => t.id).join() : "";
-    if (current !== tracks.map((t) => t.id).join()) {
-      video.srcObject = tracks.length ? new MediaStream(tracks) : null;
-    }
-  }
+  renderTiles($("grid"), peers, streamsByMid);
   $("room-status").textContent = peers.length
     ? `${peers.length} other ${peers.length === 1 ? "person" : "people"} in the room.`
     : "You are the only one here so far.";
 }
+
+window.addEventListener("resize", () => { if (admitted) layoutGrid($("grid")); });
 
 function enterRoom(message) {
   admitted = true;
   $("room-welcome").textContent = message ? `Verified. ${message}` : "";
   reconnects = 0;
   // The lobby is done: no stale hint, progress or verdict is left behind it.
+  check.reset();
+  clearVerdict();
   $("lobby").hidden = true;
-  $("verdict").hidden = true;
-  $("prompt").hidden = true;
-  $("progress").value = 0;
+  $("left").hidden = true;
   setStatus("");
+  document.body.classList.add("in-meeting");
   $("room").hidden = false;
-  $("self-video").srcObject = localStream;
+  $("self-video").srcObject = camera.stream;
   renderGrid();
+  if (!stopSpeakers) stopSpeakers = watchSpeakers($("grid"), () => pc, () => camera.level());
+  // Focus on the meeting, not on a button a stray Enter would press (Leave).
+  $("meeting-title").focus();
+}
+
+function leaveMeetingView() {
+  document.body.classList.remove("in-meeting");
+  $("room").hidden = true;
+  $("room-welcome").textContent = "";
+  if (stopSpeakers) { stopSpeakers(); stopSpeakers = null; }
 }
 
 // Milliseconds since navigation start when the gate first saw a frame and decided;
 // read by bench/bench_gate.py.
 window.__vgtimes = {};
+
+function onVerdict(msg) {
+  stopFlash();
+  announce.reset();
+  const prompt = check.lastPrompt();
+  check.reset();
+  if (msg.admitted) {
+    enterRoom(msg.message);
+    sendMediaState();  // a rejoined session tells the others its mute/camera state again
+    return;
+  }
+  if (admitted && msg.final) {
+    exitRoom("Removed from the room: " + msg.message);
+    return;
+  }
+  const text = refusalText(msg, prompt, CFG);
+  if (msg.final) stopCamera();
+  showVerdict(false, text.title, text.reason, text.next, text);
+  $("retry").hidden = msg.final;
+  setStatus(msg.final ? "Entry refused." : "Press “Try again” when ready.");
+}
 
 function onMessage(msg) {
   if (msg.type === "state" && msg.state === "checking" && !window.__vgtimes.checking) {
@@ -274,7 +272,7 @@ function onMessage(msg) {
     window.__vgtimes.verdict = performance.now();
   }
   switch (msg.type) {
-    case "welcome":
+    case "welcome": {
       if (msg.rejoin) sessionStorage.setItem(REJOIN_KEY, msg.rejoin);
       const resumeRefused = admitted && !msg.resumed;
       if (resumeRefused) {
@@ -283,56 +281,32 @@ function onMessage(msg) {
       }
       iceServers = Array.isArray(msg.ice_servers) ? msg.ice_servers : [];
       connectMedia().catch((err) => setStatus("Could not connect media: " + err.message));
-      $("who").textContent = msg.person
-        ? `Joining ${msg.room} as ${msg.person}.`
-        : `Joining ${msg.room}.`;
-      $("self-name").textContent = msg.person || "You";
-      if (!resumeRefused) setStatus("Connecting your camera to the gate…");
-      break;
-    case "progress": {
-      $("progress").max = msg.required;
-      $("progress").value = msg.frames;
-      setStatus(msg.message || `Checking… ${msg.frames} of ${msg.required}`);
+      // The invitee's name is not shown before the check passes (a stranger may hold
+      // the link); the own tile is "You".
+      if (!resumeRefused) setStatus("Connecting your camera to the check…");
       break;
     }
-    case "prompt": {
-      // Liveness challenge: one action at a time, "Step 1 of 3", with its time limit.
-      $("prompt").hidden = !msg.text;
-      const step = msg.steps && msg.action ? `Step ${msg.step} of ${msg.steps}: ` : "";
-      const limit = msg.time_limit_s ? ` (${Math.round(msg.time_limit_s)} s)` : "";
-      $("prompt").textContent = msg.text ? `${step}${msg.text}${limit}` : "";
-      if (msg.steps) {
-        $("progress").max = msg.steps;
-        $("progress").value = Math.max(0, (msg.step || 1) - 1);
-      }
+    case "progress":
+      check.progress(msg);
       break;
-    }
+    case "prompt":
+      // Liveness challenge: one action at a time, with its countdown.
+      check.prompt(msg);
+      break;
     case "flash":
       // Screen-light challenge: the colours' light on the face must answer in sync.
-      runFlash(msg, { announce: setStatus, stream: localStream });
+      runFlash(msg, { announce: (t) => { setStatus(t); announce(t); }, stream: camera.stream });
       break;
     case "state":
       if (msg.state === "checking" || msg.state === "reverifying") {
-        $("verdict").hidden = true;
+        clearVerdict();
         $("retry").hidden = true;
         setStatus("Checking… look at the camera.");
+        announce("Checking. Look at the camera.");
       }
       break;
     case "verdict":
-      stopFlash();
-      $("prompt").hidden = true;
-      if (msg.admitted) {
-        enterRoom(msg.message);
-        sendMediaState();  // a rejoined session tells the others its mute/camera state again
-      } else {
-        const next = msg.final
-          ? "No attempts left for this visit."
-          : `${msg.attempts_left} attempt${msg.attempts_left === 1 ? "" : "s"} left.`;
-        showVerdict(false, "Not admitted", msg.message, next);
-        $("retry").hidden = msg.final;
-        setStatus(msg.final ? "Entry refused." : "Press “Try again” when ready.");
-        if (admitted && msg.final) { exitRoom("Removed from the room: " + msg.message); }
-      }
+      onVerdict(msg);
       break;
     case "offer":
       onServerOffer(msg.sdp).catch((err) => console.error("renegotiation failed", err));
@@ -345,14 +319,23 @@ function onMessage(msg) {
       renderGrid();
       break;
     case "reverify":
-      $("room").hidden = true;
+      leaveMeetingView();
       $("lobby").hidden = false;
-      $("verdict").hidden = true;
+      clearVerdict();
       $("retry").hidden = true;
+      check.reset();
+      $("progress").hidden = false;
       // The lobby's preview and prompt overlay serve the re-verification challenge.
       setStatus(msg.paused
         ? "The host asked you to verify again. The others do not see or hear you until you pass."
         : "The host asked you to verify again.");
+      announce($("status").textContent);
+      break;
+    case "lobby":
+      // The host sent this person back to the lobby, or gave their attempts back (the
+      // owner branch's host decisions): the check can start again from here.
+      backToLobby(msg.message);
+      $("retry").hidden = false;
       break;
     case "lobby":
       // The host sent this person back to the lobby, or gave their attempts back.
@@ -362,8 +345,13 @@ function onMessage(msg) {
     case "error":
       console.warn("server error", msg.code, msg.message);
       if (msg.fatal) {
-        showVerdict(false, "Cannot join", msg.message, "");
+        check.reset();
+        if (admitted) { exitRoom(msg.message); break; }
+        stopCamera();
+        showVerdict(false, "Cannot join", msg.message, "Your camera is now off.",
+          { contact: `Need help? Contact the organiser of ${CFG.roomName}, the person who sent you this link.` });
         $("start").hidden = true;
+        $("retry").hidden = true;
       }
       break;
     case "bye":
@@ -414,9 +402,10 @@ function openSocket() {
       setTimeout(openSocket, RECONNECT_DELAYS_MS[reconnects]);
       reconnects += 1;
     } else if (admitted) {
-      exitRoom("The connection to the server is lost. Reload the page to join again.");
+      exitRoom("The connection to the server is lost.");
     } else {
       setStatus("Connection to the server closed. Reload the page to try again.");
+      announce($("status").textContent);
     }
   });
 }
@@ -434,15 +423,18 @@ function backToLobby(text) {
   admitted = false;
   peers = [];
   renderGrid();
-  $("room").hidden = true;
+  leaveMeetingView();
   $("lobby").hidden = false;
-  $("verdict").hidden = true;
+  clearVerdict();
   $("retry").hidden = true;
+  check.reset();
+  $("progress").hidden = false;
   setStatus(text);
+  announce(text);
 }
 
 function currentMediaState() {
-  const tracks = localStream ? localStream.getTracks() : [];
+  const tracks = camera.stream ? camera.stream.getTracks() : [];
   return {
     audio: tracks.filter((t) => t.kind === "audio").every((t) => t.enabled),
     video: tracks.filter((t) => t.kind === "video").every((t) => t.enabled),
@@ -454,63 +446,122 @@ function sendMediaState() {
   if (!state.audio || !state.video) send({ type: "media", ...state });
 }
 
-function exitRoom(text) {
-  leaving = true;
-  send({ type: "leave" });
-  if (ws) ws.close();
+// A final refusal, a dead link found late, leaving: the camera and microphone go off.
+function stopCamera() {
+  camera.off();
+  $("self-video").srcObject = null;
+  $("progress").hidden = true;
+  showPath("");
+  $("start-check").hidden = true;
   resetPeerConnection();
-  if (localStream) for (const t of localStream.getTracks()) t.stop();
-  $("room").hidden = true;
-  $("lobby").hidden = false;
-  $("start").hidden = true;
-  $("retry").hidden = true;
-  setStatus(text);
 }
 
-// Opening the room link is the request to join: the camera starts at once (the
-// browser asks for permission first). The button only appears when that fails.
-async function start() {
+function exitRoom(text) {
+  leaving = true;
+  admitted = false;
+  send({ type: "leave" });
+  if (ws) ws.close();
+  stopCamera();
+  leaveMeetingView();
+  $("lobby").hidden = true;
+  $("left-reason").textContent = text;
+  $("left").hidden = false;
+  $("left-title").focus();
+}
+
+// The pre-join screen: the camera starts for the preview (the browser asks first);
+// nothing goes to the server until "Start check".
+async function preview() {
   if (reloadOnStart) {
+    sessionStorage.setItem(AUTOSTART_KEY, "1");
     location.reload();
     return;
   }
   $("start").hidden = true;
-  $("verdict").hidden = true;
-  setStatus("Turning on your camera…");
+  clearVerdict();
+  setStatus("Turning on your camera… your browser may ask for permission.");
   try {
-    localStream = await openCamera();
+    await camera.open();
   } catch (err) {
-    showVerdict(false, "No camera", "The browser gave no camera: " + err.message,
-      "Allow camera access, then press the button.");
-    $("start").textContent = "Turn on camera";
+    const help = cameraHelp(err);
+    showVerdict(false, help.title, help.reason, help.next);
+    setStatus("The camera is needed for the check.");
+    $("start").textContent = "Try camera again";
     $("start").hidden = false;
     return;
   }
-  $("preview").srcObject = localStream;
+  setStatus("Put your face in the oval, then press “Start check” when you are ready.");
+  $("start-check").hidden = false;
+  const auto = sessionStorage.getItem(AUTOSTART_KEY) || window.__vgAutostart === true;
+  sessionStorage.removeItem(AUTOSTART_KEY);
+  if (auto) beginCheck();
+}
+
+// Another camera or microphone chosen before the check: reopen the preview with it.
+async function switchDevice() {
+  if (checkStarted || !camera.stream) return;
+  await preview();
+}
+
+function beginCheck() {
+  if (checkStarted || !camera.stream) return;
+  checkStarted = true;
+  camera.lockChoice();
+  $("start-check").hidden = true;
+  $("progress").hidden = false;
+  setStatus("Starting the check…");
+  announce("Starting the check. Keep your face in the oval.");
   openSocket();
 }
 
-$("start").addEventListener("click", start);
-start();
+$("start").addEventListener("click", preview);
+$("start-check").addEventListener("click", beginCheck);
+$("camera-select").addEventListener("change", switchDevice);
+$("mic-select").addEventListener("change", switchDevice);
+preview();
 
 $("retry").addEventListener("click", () => {
   $("retry").hidden = true;
-  $("verdict").hidden = true;
+  clearVerdict();
+  check.reset();
+  setStatus("Checking… look at the camera.");
   send({ type: "ready" });
 });
 
-function toggle(button, kind, offLabel, onLabel) {
-  const track = localStream && localStream.getTracks().find((t) => t.kind === kind);
+const CAMERA_NOTE = "Your camera is off. Attendance needs your camera on: while it is off, " +
+  "the organiser sees “camera off” and you may not be counted as present.";
+
+function toggle(kind) {
+  const track = camera.track(kind);
   if (!track) return;
   track.enabled = !track.enabled;
-  button.setAttribute("aria-pressed", String(!track.enabled));
-  button.textContent = track.enabled ? offLabel : onLabel;
+  if (kind === "audio") {
+    $("mute").textContent = track.enabled ? "Mute" : "Unmute";
+    $("mute").classList.toggle("off", !track.enabled);
+  } else {
+    $("camera").textContent = track.enabled ? "Stop camera" : "Start camera";
+    $("camera").classList.toggle("off", !track.enabled);
+    $("camera-note").textContent = track.enabled ? "" : CAMERA_NOTE;
+    $("camera-note").hidden = track.enabled;
+    setTileCamera(document.querySelector(".tile.self"), track.enabled, "You", "You");
+    layoutGrid($("grid"));
+  }
   send({ type: "media", ...currentMediaState() });
 }
 
-$("mute").addEventListener("click", (e) => toggle(e.currentTarget, "audio", "Mute", "Unmute"));
-$("camera").addEventListener("click", (e) => toggle(e.currentTarget, "video", "Camera off", "Camera on"));
+$("mute").addEventListener("click", () => toggle("audio"));
+$("camera").addEventListener("click", () => toggle("video"));
 $("leave").addEventListener("click", () => {
   sessionStorage.removeItem(REJOIN_KEY);
-  exitRoom("You left the room.");
+  exitRoom("You left the meeting.");
+});
+$("rejoin").addEventListener("click", () => {
+  // Rejoining checks again (leaving gave up the rejoin token): straight into the check.
+  sessionStorage.setItem(AUTOSTART_KEY, "1");
+  location.reload();
+});
+$("close").addEventListener("click", () => {
+  window.close();
+  // Browsers only let a script close a tab it opened: otherwise go to the start page.
+  setTimeout(() => { location.href = "/"; }, 200);
 });
