@@ -9,13 +9,13 @@ want_browser=0
 
 if [ "$want_browser" = 1 ]; then
   missing=0
-  for tool in chromium ffmpeg turnserver nft; do
+  for tool in chromium ffmpeg turnserver nft redis-server; do
     command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || [ -x "/usr/bin/$tool" ] || missing=1
   done
   if [ "$missing" = 1 ]; then
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium ffmpeg coturn nftables >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium ffmpeg coturn nftables redis-server >/dev/null
   fi
 fi
 

@@ -32,6 +32,7 @@ from .gate import GatePolicy
 from .identity import AdmittedIdentity
 from .liveness import ActiveConfig, LivenessPolicy, PassiveConfig
 from .lockout import LockoutTracker
+from .node_metrics import NodeMetrics
 from .presence import PresenceConfig
 from .report import build_report, load_or_create_signing_key, sign_report
 from .roles import CloseReason, RoomMember
@@ -99,9 +100,14 @@ class Hub:
         self.signing_key = load_or_create_signing_key(settings.data_path)
         self.devices = load_device_ids(settings.data_path, os.environ.get("VIDEOGATE_DEVICE_KEY"))
         self._housekeeping: asyncio.Task[None] | None = None
+        # Prometheus registry of this node (server/node_metrics.py); /readyz reads draining.
+        self.metrics = NodeMetrics(self)
+        self.executor.on_job_done = self.metrics.job_done
+        self.draining = False
 
     def start(self) -> None:
         self._housekeeping = asyncio.create_task(self._housekeeping_loop(), name="housekeeping")
+        self.metrics.start()
 
     # -- galleries (1:N) --
 
@@ -389,8 +395,10 @@ class Hub:
                 await member.wait_closed(5.0)
 
     async def close(self) -> None:
+        self.draining = True
         if self._housekeeping is not None:
             self._housekeeping.cancel()
+        await self.metrics.close()
         for runtime in list(self.rooms.values()):
             for member in list(runtime.participants.values()):
                 member.request_close(CloseReason.SHUTDOWN, grace=False)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .identity import AdmittedIdentity
     from .lockout import LockoutTracker
     from .messages import OutMessage
+    from .node_metrics import NodeMetrics
     from .presence import PresenceConfig, PresenceMonitor
     from .rtc.forward import Publisher
     from .store import Room
@@ -131,6 +132,8 @@ class SessionServices(Protocol):
     def executor(self) -> Executor: ...
     @property
     def engine(self) -> FaceEngine: ...
+    @property
+    def metrics(self) -> NodeMetrics: ...
 
     def challenge_rng(self) -> random.Random | None: ...
     def presence_config(self, room: Room) -> PresenceConfig: ...
