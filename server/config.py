@@ -42,6 +42,8 @@ class ServerSettings:
     trusted_proxies: str = ""
     # The header those proxies set: x-forwarded-for or forwarded (RFC 7239).
     forwarded_header: str = "x-forwarded-for"
+    # Log lines as plain text, or one JSON object per line (server/logjson.py).
+    log_format: str = "text"
 
 
 @dataclass(frozen=True)
@@ -235,6 +237,19 @@ class IceSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """[cluster]: several nodes (docs/scale.md). Empty redis_url: one node, state in memory."""
+
+    # redis://host:6379/0 shared by every node; ``serve --workers`` defaults to one
+    # process per core when it is set (server/supervisor.py).
+    redis_url: str = ""
+    # This node's name in the room registry; empty: derived from host and port.
+    node_id: str = ""
+    # The base URL participants are sent to for rooms this node owns; empty: base_url.
+    advertise_url: str = ""
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     gate: GateSettings = field(default_factory=GateSettings)
@@ -247,6 +262,7 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     owner: OwnerSettings = field(default_factory=OwnerSettings)
     ice: IceSettings = field(default_factory=IceSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
     @property
     def data_path(self) -> Path:
@@ -333,6 +349,7 @@ def load_settings(
         "api": ApiSettings,
         "owner": OwnerSettings,
         "ice": IceSettings,
+        "cluster": ClusterSettings,
     }
     for section in data:
         if section not in sections:
@@ -416,6 +433,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"[server] trusted_proxies: {exc}") from exc
     if settings.server.forwarded_header not in HEADERS:
         raise ConfigError("[server] forwarded_header must be x-forwarded-for or forwarded")
+    if settings.server.log_format not in ("text", "json"):
+        raise ConfigError("[server] log_format must be text or json")
     if bool(settings.server.tls_cert) != bool(settings.server.tls_key):
         raise ConfigError("[server] tls_cert and tls_key must be set together")
     try:
