@@ -36,7 +36,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from . import gate as g
-from .workpool import WorkPool
+from .workpool import API, GATE, UPLOAD, WorkPool
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -84,6 +84,15 @@ class NodeMetrics:
             buckets=LAG_BUCKETS,
             registry=r,
         )
+        # Every series exists from the start at 0, so rate() and alerts see the first event.
+        for kind in ("admission", "rejoin", "reverify"):
+            self.admissions.labels(kind)
+        for reason in g.Reason:
+            for final in ("true", "false"):
+                self.refusals.labels(reason.value, final)
+        for lane in (GATE, API, UPLOAD):
+            self.job_wait.labels(lane)
+            self.job_run.labels(lane)
         r.register(_HubCollector(hub))
         self._lag_task: asyncio.Task[None] | None = None
 
