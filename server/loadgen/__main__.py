@@ -145,7 +145,9 @@ async def received_fps(client: GateClient, warmup: float, hold: float) -> list[f
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
-        clip_path = transcode_vp8(Path(args.video), Path(tmp) / "clip.webm", fps=args.fps)
+        cache = args.clip_cache or Path(tmp)
+        target = cache / f"{Path(args.video).stem}-{args.fps}fps.webm"
+        clip_path = transcode_vp8(Path(args.video), target, fps=args.fps)
         clip = load_packets(clip_path)
     invites = args.invite or [None]
     progress = Progress(args.participants, not args.quiet)
@@ -235,6 +237,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="with --hold: measure received video fps from this many seconds after admission",
     )  # fmt: skip
     parser.add_argument("--fps", type=int, default=15, help="camera frame rate sent")
+    parser.add_argument(
+        "--clip-cache", type=Path,
+        help="keep the VP8 transcode in this folder and reuse it (benchmarks running many)",
+    )  # fmt: skip
     parser.add_argument(
         "--count-encoded", action="store_true",
         help="count received frames before decoding (cheap viewers; no picture size)",

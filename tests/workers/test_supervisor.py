@@ -21,33 +21,11 @@ from pathlib import Path
 import pytest
 
 from server.config import load_settings
+from server.devserver import free_port
 from server.supervisor import Supervisor, WorkersRefused, worker_count
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 120.0
-
-
-def _free_port(count: int = 1) -> int:
-    """A port p with p .. p+count-1 free now on 127.0.0.1."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base + count > 65535:
-            continue
-        socks = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError("no free port range")
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -63,7 +41,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 @pytest.fixture
 def redis_url(tmp_path: Path) -> Iterator[str]:
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
          "no", "--dir", str(tmp_path), "--protected-mode", "yes"],
@@ -118,7 +96,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_two_workers_restart_and_stop_by_pid(redis_url: str, tmp_path: Path) -> None:
-    port = _free_port(2)
+    port = free_port(2)
     env = {
         **os.environ,
         "VIDEOGATE_CLUSTER_REDIS_URL": redis_url,
