@@ -210,7 +210,8 @@ def forwarding(
     summaries = [json.loads(out.read_text()) for out in outs]
     rates = [r for s in summaries for o in s["outcomes"] for r in o["received_fps"]]
     lag = [w["lag_sum"] / w["lag_count"] * 1000 for w in per_worker if w.get("lag_count")]
-    server_min = [w.get("fps_min") for w in per_worker]
+    # Server side: the slowest flowing video leg on each worker that has legs.
+    server_min = [w.get("fps_min") for w in per_worker if w.get("legs")]
     return {
         "rooms": rooms,
         "participants": rooms * ROOM_SIZE,
@@ -229,20 +230,28 @@ def forwarding(
     }
 
 
-def measure(workers: int, args: argparse.Namespace, data: Path, plan: dict[str, Any],
-            redis_url: str, work: Path) -> dict[str, Any]:  # fmt: skip
+def measure(args: argparse.Namespace, data: Path, plan: dict[str, Any], redis_url: str,
+            work: Path) -> list[dict[str, Any]]:  # fmt: skip
+    """Both configurations run at once and take turns, step by step: the machine is
+    shared, so interleaving keeps slow drifts in other load from favouring either."""
     env = {**ENV, "VIDEOGATE_CLUSTER_REDIS_URL": redis_url}
-    result: dict[str, Any] = {"workers": workers, "admission": [], "forwarding": []}
-    with run_server(data, env=env, workers=workers, startup_s=180) as server:
+    results = [{"workers": w, "admission": [], "forwarding": []} for w in (1, 2)]
+    with (
+        run_server(data, env=env, workers=1, startup_s=180) as one,
+        run_server(data, env=env, workers=2, startup_s=180) as two,
+    ):
+        servers = (one, two)
         for n in args.counts:
-            row = admission(server, plan, n, work)
-            result["admission"].append(row)
-            print(f"  {workers}w admission {row}", flush=True)
+            for server, result in zip(servers, results, strict=True):
+                row = admission(server, plan, n, work)
+                result["admission"].append(row)
+                print(f"  {server.workers}w admission {row}", flush=True)
         for rooms in args.rooms:
-            row = forwarding(server, plan, rooms, work, args)
-            result["forwarding"].append(row)
-            print(f"  {workers}w forwarding {row}", flush=True)
-    return result
+            for server, result in zip(servers, results, strict=True):
+                row = forwarding(server, plan, rooms, work, args)
+                result["forwarding"].append(row)
+                print(f"  {server.workers}w forwarding {row}", flush=True)
+    return results
 
 
 def main() -> int:
@@ -255,7 +264,6 @@ def main() -> int:
     args = parser.parse_args()
     machine = {"cpus": os.cpu_count(), "platform": platform.platform(),
                "loadavg_at_start": os.getloadavg()}  # fmt: skip
-    results = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         data = work / "data"
@@ -263,8 +271,7 @@ def main() -> int:
         for fps in (15, 30):  # once, before anything is timed: loadgens reuse it
             transcode_vp8(CLIP, work / f"{CLIP.stem}-{fps}fps.webm", fps=fps)
         with redis_server(work) as redis_url:
-            for workers in (1, 2):
-                results.append(measure(workers, args, data, plan, redis_url, work))
+            results = measure(args, data, plan, redis_url, work)
     print(f"machine: {machine}")
     report(results)
     args.json.parent.mkdir(parents=True, exist_ok=True)
