@@ -118,7 +118,8 @@ def loadgen(
             "--json", str(out), "--clip-cache", str(out.parent), *extra]  # fmt: skip
     for invite in room["invites"]:
         argv += ["--invite", invite]
-    return subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL)
+    with out.with_suffix(".log").open("wb") as log:  # the child keeps its own copy
+        return subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
 
 
 def children_cpu() -> float:
@@ -127,7 +128,11 @@ def children_cpu() -> float:
 
 
 def workers_cpu(server: ServerProcess) -> float:
-    return sum(cpu_seconds(pid) for pid in server.worker_pids())
+    return sum(each_worker_cpu(server))
+
+
+def each_worker_cpu(server: ServerProcess) -> list[float]:
+    return [cpu_seconds(pid) for pid in sorted(server.worker_pids())]
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -135,8 +140,11 @@ def scrape(port: int) -> dict[str, float]:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}
     )
-    with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 - loopback
-        text = resp.read().decode()
+    try:
+        with urllib.request.urlopen(request, timeout=20) as resp:  # noqa: S310 - loopback
+            text = resp.read().decode()
+    except OSError:  # a starved worker: the row says so (no server-side figures)
+        return {}
     wanted = {
         'videogate_forwarded_legs{kind="video"}': "legs",
         'videogate_forwarded_video_fps{stat="min"}': "fps_min",
@@ -173,6 +181,7 @@ def admission(server: ServerProcess, plan: dict[str, Any], n: int, work: Path) -
         "p95_s": percentile(decisions, 95) if decisions else None,
         "workers_cores": (workers_cpu(server) - cpu0) / wall,
         "loadgen_cores": (children_cpu() - gen0) / wall,
+        "loadavg_1m": os.getloadavg()[0],
     }
 
 
@@ -200,9 +209,9 @@ def forwarding(
         time.sleep(0.5)
     time.sleep(2.0)
     [scrape(port) for port in ports]  # the forwarded-fps gauge measures from here
-    cpu0, t0 = workers_cpu(server), time.monotonic()
+    cpu0, t0 = each_worker_cpu(server), time.monotonic()
     time.sleep(args.window)
-    cpu1, t1 = workers_cpu(server), time.monotonic()
+    cpu1, t1 = each_worker_cpu(server), time.monotonic()
     per_worker = [scrape(port) for port in ports]
     for proc in procs:
         proc.wait(300)
@@ -225,8 +234,10 @@ def forwarding(
         "full_rate": bool(rates) and len(rates) == expected and min(rates) >= FULL_FPS
         and all(f is not None and f >= FULL_FPS for f in server_min),
         "mean_loop_lag_ms": lag,
-        "workers_cores": (cpu1 - cpu0) / (t1 - t0),
+        "workers_cores": (sum(cpu1) - sum(cpu0)) / (t1 - t0),
+        "each_worker_cores": [(b - a) / (t1 - t0) for a, b in zip(cpu0, cpu1, strict=True)],
         "loadgen_cores": (children_cpu() - gen0) / gen_wall,
+        "loadavg_1m": os.getloadavg()[0],
     }
 
 
@@ -235,7 +246,9 @@ def measure(args: argparse.Namespace, data: Path, plan: dict[str, Any], redis_ur
     """Both configurations run at once and take turns, step by step: the machine is
     shared, so interleaving keeps slow drifts in other load from favouring either."""
     env = {**ENV, "VIDEOGATE_CLUSTER_REDIS_URL": redis_url}
-    results = [{"workers": w, "admission": [], "forwarding": []} for w in (1, 2)]
+    results: list[dict[str, Any]] = [
+        {"workers": w, "admission": [], "forwarding": []} for w in (1, 2)
+    ]
     with (
         run_server(data, env=env, workers=1, startup_s=180) as one,
         run_server(data, env=env, workers=2, startup_s=180) as two,
@@ -286,20 +299,22 @@ def _f(value: Any, digits: int = 2) -> str:
 
 def report(results: list[dict[str, Any]]) -> None:
     print(f"{'workers':>7} {'N':>4} {'admitted':>8} {'p50 s':>6} {'p95 s':>6} "
-          f"{'worker cores':>12} {'loadgen cores':>13}")  # fmt: skip
+          f"{'worker cores':>12} {'loadgen cores':>13} {'load 1m':>7}")  # fmt: skip
     for res in results:
         for r in res["admission"]:
             print(f"{res['workers']:>7} {r['participants']:>4} {r['admitted']:>8} "
                   f"{_f(r['p50_s']):>6} {_f(r['p95_s']):>6} {_f(r['workers_cores']):>12} "
-                  f"{_f(r['loadgen_cores']):>13}")  # fmt: skip
+                  f"{_f(r['loadgen_cores']):>13} {_f(r.get('loadavg_1m'), 1):>7}")  # fmt: skip
     print(f"{'workers':>7} {'rooms':>5} {'legs':>5} {'measured':>8} {'min fps':>7} "
-          f"{'p50 fps':>7} {'full':>5} {'worker cores':>12} {'loadgen cores':>13}")  # fmt: skip
+          f"{'p50 fps':>7} {'full':>5} {'worker cores':>12} {'loadgen cores':>13} "
+          f"{'load 1m':>7}")  # fmt: skip
     for res in results:
         for r in res["forwarding"]:
             print(f"{res['workers']:>7} {r['rooms']:>5} {r['video_legs']:>5} "
                   f"{r['tracks_measured']:>8} {_f(r['recv_fps_min'], 1):>7} "
                   f"{_f(r['recv_fps_p50'], 1):>7} {str(r['full_rate']):>5} "
-                  f"{_f(r['workers_cores']):>12} {_f(r['loadgen_cores']):>13}")  # fmt: skip
+                  f"{_f(r['workers_cores']):>12} {_f(r['loadgen_cores']):>13} "
+                  f"{_f(r.get('loadavg_1m'), 1):>7}")  # fmt: skip
     best = {res["workers"]: max((r["video_legs"] for r in res["forwarding"] if r["full_rate"]),
                                 default=0) for res in results}  # fmt: skip
     print(f"most video legs held at full rate: {best}")
