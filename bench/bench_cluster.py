@@ -318,6 +318,12 @@ def report(results: list[dict[str, Any]]) -> None:
     best = {res["workers"]: max((r["video_legs"] for r in res["forwarding"] if r["full_rate"]),
                                 default=0) for res in results}  # fmt: skip
     print(f"most video legs held at full rate: {best}")
+    for res in results:
+        costs = [r["workers_cores"] / r["video_legs"] * 100 for r in res["forwarding"]
+                 if r["full_rate"]]  # fmt: skip
+        if costs:
+            print(f"{res['workers']} worker(s): {min(costs):.2f}-{max(costs):.2f} % of a core per "
+                  "forwarded video leg at full rate (publishers' share included)")  # fmt: skip
     if best.get(1):
         print(f"ratio 2 workers / 1 worker: {best.get(2, 0) / best[1]:.2f}")
 
