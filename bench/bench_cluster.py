@@ -169,7 +169,7 @@ def admission(server: ServerProcess, plan: dict[str, Any], n: int, work: Path) -
         procs.append(loadgen(port, plan["admission"][i], share, outs[-1], []))
     for proc in procs:
         proc.wait(300)
-    wall = time.monotonic() - t0
+    wall, cpu = time.monotonic() - t0, workers_cpu(server) - cpu0
     outcomes = [o for out in outs for o in json.loads(out.read_text())["outcomes"]]
     decisions = [o["first_frame_to_decision_s"] for o in outcomes
                  if o["admitted"] and o["first_frame_to_decision_s"] is not None]  # fmt: skip
@@ -179,7 +179,9 @@ def admission(server: ServerProcess, plan: dict[str, Any], n: int, work: Path) -
         "errors": sum(1 for o in outcomes if o["error"]),
         "p50_s": statistics.median(decisions) if decisions else None,
         "p95_s": percentile(decisions, 95) if decisions else None,
-        "workers_cores": (workers_cpu(server) - cpu0) / wall,
+        "workers_cores": cpu / wall,
+        # CPU, unlike wall time, barely depends on what else the machine runs.
+        "worker_cpu_s_per_admission": cpu / max(1, len(decisions)),
         "loadgen_cores": (children_cpu() - gen0) / wall,
         "loadavg_1m": os.getloadavg()[0],
     }
