@@ -50,6 +50,16 @@ FIRST_READY_TIMEOUT_S = 180.0
 POLL_S = 0.2
 
 
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): SIGTERM it if the supervisor dies, even by
+    SIGKILL, so no worker outlives it holding its port."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 class WorkersRefused(Exception):
     """``--workers`` cannot be honoured with these settings; the message says why."""
 
@@ -141,8 +151,13 @@ class Supervisor:
 
     def _start(self, worker: Worker) -> None:
         env = {**os.environ, **worker.env}
+        # Own process group: a terminal's Ctrl-C reaches only the supervisor, which
+        # forwards it once (a second SIGINT would cut a worker's graceful shutdown).
         worker.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "server", *self.argv], env=env
+            [sys.executable, "-m", "server", *self.argv],
+            env=env,
+            process_group=0,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - single-threaded supervisor
         )
         worker.started = time.monotonic()
         worker.restart_at = None

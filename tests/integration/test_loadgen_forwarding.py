@@ -22,7 +22,7 @@ async def test_held_participants_report_received_video(
         argv = ["--url", gk.base_url, "--room", gk.room_slug, "--participants", "2",
                 "--video", str(faces_dir / "videos" / "lestari_real.mp4"), "--loopback",
                 "--timeout", "40", "--quiet", "--hold", "5", "--warmup", "2.5",
-                "--fps", "30", "--count-encoded"]  # fmt: skip
+                "--fps", "15", "--count-encoded"]  # fmt: skip
         for invite in invites:
             argv += ["--invite", invite]
         summary = await run(parse_args(argv))
