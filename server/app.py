@@ -147,9 +147,5 @@ def create_app(
             the_store.close()
 
     app.cleanup_ctx.append(lifecycle)
-
-    async def drain(app: web.Application) -> None:
-        mark_draining(app)
-
-    app.on_shutdown.append(drain)
+    app.on_shutdown.append(mark_draining)
     return app

@@ -34,7 +34,7 @@ async def ready(request: web.Request) -> web.Response:
     return web.json_response({"ready": True})
 
 
-def mark_draining(app: web.Application) -> None:
+async def mark_draining(app: web.Application) -> None:
     """From shutdown on, /readyz says 503 so balancers stop sending joins here."""
     hub = app.get(HUB)
     if hub is not None:
