@@ -181,3 +181,30 @@ def test_worker_count_defaults_and_plan() -> None:
         "https://meet.example.org:9002"
     )
     assert plan.workers[1].env["VIDEOGATE_CLUSTER_NODE_ID"] == "127.0.0.1:9000/1"
+
+
+def test_a_worker_does_not_outlive_a_killed_supervisor(tmp_path: Path) -> None:
+    """kill -9 of the supervisor: the kernel SIGTERMs its workers (PR_SET_PDEATHSIG),
+    so none keeps its port. Shown with a stand-in worker (sleep) to stay fast."""
+    pid_file = tmp_path / "child.pid"
+    script = (
+        "import subprocess, sys, time\n"
+        "from server.supervisor import _die_with_parent\n"
+        "child = subprocess.Popen(['sleep', '60'], process_group=0,"
+        " preexec_fn=_die_with_parent)\n"
+        f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+        "time.sleep(60)\n"
+    )
+    middle = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
+    child = 0
+    try:
+        _wait(lambda: pid_file.exists() and pid_file.read_text(), 30, "the stand-in worker")
+        child = int(pid_file.read_text())
+        assert _alive(child)
+        os.kill(middle.pid, signal.SIGKILL)
+        middle.wait(10)
+        _wait(lambda: not _alive(child), 10, "the orphan to be stopped")
+    finally:
+        _stop(middle)
+        if child and _alive(child):
+            os.kill(child, signal.SIGKILL)
