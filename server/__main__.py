@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import ssl
 import sys
 from collections.abc import Sequence
@@ -25,12 +24,23 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def serve(args: argparse.Namespace) -> int:
+    from .logjson import setup_logging
+    from .supervisor import Supervisor, WorkersRefused, worker_count
+
+    settings = _settings(args)
+    try:
+        workers = worker_count(getattr(args, "workers", None), settings)
+    except WorkersRefused as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    setup_logging(settings.server.log_format, node_id=settings.cluster.node_id)
+    if workers > 1:
+        return Supervisor.plan(settings, workers, _worker_argv(args)).run()
+    # Imported only in a node: the supervisor stays small (no aiortc, no models).
     from aiohttp import web
 
     from .app import create_app
 
-    settings = _settings(args)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     context = None
     if settings.server.tls_cert:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -50,6 +60,18 @@ def serve(args: argparse.Namespace) -> int:
         access_log=None,
     )
     return 0
+
+
+def _worker_argv(args: argparse.Namespace) -> list[str]:
+    """The command line of one worker: this one's, as a single node (port from env)."""
+    argv = ["--config", str(args.config)] if args.config else []
+    argv += ["serve", "--workers", "1"]
+    for flag, key in (("--host", "host"), ("--data-dir", "data_dir")):
+        if getattr(args, key, None) is not None:
+            argv += [flag, str(getattr(args, key))]
+    if getattr(args, "loopback", False):
+        argv.append("--loopback")
+    return argv
 
 
 def enrol(args: argparse.Namespace) -> int:
@@ -170,6 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve.add_argument("--port", type=int)
     p_serve.add_argument("--data-dir", dest="data_dir")
     p_serve.add_argument("--loopback", action="store_true", help="offer 127.0.0.1 ICE candidates")
+    p_serve.add_argument(
+        "--workers",
+        type=int,
+        help="node processes on ports port..port+N-1 (default 1; one per core with "
+        "[cluster] redis_url; N > 1 needs it)",
+    )
 
     p_enrol = sub.add_parser("enrol", help="enrol a person from photos and print an invite link")
     p_enrol.add_argument("room", help="room name (created if missing)")

@@ -14,6 +14,7 @@ from .config import REPO_ROOT, Settings
 from .device import COOKIE as DEVICE_COOKIE
 from .device import MAX_AGE_S as DEVICE_MAX_AGE_S
 from .face.engine import FaceEngine
+from .health import mark_draining, ready
 from .hub import Hub
 from .metrics import metrics
 from .owner import setup_owner
@@ -126,6 +127,7 @@ def create_app(
     app.router.add_get("/r/{slug}", room_page)
     app.router.add_get("/ws", websocket)
     app.router.add_get("/healthz", health)
+    app.router.add_get("/readyz", ready)
     app.router.add_get("/metrics", metrics)
     app.router.add_get(WELL_KNOWN_PATH, signing_key)
     app.router.add_static("/static", WEB / "static")
@@ -155,4 +157,5 @@ def create_app(
             the_store.close()
 
     app.cleanup_ctx.append(lifecycle)
+    app.on_shutdown.append(mark_draining)
     return app

@@ -33,6 +33,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from .iceservers import turn_kind
 from .rtc.peer import create_peer_connection
+from .rtc.tap import ReceiverTap
 
 VIDEO_CLOCK = 90_000
 
@@ -133,10 +134,14 @@ class GateClient:
         video_codec: str | None = None,
         ice_from_welcome: bool = False,
         turn_transport: str | None = None,
+        count_encoded: bool = False,
     ) -> None:
         """``ice_from_welcome``: build the peer connection with the welcome's
         ``ice_servers`` (like the page) instead of host candidates only; aiortc uses
-        one TURN URL, the first of kind ``turn_transport`` (udp, tcp, tls) if given."""
+        one TURN URL, the first of kind ``turn_transport`` (udp, tcp, tls) if given.
+        ``count_encoded``: count received frames before the decoder (server/rtc/tap.py)
+        instead of decoding them, so many load-test viewers cost the machine little
+        (``width``/``height`` stay 0)."""
         self.base_url = base_url.rstrip("/")
         self.room = room
         self.invite = invite
@@ -153,6 +158,7 @@ class GateClient:
         self._changed = asyncio.Condition()
         self.ice_from_welcome = ice_from_welcome
         self.turn_transport = turn_transport
+        self.count_encoded = count_encoded
         self.pc: RTCPeerConnection = (
             RTCPeerConnection(RTCConfiguration(iceServers=[]))
             if ice_from_welcome
@@ -245,7 +251,10 @@ class GateClient:
             )
             record = ReceivedTrack(remote.kind, mid)
             self.result.received.append(record)
-            self._spawn(self._consume(remote, record))
+            if self.count_encoded:
+                self._tap(remote, record)
+            else:
+                self._spawn(self._consume(remote, record))
 
         await self.pc.setLocalDescription(await self.pc.createOffer())
         await self.send({"type": "offer", "sdp": self.pc.localDescription.sdp})
@@ -307,6 +316,14 @@ class GateClient:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         await self.send({"type": "answer", "sdp": self.pc.localDescription.sdp})
+
+    def _tap(self, track: MediaStreamTrack, record: ReceivedTrack) -> None:
+        def count(_codec: object, _frame: object) -> None:
+            record.frames += 1
+
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.receiver.track is track:
+                ReceiverTap(transceiver.receiver, on_frame=count, on_end=lambda: None)
 
     async def _consume(self, track: MediaStreamTrack, record: ReceivedTrack) -> None:
         with contextlib.suppress(MediaStreamError, asyncio.CancelledError):

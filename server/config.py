@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .clientaddr import HEADERS, parse_trusted
+from .config_scale import ClusterSettings, StoreSettings, scale_problem
 from .iceservers import IceSettingsError, validate_ice_settings
 from .store.records import LIVENESS_POLICIES
 
@@ -42,6 +43,8 @@ class ServerSettings:
     trusted_proxies: str = ""
     # The header those proxies set: x-forwarded-for or forwarded (RFC 7239).
     forwarded_header: str = "x-forwarded-for"
+    # Log lines as plain text, or one JSON object per line (server/logjson.py).
+    log_format: str = "text"
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,7 @@ class LimitSettings:
     # deployments where browsers and server share a LAN). Loopback mode implies it.
     allow_private_candidates: bool = False
 
+
 @dataclass(frozen=True)
 class WorkerSettings:
     """[workers]: the CPU pool (server/workpool.py). The gate always keeps
@@ -232,35 +236,6 @@ class IceSettings:
     # UDP ports the server's host candidates bind to (0 and 0 = any ephemeral port).
     port_min: int = 0
     port_max: int = 0
-
-
-@dataclass(frozen=True)
-class StoreSettings:
-    """[store]: where what must last is kept (docs/scale.md, "Store").
-
-    ``url`` empty: the embedded SQLite file in the data dir. ``postgresql://...``:
-    a PostgreSQL database that several nodes can share; ``pool_size`` connections
-    per process."""
-
-    url: str = ""
-    pool_size: int = 8
-
-
-@dataclass(frozen=True)
-class ClusterSettings:
-    """[cluster]: several nodes sharing state through Redis (docs/scale.md). Empty
-    ``redis_url``: one process, everything in memory, exactly as before."""
-
-    # e.g. "redis://127.0.0.1:6379/0"; empty = no cluster.
-    redis_url: str = ""
-    # This node's name in the registry; empty = "<hostname>-<port>".
-    node_id: str = ""
-    # How browsers and other nodes reach this node (redirects go there); empty =
-    # the server's base URL (public_url, else http(s)://host:port).
-    advertise_url: str = ""
-    # A node's and a room's lease: a node silent this long is dead and its rooms are
-    # placed again. The heartbeat renews both every lease_s / 3.
-    lease_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -449,18 +424,13 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"[server] trusted_proxies: {exc}") from exc
     if settings.server.forwarded_header not in HEADERS:
         raise ConfigError("[server] forwarded_header must be x-forwarded-for or forwarded")
+    if settings.server.log_format not in ("text", "json"):
+        raise ConfigError("[server] log_format must be text or json")
     if bool(settings.server.tls_cert) != bool(settings.server.tls_key):
         raise ConfigError("[server] tls_cert and tls_key must be set together")
-    store = settings.store
-    if store.url and not store.url.startswith(("postgresql://", "postgres://")):
-        raise ConfigError("[store] url must be empty (SQLite in data_dir) or postgresql://...")
-    if not 1 <= store.pool_size <= 100:
-        raise ConfigError("[store] pool_size must be in [1, 100]")
-    cluster = settings.cluster
-    if cluster.redis_url and not cluster.redis_url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError("[cluster] redis_url must start with redis://, rediss:// or unix://")
-    if cluster.lease_s < 1:
-        raise ConfigError("[cluster] lease_s must be at least 1")
+    problem = scale_problem(settings.store, settings.cluster)
+    if problem:
+        raise ConfigError(problem)
     try:
         validate_ice_settings(settings.ice)
     except IceSettingsError as exc:

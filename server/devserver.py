@@ -23,10 +23,33 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_port(count: int = 1) -> int:
+    """A port p with p .. p+count-1 free on 127.0.0.1 (``serve --workers`` uses a range)."""
+    for _ in range(100):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            base = int(sock.getsockname()[1])
+        if count == 1:
+            return base
+        try:
+            for port in range(base + 1, base + count):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
+def _answers(port: int) -> bool:
+    try:
+        probe = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+        probe.request("GET", "/healthz")
+        ok = probe.getresponse().status == 200
+        probe.close()
+        return ok
+    except OSError:
+        return False
 
 
 @dataclass
@@ -37,6 +60,19 @@ class ServerProcess:
     pid: int
     log_path: Path
     env: Mapping[str, str]
+    workers: int = 1
+
+    @property
+    def ports(self) -> list[int]:
+        """One port per worker process (``serve --workers``): port, port+1, ..."""
+        return [self.port + i for i in range(self.workers)]
+
+    def worker_pids(self) -> list[int]:
+        """The node processes: the supervisor's children, or the server itself."""
+        if self.workers == 1:
+            return [self.pid]
+        children = Path(f"/proc/{self.pid}/task/{self.pid}/children")
+        return [int(p) for p in children.read_text().split()] if children.exists() else []
 
     def cli(self, *args: str) -> str:
         """Run ``python -m server`` against this server's data dir; return stdout."""
@@ -65,10 +101,12 @@ def run_server(
     env: Mapping[str, str] | None = None,
     startup_s: float = 60.0,
     log_name: str = "server.log",
+    workers: int = 1,
 ) -> Iterator[ServerProcess]:
     """Start ``python -m server serve --loopback`` on a free port; stop it on exit.
-    (Cluster nodes may share one data dir: each logs to its own ``log_name``.)"""
-    port = free_port()
+    (Cluster nodes may share one data dir: each logs to its own ``log_name``.)
+    ``workers`` > 1 runs the supervisor (needs VIDEOGATE_CLUSTER_REDIS_URL in ``env``)."""
+    port = free_port(workers)
     log_path = data_dir / log_name
     data_dir.mkdir(parents=True, exist_ok=True)
     with log_path.open("w") as log:
@@ -83,6 +121,8 @@ def run_server(
                 str(port),
                 "--data-dir",
                 str(data_dir),
+                "--workers",
+                str(workers),
             ],
             cwd=REPO,
             env={**os.environ, **(env or {})},
@@ -92,20 +132,15 @@ def run_server(
         base = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + startup_s
-            while True:
+            while not all(_answers(port + i) for i in range(workers)):
                 if proc.poll() is not None:
                     raise RuntimeError(f"server exited at start-up:\n{log_path.read_text()}")
-                try:
-                    probe = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-                    probe.request("GET", "/healthz")
-                    probe.getresponse().read()
-                    probe.close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.2)
-            yield ServerProcess(base, data_dir, port, proc.pid, log_path, dict(env or {}))
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"server not up in {startup_s} s")
+                time.sleep(0.2)
+            yield ServerProcess(
+                base, data_dir, port, proc.pid, log_path, dict(env or {}), workers
+            )
         finally:
             proc.send_signal(signal.SIGINT)
             try:

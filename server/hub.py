@@ -33,6 +33,7 @@ from .gate import GatePolicy
 from .identity import GraceEntry
 from .liveness import ActiveConfig, LivenessPolicy, PassiveConfig
 from .lockout import LockoutTracker
+from .node_metrics import NodeMetrics
 from .presence import PresenceConfig
 from .report import load_or_create_signing_key
 from .roles import CloseReason, RoomMember
@@ -106,9 +107,14 @@ class Hub:
 
             self.cluster = ClusterBridge(self)
             self.dashboard.cluster = self.cluster
+        # Prometheus registry of this node (server/node_metrics.py); /readyz reads draining.
+        self.metrics = NodeMetrics(self)
+        self.executor.on_job_done = self.metrics.job_done
+        self.draining = False
 
     def start(self) -> None:
         self._housekeeping = asyncio.create_task(self._housekeeping_loop(), name="housekeeping")
+        self.metrics.start()
 
     # -- galleries (1:N) --
 
@@ -414,8 +420,10 @@ class Hub:
             await self.cluster.start()
 
     async def close(self) -> None:
+        self.draining = True
         if self._housekeeping is not None:
             self._housekeeping.cancel()
+        await self.metrics.close()
         for runtime in list(self.rooms.values()):
             for member in list(runtime.participants.values()):
                 member.request_close(CloseReason.SHUTDOWN, grace=False)

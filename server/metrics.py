@@ -1,4 +1,4 @@
-"""``/metrics``: the server's counts in Prometheus text format, for the operator only.
+"""``/metrics``: the node's Prometheus registry (``server/node_metrics.py``), operator only.
 
 Why not on ``/healthz``: that endpoint is public (load balancers probe it), and live
 room and participant counts, the match threshold and queue depths tell an outsider
@@ -12,13 +12,9 @@ from __future__ import annotations
 import hmac
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .api.context import hub
-from .workpool import WorkPool
-
-
-def _line(name: str, value: float, labels: str = "") -> str:
-    return f"videogate_{name}{{{labels}}} {value}" if labels else f"videogate_{name} {value}"
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -35,13 +31,6 @@ async def metrics(request: web.Request) -> web.Response:
             text="unauthorized\n",
             headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
         )
-    lines = [
-        _line("rooms_live", len(h.rooms)),
-        _line("participants", sum(len(r.participants) for r in h.rooms.values())),
-        _line("default_threshold", h.default_threshold),
-    ]
-    if isinstance(h.executor, WorkPool):
-        for lane, stats in h.executor.stats().items():
-            for key in ("queued", "running", "refused", "done"):
-                lines.append(_line(f"workpool_{key}", stats[key], f'lane="{lane}"'))
-    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+    # Collected on the event loop: the hub's live objects are only touched there.
+    body = generate_latest(h.metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .inputs import HostDecision
     from .lockout import LockoutTracker
     from .messages import OutMessage
+    from .node_metrics import NodeMetrics
     from .presence import PresenceConfig, PresenceMonitor
     from .rtc.forward import Publisher
     from .store import Room
@@ -134,6 +135,8 @@ class SessionServices(Protocol):
     def executor(self) -> Executor: ...
     @property
     def engine(self) -> FaceEngine: ...
+    @property
+    def metrics(self) -> NodeMetrics: ...
 
     def challenge_rng(self) -> random.Random | None: ...
     def presence_config(self, room: Room) -> PresenceConfig: ...

@@ -33,6 +33,9 @@ async def apply_actions(p: Participant, actions: list[g.Action]) -> None:
     for action in actions:
         if p.closed:
             return  # a final refusal ended the session: nothing after ``bye``
+        if isinstance(action, g.Admitted | g.Refused | g.LockedOut):
+            # The one place every verdict passes: counted for /metrics (node_metrics.py).
+            p.services.metrics.verdict(action, rejoin=p.resume is not None)
         if isinstance(action, g.StateChanged):
             p.send(StateMessage(action.state.value))
             p.runtime.notify_dashboard()

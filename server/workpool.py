@@ -52,6 +52,7 @@ class _Job:
     fn: Callable[..., Any]
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
+    queued_at: float = 0.0
 
 
 @dataclass
@@ -83,6 +84,8 @@ class WorkPool(Executor):
         self._other_running = 0
         self._turn = deque(lane for lane in self._queues if lane != GATE)
         self._shutdown = False
+        # Called from the worker threads after each job: (lane, wait s, run s) (/metrics).
+        self.on_job_done: Callable[[str, float, float], None] | None = None
         self._threads = [
             threading.Thread(target=self._work, name=f"{thread_name_prefix}-{i}", daemon=True)
             for i in range(workers)
@@ -126,7 +129,7 @@ class WorkPool(Executor):
             if lane != GATE and len(queue) >= self.queue_max[lane]:
                 stats.refused += 1
                 raise Busy(lane, self._retry_after(lane))
-            queue.append(_Job(lane, future, fn, args, kwargs))
+            queue.append(_Job(lane, future, fn, args, kwargs, time.monotonic()))
             stats.queued += 1
             self._cond.notify_all()
         return future
@@ -173,6 +176,12 @@ class WorkPool(Executor):
                 else:
                     job.future.set_result(result)
             elapsed = time.monotonic() - started
+            observe = self.on_job_done
+            if observe is not None:
+                try:
+                    observe(job.lane, started - job.queued_at, elapsed)
+                except Exception:  # metrics must never take a worker thread down
+                    pass
             with self._cond:
                 stats.running -= 1
                 stats.done += 1

@@ -23,7 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -42,6 +42,9 @@ class Outcome:
     join_to_verdict_s: float | None
     first_frame_to_decision_s: float | None
     error: str | None = None
+    # Frames per second of each forwarded video track received while held (--hold),
+    # measured after --warmup seconds, over tracks present when measuring began.
+    received_fps: list[float] = field(default_factory=list)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -95,6 +98,7 @@ async def participant(
         name=f"load-{index}",
         loopback=args.loopback,
         video_codec="video/VP8",
+        count_encoded=args.count_encoded,
     )
     try:
         await client.join()
@@ -116,7 +120,10 @@ async def participant(
         else:
             progress.denied += 1
         progress.show()
-        await asyncio.sleep(args.hold)
+        if outcome.admitted and args.hold > args.warmup > 0:
+            outcome.received_fps = await received_fps(client, args.warmup, args.hold)
+        else:
+            await asyncio.sleep(args.hold)
         return outcome
     except Exception as exc:  # a participant failing is a result, not a crash
         progress.failed += 1
@@ -126,9 +133,21 @@ async def participant(
         await client.close()
 
 
+async def received_fps(client: GateClient, warmup: float, hold: float) -> list[float]:
+    """Forwarded video frame rates seen by this participant between warmup and hold."""
+    await asyncio.sleep(warmup)
+    tracks = [t for t in client.result.received if t.kind == "video"]
+    start, counts = time.monotonic(), [t.frames for t in tracks]
+    await asyncio.sleep(hold - warmup)
+    elapsed = time.monotonic() - start
+    return [(t.frames - n) / elapsed for t, n in zip(tracks, counts, strict=True)]
+
+
 async def run(args: argparse.Namespace) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
-        clip_path = transcode_vp8(Path(args.video), Path(tmp) / "clip.webm")
+        cache = args.clip_cache or Path(tmp)
+        target = cache / f"{Path(args.video).stem}-{args.fps}fps.webm"
+        clip_path = transcode_vp8(Path(args.video), target, fps=args.fps)
         clip = load_packets(clip_path)
     invites = args.invite or [None]
     progress = Progress(args.participants, not args.quiet)
@@ -152,6 +171,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         if o.admitted and o.first_frame_to_decision_s is not None
     ]
     joins = [o.join_to_verdict_s for o in outcomes if o.join_to_verdict_s is not None]
+    rates = [r for o in outcomes for r in o.received_fps]
 
     def stats(values: list[float]) -> dict[str, float] | None:
         if not values:
@@ -165,6 +185,11 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "errors": sum(1 for o in outcomes if o.error) + len(pending),
         "first_frame_to_decision_s": stats(decisions),
         "join_to_verdict_s": stats(joins),
+        "received_video_fps": (
+            {"min": min(rates), "p50": statistics.median(rates), "tracks": len(rates)}
+            if rates
+            else None
+        ),
         "wall_s": wall,
         "server_cpu_s": cpu,
         "server_cpu_cores": None if cpu is None else cpu / wall,
@@ -183,6 +208,10 @@ def print_summary(summary: dict[str, object]) -> None:
         row = summary[key]
         if isinstance(row, dict):
             print(f"{key:32} {row['p50']:8.2f} {row['p95']:8.2f} {row['max']:8.2f}")
+    rates = summary.get("received_video_fps")
+    if isinstance(rates, dict):
+        print(f"received video: {rates['tracks']} tracks, min {rates['min']:.1f} fps, "
+              f"median {rates['p50']:.1f} fps")  # fmt: skip
     if summary["server_cpu_cores"] is not None:
         print(
             f"server CPU: {summary['server_cpu_s']:.1f} s = "
@@ -203,6 +232,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--video", required=True, help="camera clip (any format ffmpeg reads)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to a verdict")
     parser.add_argument("--hold", type=float, default=0.0, help="seconds to stay once decided")
+    parser.add_argument(
+        "--warmup", type=float, default=0.0,
+        help="with --hold: measure received video fps from this many seconds after admission",
+    )  # fmt: skip
+    parser.add_argument("--fps", type=int, default=15, help="camera frame rate sent")
+    parser.add_argument(
+        "--clip-cache", type=Path,
+        help="keep the VP8 transcode in this folder and reuse it (benchmarks running many)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--count-encoded", action="store_true",
+        help="count received frames before decoding (cheap viewers; no picture size)",
+    )  # fmt: skip
     parser.add_argument("--max-seconds", type=float, default=300.0, help="whole-run bound")
     parser.add_argument("--loopback", action="store_true", help="offer 127.0.0.1 candidates")
     parser.add_argument("--server-pid", type=int, help="sample this local process's CPU")

@@ -181,4 +181,9 @@ class Repository(
 ):  # fmt: skip
     """Every role: what one store implementation provides."""
 
+    @property
+    def schema_version(self) -> int:
+        """The applied migrations (also a trivial read: /readyz asks it)."""
+        ...
+
     def close(self) -> None: ...

@@ -116,6 +116,11 @@ class WebhookDispatcher:
         self._pump()
         return queued
 
+    @property
+    def backlog(self) -> int:
+        """Deliveries waiting (retries included) or in flight (/metrics)."""
+        return len(self._fair)
+
     def _owner_of(self, room_id: str) -> str:
         """Queues are per owner; CLI rooms (no owner) each count as their own tenant."""
         try:
