@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh machine: Debian packages (Chromium, ffmpeg; coturn and
-# nftables for the network-namespace tests, docs/deploy.md) when tests need them, a virtualenv in .venv, and the pinned Python packages.
+# nftables for the network-namespace tests, docs/deploy.md; janus for the Janus media-plane
+# tests, docs/janus.md) when tests need them, a virtualenv in .venv, and the pinned Python packages.
 # Usage: scripts/setup.sh [--with-browser]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,13 +10,13 @@ want_browser=0
 
 if [ "$want_browser" = 1 ]; then
   missing=0
-  for tool in chromium ffmpeg turnserver nft; do
+  for tool in chromium ffmpeg turnserver nft janus; do
     command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || [ -x "/usr/bin/$tool" ] || missing=1
   done
   if [ "$missing" = 1 ]; then
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium ffmpeg coturn nftables >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium ffmpeg coturn nftables janus >/dev/null
   fi
 fi
 

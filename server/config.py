@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from .clientaddr import HEADERS, parse_trusted
 from .iceservers import IceSettingsError, validate_ice_settings
+from .media_settings import MediaSettings, MediaSettingsError, validate_media_settings
 from .store.records import LIVENESS_POLICIES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -247,6 +248,7 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     owner: OwnerSettings = field(default_factory=OwnerSettings)
     ice: IceSettings = field(default_factory=IceSettings)
+    media: MediaSettings = field(default_factory=MediaSettings)
 
     @property
     def data_path(self) -> Path:
@@ -333,6 +335,7 @@ def load_settings(
         "api": ApiSettings,
         "owner": OwnerSettings,
         "ice": IceSettings,
+        "media": MediaSettings,
     }
     for section in data:
         if section not in sections:
@@ -421,4 +424,8 @@ def _validate(settings: Settings) -> None:
     try:
         validate_ice_settings(settings.ice)
     except IceSettingsError as exc:
+        raise ConfigError(str(exc)) from exc
+    try:
+        validate_media_settings(settings.media)
+    except MediaSettingsError as exc:
         raise ConfigError(str(exc)) from exc

@@ -156,4 +156,9 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE rooms ADD COLUMN no_flashing INTEGER NOT NULL DEFAULT 0
     """,
+    # 8: which media plane forwards a room's media (issue 18): NULL = the server's
+    # ``[media] backend``; 'builtin' (our SFU) or 'janus' (Janus VideoRoom, docs/janus.md).
+    """
+    ALTER TABLE rooms ADD COLUMN media_backend TEXT
+    """,
 ]

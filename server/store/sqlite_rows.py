@@ -148,6 +148,7 @@ def _room(row: sqlite3.Row) -> Room:
         link_token=row["link_token"] or "",
         legacy_link=bool(row["legacy_link"]),
         no_flashing=bool(row["no_flashing"]),
+        media_backend=row["media_backend"],
     )
 
 
