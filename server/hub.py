@@ -30,6 +30,7 @@ from .face.matcher import DEFAULT_THRESHOLD
 from .face.multimatch import EngineGallery
 from .gate import GatePolicy
 from .identity import AdmittedIdentity
+from .janus import JanusPlane, Member
 from .liveness import ActiveConfig, LivenessPolicy, PassiveConfig
 from .lockout import LockoutTracker
 from .presence import PresenceConfig
@@ -99,9 +100,27 @@ class Hub:
         self.signing_key = load_or_create_signing_key(settings.data_path)
         self.devices = load_device_ids(settings.data_path, os.environ.get("VIDEOGATE_DEVICE_KEY"))
         self._housekeeping: asyncio.Task[None] | None = None
+        # Janus as the media plane for rooms configured so (docs/janus.md).
+        media = settings.media
+        self.janus = JanusPlane(media, on_intruder=self._janus_intruder) if media.urls else None
 
     def start(self) -> None:
         self._housekeeping = asyncio.create_task(self._housekeeping_loop(), name="housekeeping")
+        if self.janus is not None:
+            self.janus.start()
+
+    def media_backend(self, room: Room) -> str:
+        """The room's own choice, else ``[media] backend``; Janus only when configured."""
+        backend = room.media_backend or self.settings.media.backend
+        if backend == "janus" and self.janus is None:
+            log.warning("room %s wants janus but [media] janus_urls is empty: builtin", room.id)
+            return "builtin"
+        return backend
+
+    def _janus_intruder(self, room_id: str, member: Member) -> None:
+        """The sweep found someone in a Janus room without a current pass and kicked them."""
+        details = {"feed": member.feed, "display": member.display[:64]}
+        self.audit_trail.room_event("janus.intruder_kicked", details, room_id, None)
 
     # -- galleries (1:N) --
 
@@ -398,6 +417,8 @@ class Hub:
                 await member.wait_closed(5.0)
             await runtime.close()
         await self.dashboard.close()
+        if self.janus is not None:
+            await self.janus.close()
         await asyncio.get_running_loop().run_in_executor(None, self.audit_trail.close)
         await self.webhooks.close()
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -390,6 +390,7 @@ class Participant:
         if event.cleared:
             details["cleared"] = list(event.cleared)
         self.services.audit(self, event.kind, details)
+        self.runtime.presence_event(self, event.kind)
 
     # -- gate actions --
 

@@ -16,7 +16,9 @@ import logging
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
+from .janus.seating import JanusSeating
 from .messages import Peer, Peers
+from .presence.monitor import MISMATCH
 from .roles import RoomMember
 from .rtc.room import SfuRoom
 from .seats import take_seat
@@ -39,6 +41,9 @@ class RoomRuntime:
         self.had_admission = False
         self._paused_viewers: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Media through Janus instead of our SFU (docs/janus.md); None = the builtin SFU.
+        plane = hub.janus if hub.media_backend(room) == "janus" else None
+        self.janus = JanusSeating(plane, room, self._spawn) if plane is not None else None
 
     def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> None:
         async def guarded() -> None:
@@ -71,6 +76,11 @@ class RoomRuntime:
             # Out of the SFU now; its own task finishes the teardown.
             self._spawn(self.sfu.detach(old.id), "detach")
         self.had_admission = True
+        if self.janus is not None:
+            self.janus.admit(member)  # a pass to Janus; our SFU forwards nothing here
+            self.send_peers(member)
+            self.notify_dashboard()
+            return
         self._spawn(self.sfu.attach(member.id, member.pc, member.publisher), "admit")
         for viewer in self._paused_viewers:
             self.sfu.pause_viewer(viewer)  # new legs to someone being re-verified: held too
@@ -85,6 +95,8 @@ class RoomRuntime:
             self.hub.remember_for_rejoin(self, member)
         if self.sfu.is_admitted(member.id):
             self._spawn(self.sfu.detach(member.id), "remove")
+        if self.janus is not None:
+            self.janus.remove(member, last=not self.participants)
         self.notify_dashboard()
         if not self.participants:
             self.hub.forget_room(self)
@@ -93,10 +105,20 @@ class RoomRuntime:
         """While ``member`` re-verifies, no room media reaches it."""
         self._paused_viewers.add(member.id)
         self.sfu.pause_viewer(member.id)
+        if self.janus is not None:  # no pause on Janus: out, and a new pass after passing
+            self.janus.remove(member, last=False)
 
     def resume_viewer(self, member: RoomMember) -> None:
         self._paused_viewers.discard(member.id)
         self.sfu.resume_viewer(member.id)
+        if self.janus is not None:
+            self.janus.admit(member)
+
+    def presence_event(self, member: RoomMember, kind: str) -> None:
+        """A presence event (server/presence): with Janus, someone else on the camera
+        takes the participant out of the Janus room until they verify again."""
+        if self.janus is not None and kind == MISMATCH:
+            self.janus.presence_mismatch(member)
 
     def admitted(self) -> list[RoomMember]:
         return [p for p in self.participants.values() if p.admitted]

@@ -25,8 +25,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 
@@ -92,7 +93,8 @@ class JanusPlane:
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
+    def start(self) -> None:
+        """Called on the running loop (the HTTP session belongs to it)."""
         self._http = aiohttp.ClientSession()
         timeout = self.media.janus_timeout_s
         self._clients = [JanusClient(u, self._http, timeout_s=timeout) for u in self.media.urls]
@@ -239,10 +241,10 @@ class JanusPlane:
                 except (jp.JanusError, aiohttp.ClientError, TimeoutError) as exc:
                     log.warning("janus sweep %s: %s", room_id, exc)
 
-    def _spawn(self, coro: object) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         async def guarded() -> None:
             try:
-                await coro  # type: ignore[misc]
+                await coro
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -16,3 +16,9 @@ def janus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalJanus]:
     folder: Path = tmp_path_factory.mktemp("janus")
     with local_janus(folder) as instance:
         yield instance
+
+
+# The gate server and face fixtures of the integration suite, shared here.
+from tests.integration.conftest import engine, store  # noqa: E402
+
+__all__ = ["engine", "janus", "store"]

@@ -27,7 +27,7 @@ async def plane(janus: LocalJanus) -> AsyncIterator[JanusPlane]:
     )  # fmt: skip
     plane = JanusPlane(media, on_intruder=lambda room, m: intruders.append((room, m)))
     intruders.clear()
-    await plane.start()
+    plane.start()
     try:
         yield plane
     finally:
