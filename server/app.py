@@ -15,6 +15,7 @@ from .device import COOKIE as DEVICE_COOKIE
 from .device import MAX_AGE_S as DEVICE_MAX_AGE_S
 from .face.engine import FaceEngine
 from .hub import Hub
+from .media_settings import connect_origins
 from .metrics import metrics
 from .owner import setup_owner
 from .report.http import WELL_KNOWN_PATH, signing_key
@@ -54,8 +55,13 @@ async def security_headers(
 ) -> web.StreamResponse:
     """Every response, raised ones (404, redirects) included, carries the headers."""
     headers = SECURITY_HEADERS
-    if request.secure or request.config_dict[SETTINGS].base_url.startswith("https:"):
+    settings = request.config_dict[SETTINGS]
+    if request.secure or settings.base_url.startswith("https:"):
         headers = {**SECURITY_HEADERS, "Strict-Transport-Security": HSTS}
+    janus = connect_origins(settings.media)  # the page talks to Janus (docs/janus.md)
+    if janus:
+        csp = CSP.replace("connect-src 'self'", f"connect-src 'self' {janus}")
+        headers = {**headers, "Content-Security-Policy": csp}
     try:
         response: web.StreamResponse = await handler(request)
     except web.HTTPException as exc:

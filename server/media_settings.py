@@ -63,3 +63,15 @@ def validate_media_settings(media: MediaSettings) -> None:
         raise MediaSettingsError("[media] backend = janus needs janus_urls")
     if media.janus_token_ttl_s <= 0 or media.janus_sweep_s <= 0 or media.janus_timeout_s <= 0:
         raise MediaSettingsError("[media] janus_token_ttl_s, _sweep_s and _timeout_s must be > 0")
+
+
+def connect_origins(media: MediaSettings) -> str:
+    """Origins the page may fetch besides its own (CSP connect-src): the Janus URLs
+    browsers are told to use, when any are configured."""
+    origins = []
+    for url in media.public_urls:
+        scheme, _, rest = url.partition("://")
+        origin = f"{scheme}://{rest.split('/', 1)[0]}"
+        if origin not in origins:
+            origins.append(origin)
+    return " ".join(origins)

@@ -78,8 +78,7 @@ class RoomRuntime:
         self.had_admission = True
         if self.janus is not None:
             self.janus.admit(member)  # a pass to Janus; our SFU forwards nothing here
-            self.send_peers(member)
-            self.notify_dashboard()
+            self.broadcast_peers()  # no renegotiation round sends the others their list
             return
         self._spawn(self.sfu.attach(member.id, member.pc, member.publisher), "admit")
         for viewer in self._paused_viewers:

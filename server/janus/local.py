@@ -75,7 +75,7 @@ def write_config(folder: Path, http_port: int, admin_key: str) -> Path:
         '\tserver_name = "videogate-local"\n'
         "}\n"
         "media: {\n\trtp_port_range = \"40000-60000\"\n}\n"
-        "nat: {\n\tnice_debug = false\n\tfull_trickle = true\n" + enforce + "}\n"
+        "nat: {\n\tnice_debug = false\n\tfull_trickle = false\n" + enforce + "}\n"
         "plugins: {\n}\ntransports: {\n}\nloggers: {\n}\nevents: {\n}\n"
     )
     (folder / "janus.transport.http.jcfg").write_text(

@@ -54,7 +54,7 @@ class JanusSeating:
             # Removed while the pass was being made: it must not outlive the session.
             await self.plane.revoke(self.room.id, member.id)
             return
-        member.send(JanusJoin(granted.url, granted.room, granted.token, granted.feed, member.name))
+        member.send(JanusJoin(granted.url, granted.room, granted.token, granted.feed, member.id))
 
     async def _revoke(self, participant_id: str, last: bool) -> None:
         await self.plane.revoke(self.room.id, participant_id)

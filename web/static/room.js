@@ -6,6 +6,7 @@ import {
   candidateLog, failureCause, selectedPath,
 } from "./netpath.js";
 import { runFlash, stopFlash } from "./flash.js";
+import { joinJanus, janusTracks, leaveJanus } from "./janus-client.js";
 
 const app = document.getElementById("app");
 const roomSlug = app.dataset.room;
@@ -236,6 +237,7 @@ function renderGrid() {
       const stream = streamsByMid.get(mid);
       if (stream) tracks.push(...stream.getTracks());
     }
+    tracks.push(...janusTracks(peer.id)); // rooms whose media Janus forwards
     const video = tile.querySelector("video");
     const current = video.srcObject ? video.srcObject.getTracks().map((t) => t.id).join() : "";
     if (current !== tracks.map((t) => t.id).join()) {
@@ -344,6 +346,10 @@ function onMessage(msg) {
       peers = msg.peers;
       renderGrid();
       break;
+    case "janus": // the room's media flows through Janus: enter it with this pass
+      joinJanus(msg, localStream, iceServers, renderGrid)
+        .catch((err) => setStatus("Could not reach the room's media server: " + err.message));
+      break;
     case "reverify":
       $("room").hidden = true;
       $("lobby").hidden = false;
@@ -402,12 +408,14 @@ function resetPeerConnection() {
   clearTimeout(disconnectTimer);
   if (pc) pc.close();
   pc = null;
+  leaveJanus();
   streamsByMid.clear();
   peers = [];
 }
 
 function backToLobby(text) {
   admitted = false;
+  leaveJanus();
   peers = [];
   renderGrid();
   $("room").hidden = true;
