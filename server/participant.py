@@ -31,6 +31,7 @@ from .inputs import (
     Input,
     PcStateChanged,
     PresenceResult,
+    PresenceSource,
     RenegotiateRequest,
     ReverifyRequest,
 )
@@ -151,6 +152,10 @@ class Participant:
         self.enqueue(RenegotiateRequest(done))
         await done
 
+    def watch_presence(self, publisher: Publisher) -> None:
+        """Janus rooms: presence checks sample this stream (what Janus forwards)."""
+        self.enqueue(PresenceSource(publisher))
+
     async def request_reverify(self) -> bool:
         """The host asks this admitted participant to verify again (dashboard, API)."""
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -244,6 +249,8 @@ class Participant:
             await self._apply(self.gate.handle(g.AnalysisFailed(item.now, item.detail)))
         elif isinstance(item, PresenceResult):
             self._on_presence(item)
+        elif isinstance(item, PresenceSource):
+            self.media.presence_source = item.publisher
         elif isinstance(item, PcStateChanged):
             if item.state in ("failed", "closed"):
                 await self.teardown(CloseReason.DISCONNECTED, grace=True)

@@ -32,8 +32,10 @@ from typing import Any
 import aiohttp
 
 from ..media_settings import MediaSettings
+from ..rtc.forward import Publisher
 from . import protocol as jp
 from .client import JanusClient
+from .watch import EventSession, FeedWatch
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,10 @@ WATCH_POLL_S = 0.25
 ROOM_PUBLISHERS = 100
 
 IntruderHook = Callable[[str, jp.Member], None]
+#: told the server's own subscription to a participant's feed (presence checks)
+WatchHook = Callable[[Publisher], None]
+MONITOR = "__videogate_monitor__"
+PUBLISH_WAIT_S = 30.0
 Placement = Callable[[str, int], int]
 
 
@@ -61,6 +67,7 @@ class _Grant:
     token: str
     expires: float
     used: bool = False
+    on_watch: WatchHook | None = None
 
 
 @dataclass
@@ -70,6 +77,11 @@ class _Room:
     client: JanusClient
     public_url: str
     grants: dict[str, _Grant] = field(default_factory=dict)
+    #: the server's silent publisher (its private_id) and its subscriptions, per feed
+    events: EventSession | None = None
+    private_id: int = 0
+    watches: dict[str, FeedWatch] = field(default_factory=dict)
+    monitor_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def feeds(self) -> set[int]:
         return {g.feed for g in self.grants.values()}
@@ -149,18 +161,27 @@ class JanusPlane:
         self._locks.pop(room_id, None)
         if room is None:
             return
+        for watch in room.watches.values():
+            await watch.close(None)
+        room.watches.clear()
         with contextlib.suppress(jp.JanusError):
             await room.client.request(jp.destroy_room(room.number, room.secret))
+        if room.events is not None:
+            await room.events.close()
 
     # -- passes --
 
-    async def admit(self, room_id: str, description: str, participant_id: str) -> JanusPass:
-        """A fresh pass for an admitted participant; an older one of theirs is revoked."""
+    async def admit(
+        self, room_id: str, description: str, participant_id: str,
+        on_watch: WatchHook | None = None,
+    ) -> JanusPass:  # fmt: skip
+        """A fresh pass for an admitted participant; an older one of theirs is revoked.
+        ``on_watch`` gets the server's subscription to the feed once it publishes."""
         await self.revoke(room_id, participant_id)
         room = await self._room(room_id, description)
         grant = _Grant(
             participant_id, jp.new_feed_id(), jp.new_token(),
-            time.monotonic() + self.media.janus_token_ttl_s,
+            time.monotonic() + self.media.janus_token_ttl_s, on_watch=on_watch,
         )  # fmt: skip
         room.grants[participant_id] = grant
         await room.client.request(jp.allowed(room.number, room.secret, "add", [grant.token]))
@@ -173,6 +194,9 @@ class JanusPlane:
         grant = room.grants.pop(participant_id, None) if room is not None else None
         if room is None or grant is None:
             return False
+        watch = room.watches.pop(participant_id, None)
+        if watch is not None:
+            await watch.close(room.events)
         if not grant.used:
             await room.client.request(jp.allowed(room.number, room.secret, "remove", [grant.token]))
         grant.used = True
@@ -205,8 +229,61 @@ class JanusPlane:
                 continue
             if any(m.feed == grant.feed for m in listed):
                 break
-        if self._rooms.get(room_id) is room:
-            await self._consume(room, grant)
+        if self._rooms.get(room_id) is not room:
+            return
+        await self._consume(room, grant)
+        if grant.on_watch is not None:
+            await self._watch_feed(room_id, room, grant)
+
+    async def _watch_feed(self, room_id: str, room: _Room, grant: _Grant) -> None:
+        """Once the feed publishes, the server subscribes to it (presence checks)."""
+        deadline = time.monotonic() + PUBLISH_WAIT_S
+        while time.monotonic() < deadline:
+            if room.grants.get(grant.participant_id) is not grant:
+                return  # revoked meanwhile
+            if any(m.feed == grant.feed and m.publisher for m in await self.members(room_id)):
+                break
+            await asyncio.sleep(WATCH_POLL_S)
+        else:
+            return
+        events, private_id = await self._monitor(room)
+        watch = FeedWatch(grant.participant_id, grant.feed)
+        await watch.start(events, room.number, private_id)
+        if room.grants.get(grant.participant_id) is not grant:
+            await watch.close(events)
+            return
+        room.watches[grant.participant_id] = watch
+        if grant.on_watch is not None:
+            grant.on_watch(watch.publisher)
+
+    async def _monitor(self, room: _Room) -> tuple[EventSession, int]:
+        """The server's silent publisher in the room: its private_id lets it subscribe."""
+        async with room.monitor_lock:
+            if room.events is None:
+                await self._join_monitor(room)
+        assert room.events is not None
+        return room.events, room.private_id
+
+    async def _join_monitor(self, room: _Room) -> None:
+        assert self._http is not None
+        events = EventSession(self._http, room.client.url, self.media.janus_timeout_s)
+        await events.open()
+        grant = _Grant(MONITOR, jp.new_feed_id(), jp.new_token(), 0.0, used=True)
+        room.grants[MONITOR] = grant
+        await room.client.request(jp.allowed(room.number, room.secret, "add", [grant.token]))
+        try:
+            handle = await events.attach()
+            joined = await events.request(
+                handle,
+                {"request": "join", "ptype": "publisher", "room": room.number, "id": grant.feed,
+                 "display": MONITOR, "token": grant.token},  # fmt: skip
+                lambda d: d.get("videoroom") == "joined",
+            )
+        finally:
+            await room.client.request(
+                jp.allowed(room.number, room.secret, "remove", [grant.token])
+            )
+        room.events, room.private_id = events, int(joined["private_id"])
 
     async def members(self, room_id: str) -> list[jp.Member]:
         room = self._rooms.get(room_id)

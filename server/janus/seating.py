@@ -43,7 +43,9 @@ class JanusSeating:
 
     async def _grant(self, member: RoomMember) -> None:
         try:
-            granted = await self.plane.admit(self.room.id, self.room.name, member.id)
+            granted = await self.plane.admit(
+                self.room.id, self.room.name, member.id, on_watch=member.watch_presence
+            )
         except Exception:
             log.exception("janus: no pass for %s in room %s", member.id, self.room.id)
             member.request_close(

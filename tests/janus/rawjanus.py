@@ -55,3 +55,14 @@ class RawJanus:
                 event: Any = await resp.json(content_type=None)
             if event.get("janus") == "event" and event.get("sender") == self.handle:
                 return dict(event["plugindata"]["data"])
+
+    async def publish(self, sdp: str) -> JSON:
+        """Publish with an offer; the plugin's answer event (``jsep`` included)."""
+        body = {"janus": "message", "body": {"request": "publish"},
+                "jsep": {"type": "offer", "sdp": sdp}}  # fmt: skip
+        check_reply(await self.post(f"/{self.session}/{self.handle}", body))
+        while True:
+            async with self.http.get(f"{self.url}/{self.session}?maxev=1") as resp:
+                event: Any = await resp.json(content_type=None)
+            if event.get("janus") == "event" and event.get("jsep"):
+                return dict(event)
