@@ -74,12 +74,12 @@ def write_config(folder: Path, http_port: int, admin_key: str) -> Path:
         f'\tadmin_secret = "{secrets.token_hex(16)}"\n'
         '\tserver_name = "videogate-local"\n'
         "}\n"
-        "media: {\n\trtp_port_range = \"40000-60000\"\n}\n"
+        'media: {\n\trtp_port_range = "40000-60000"\n}\n'
         "nat: {\n\tnice_debug = false\n\tfull_trickle = false\n" + enforce + "}\n"
         "plugins: {\n}\ntransports: {\n}\nloggers: {\n}\nevents: {\n}\n"
     )
     (folder / "janus.transport.http.jcfg").write_text(
-        "general: {\n\tjson = \"compact\"\n\tbase_path = \"/janus\"\n\thttp = true\n"
+        'general: {\n\tjson = "compact"\n\tbase_path = "/janus"\n\thttp = true\n'
         f'\tport = {http_port}\n\tip = "127.0.0.1"\n\thttps = false\n}}\n'
         "admin: {\n\tadmin_http = false\n\tadmin_https = false\n}\n"
         "cors: {\n}\n"

@@ -275,14 +275,18 @@ class JanusPlane:
             handle = await events.attach()
             joined = await events.request(
                 handle,
-                {"request": "join", "ptype": "publisher", "room": room.number, "id": grant.feed,
-                 "display": MONITOR, "token": grant.token},  # fmt: skip
+                {
+                    "request": "join",
+                    "ptype": "publisher",
+                    "room": room.number,
+                    "id": grant.feed,
+                    "display": MONITOR,
+                    "token": grant.token,
+                },  # fmt: skip
                 lambda d: d.get("videoroom") == "joined",
             )
         finally:
-            await room.client.request(
-                jp.allowed(room.number, room.secret, "remove", [grant.token])
-            )
+            await room.client.request(jp.allowed(room.number, room.secret, "remove", [grant.token]))
         room.events, room.private_id = events, int(joined["private_id"])
 
     async def members(self, room_id: str) -> list[jp.Member]:

@@ -150,8 +150,13 @@ class FeedWatch:
         self.handle = await events.attach()
         offer = await events.request(
             self.handle,
-            {"request": "join", "ptype": "subscriber", "room": room, "private_id": private_id,
-             "streams": [{"feed": self.feed}]},  # fmt: skip
+            {
+                "request": "join",
+                "ptype": "subscriber",
+                "room": room,
+                "private_id": private_id,
+                "streams": [{"feed": self.feed}],
+            },  # fmt: skip
             lambda d: d.get("videoroom") == "attached" and "jsep" in d,
         )
         jsep = offer["jsep"]
