@@ -61,6 +61,9 @@ def validate_media_settings(media: MediaSettings) -> None:
         raise MediaSettingsError("[media] janus_public_urls needs one URL per janus_urls entry")
     if media.backend == "janus" and not media.urls:
         raise MediaSettingsError("[media] backend = janus needs janus_urls")
+    if media.urls and len(media.janus_admin_key) < 16:
+        # It gates room creation on Janus and keys every room's secret (HMAC).
+        raise MediaSettingsError("[media] janus_urls needs janus_admin_key (16+ characters)")
     if media.janus_token_ttl_s <= 0 or media.janus_sweep_s <= 0 or media.janus_timeout_s <= 0:
         raise MediaSettingsError("[media] janus_token_ttl_s, _sweep_s and _timeout_s must be > 0")
 

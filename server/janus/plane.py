@@ -227,6 +227,12 @@ class JanusPlane:
             except (jp.JanusError, aiohttp.ClientError, TimeoutError) as exc:
                 log.warning("janus watch %s: %s", room_id, exc)
                 continue
+            # While a pass is open, a feed without one means a token was used under
+            # another id (Janus does not bind tokens to ids): out at once.
+            for intruder in (m for m in listed if m.feed not in room.feeds()):
+                await self._kick(room, intruder.feed)
+                if self.on_intruder is not None:
+                    self.on_intruder(room_id, intruder)
             if any(m.feed == grant.feed for m in listed):
                 break
         if self._rooms.get(room_id) is not room:

@@ -59,8 +59,8 @@ def instance_index(room_id: str, count: int) -> int:
 def room_secret(admin_key: str, room_id: str) -> str:
     """The room's Janus secret, derived so that it survives a server restart and is
     never stored; only the server (which knows the admin key) can compute it."""
-    key = admin_key.encode() or b"videogate-no-admin-key"
-    return hmac.new(key, b"room-secret:" + room_id.encode(), hashlib.sha256).hexdigest()
+    message = b"room-secret:" + room_id.encode()
+    return hmac.new(admin_key.encode(), message, hashlib.sha256).hexdigest()
 
 
 def new_token() -> str:

@@ -41,6 +41,9 @@ def test_janus_backend_needs_janus_urls() -> None:
         "VIDEOGATE_MEDIA_BACKEND": "janus",
         "VIDEOGATE_MEDIA_JANUS_URLS": "http://127.0.0.1:1/janus",
     }
+    with pytest.raises(ConfigError):  # no admin key: room secrets would be guessable
+        load_settings(env=env)
+    env["VIDEOGATE_MEDIA_JANUS_ADMIN_KEY"] = "k" * 16
     assert load_settings(env=env).media.urls == ["http://127.0.0.1:1/janus"]
 
 
