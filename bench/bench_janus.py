@@ -107,6 +107,8 @@ def summary(mode: str, n: int, plane_cpu: float, gen_cpu: float, wall: float,
         "plane_cpu_pct": 100.0 * plane_cpu / wall, "loadgen_cpu_pct": 100.0 * gen_cpu / wall,
         "leg_fps_median": median, "leg_fps_p10": p10,
         "holds_30fps": median >= 27.0 and p10 >= 24.0,
+        # The machine is shared: its load during the trial says how far to trust it.
+        "load_average_1min": os.getloadavg()[0],
     }  # fmt: skip
 
 
@@ -290,7 +292,8 @@ async def bench(sizes: list[int], warmup: float, measure: float) -> dict[str, An
                 print(
                     f"  {mode:7s} N={n:2d}: plane {result['plane_cpu_pct']:6.1f}% CPU, "
                     f"loadgen {result['loadgen_cpu_pct']:6.1f}%, leg fps median "
-                    f"{result['leg_fps_median']:4.1f} p10 {result['leg_fps_p10']:4.1f}"
+                    f"{result['leg_fps_median']:4.1f} p10 {result['leg_fps_p10']:4.1f}, "
+                    f"load {result['load_average_1min']:.1f}"
                     f"{'' if result['holds_30fps'] else '  (does not hold)'}",
                     flush=True,
                 )
