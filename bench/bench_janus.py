@@ -36,6 +36,7 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -49,7 +50,7 @@ sys.path.insert(0, str(REPO / "bench"))
 import aiohttp  # noqa: E402
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription  # noqa: E402
 from aiortc.contrib.media import MediaPlayer  # noqa: E402
-from bench_forward import OUT_DIR, Channel, _desc, machine, make_clip  # noqa: E402
+from bench_forward import OUT_DIR, SOURCE, Channel, _desc, machine  # noqa: E402
 
 from server.janus import JanusPlane  # noqa: E402
 from server.janus.local import local_janus  # noqa: E402
@@ -64,6 +65,23 @@ TRIAL_TIMEOUT = 120.0
 
 def noop() -> None:
     pass
+
+
+def make_clip(out: Path, seconds: int = 120) -> Path:
+    """bench_forward's clip (640x480 30 fps VP8 ~1 Mbit/s, keyframe each second), long
+    enough to outlast a trial's set-up: aiortc's MediaPlayer stops throttling once it
+    loops (its clock is not reset), so players must not loop."""
+    if out.exists():
+        return out
+    if not SOURCE.is_file():
+        raise SystemExit(f"missing {SOURCE} (set VIDEOGATE_TEST_DATA)")
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-stream_loop", "-1", "-i", str(SOURCE),
+         "-t", str(seconds), "-vf", "scale=480:480,pad=640:480:80:0,fps=30", "-c:v", "libvpx",
+         "-deadline", "realtime", "-cpu-used", "8", "-b:v", "1M", "-g", "30", "-an", str(out)],
+        check=True, timeout=600,
+    )  # fmt: skip
+    return out
 
 
 def cpu_of(pid: int) -> float:
@@ -139,7 +157,7 @@ async def builtin_trial(n: int, clip: Path, warmup: float, measure: float) -> di
                 pid = f"p{i}"
                 pc = create_peer_connection(loopback=True)
                 pcs[pid] = pc
-                player = MediaPlayer(str(clip), decode=False, loop=True)
+                player = MediaPlayer(str(clip), decode=False)
                 players.append(player)
                 assert player.video is not None
                 pc.addTrack(player.video)
@@ -182,7 +200,7 @@ async def janus_peer(
     )
     pc = RTCPeerConnection()
     pcs.append(pc)
-    player = MediaPlayer(str(clip), decode=False, loop=True)
+    player = MediaPlayer(str(clip), decode=False)
     assert player.video is not None
     pc.addTrack(player.video)
     await pc.setLocalDescription(await pc.createOffer())
@@ -278,7 +296,7 @@ def fit(results: list[dict[str, Any]]) -> dict[str, float] | None:
 
 async def bench(sizes: list[int], warmup: float, measure: float) -> dict[str, Any]:
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    clip = make_clip(OUT_DIR / "bench_forward_640x480_30fps.webm")
+    clip = make_clip(OUT_DIR / "bench_janus_640x480_30fps_120s.webm")
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as folder, local_janus(Path(folder)) as janus:
         for n in sizes:
