@@ -10,6 +10,7 @@ traffic to one's own address stays inside the host.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import secrets
 import signal
@@ -90,6 +91,14 @@ def write_config(folder: Path, http_port: int, admin_key: str) -> Path:
     return folder / "janus.jcfg"
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: a killed test or bench run takes its Janus along
+    (Linux PR_SET_PDEATHSIG), not only one that reaches its ``finally``."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def _wait_ready(url: str, pid: int, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -131,6 +140,7 @@ def local_janus(folder: Path, *, timeout_s: float = 15.0) -> Iterator[LocalJanus
         proc = subprocess.Popen(
             [JANUS_BIN, "-C", str(config), "-F", str(folder), "--disable-colors"],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}/janus"
     try:
