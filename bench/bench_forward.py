@@ -89,7 +89,9 @@ class Channel:
         while line := await self._reader.readline():
             message: Message = json.loads(line)
             if "reply_to" in message:
-                self._pending.pop(message["reply_to"]).set_result(message)
+                future = self._pending.pop(message["reply_to"])
+                if not future.done():  # the requester may have given up (timeout)
+                    future.set_result(message)
             else:
                 task = asyncio.ensure_future(self._handle(message))
                 self._tasks.add(task)

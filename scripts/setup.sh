@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh machine: Debian packages (Chromium, ffmpeg; coturn and
-# nftables for the network-namespace tests, docs/deploy.md; postgresql for the store
-# tests) when tests need them, a virtualenv in .venv, and the pinned Python packages.
+# nftables for the network-namespace tests, docs/deploy.md; postgresql and redis-server
+# for the store and cluster tests, docs/scale.md; janus for the Janus media-plane tests,
+# docs/janus.md) when tests need them, a virtualenv in .venv, and the pinned Python packages.
 # Usage: scripts/setup.sh [--with-browser]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,13 +11,13 @@ want_browser=0
 
 if [ "$want_browser" = 1 ]; then
   missing=0
-  for tool in chromium ffmpeg turnserver nft redis-server; do
+  for tool in chromium ffmpeg turnserver nft redis-server janus; do
     command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || [ -x "/usr/bin/$tool" ] || missing=1
   done
   if [ "$missing" = 1 ]; then
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium ffmpeg coturn nftables redis-server >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium ffmpeg coturn nftables redis-server janus >/dev/null
   fi
 fi
 

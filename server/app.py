@@ -16,6 +16,7 @@ from .device import MAX_AGE_S as DEVICE_MAX_AGE_S
 from .face.engine import FaceEngine
 from .health import mark_draining, ready
 from .hub import Hub
+from .media_settings import connect_origins
 from .metrics import metrics
 from .owner import setup_owner
 from .prejoin import link_state
@@ -58,12 +59,18 @@ async def security_headers(
 ) -> web.StreamResponse:
     """Every response, raised ones (404, redirects) included, carries the headers."""
     headers = SECURITY_HEADERS
-    if request.secure or request.config_dict[SETTINGS].base_url.startswith("https:"):
+    settings = request.config_dict[SETTINGS]
+    if request.secure or settings.base_url.startswith("https:"):
         headers = {**SECURITY_HEADERS, "Strict-Transport-Security": HSTS}
     hub = request.config_dict.get(HUB)
+    connect = ""
     if hub is not None and hub.cluster is not None:  # the page may be redirected to a node
-        sources = hub.cluster.connect_sources()
-        headers = {**headers, "Content-Security-Policy": CSP.replace(CONNECT, CONNECT + sources)}
+        connect += hub.cluster.connect_sources()
+    janus = connect_origins(settings.media)  # the page talks to Janus (docs/janus.md)
+    if janus:
+        connect += f" {janus}"
+    if connect:
+        headers = {**headers, "Content-Security-Policy": CSP.replace(CONNECT, CONNECT + connect)}
     try:
         response: web.StreamResponse = await handler(request)
     except web.HTTPException as exc:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from .clientaddr import HEADERS, parse_trusted
 from .config_scale import ClusterSettings, StoreSettings, scale_problem
 from .iceservers import IceSettingsError, validate_ice_settings
+from .media_settings import MediaSettings, MediaSettingsError, validate_media_settings
 from .store.records import LIVENESS_POLICIES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -253,6 +254,7 @@ class Settings:
     ice: IceSettings = field(default_factory=IceSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    media: MediaSettings = field(default_factory=MediaSettings)
 
     @property
     def data_path(self) -> Path:
@@ -341,6 +343,7 @@ def load_settings(
         "ice": IceSettings,
         "store": StoreSettings,
         "cluster": ClusterSettings,
+        "media": MediaSettings,
     }
     for section in data:
         if section not in sections:
@@ -434,4 +437,8 @@ def _validate(settings: Settings) -> None:
     try:
         validate_ice_settings(settings.ice)
     except IceSettingsError as exc:
+        raise ConfigError(str(exc)) from exc
+    try:
+        validate_media_settings(settings.media)
+    except MediaSettingsError as exc:
         raise ConfigError(str(exc)) from exc

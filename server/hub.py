@@ -31,6 +31,7 @@ from .face.matcher import DEFAULT_THRESHOLD
 from .face.multimatch import EngineGallery
 from .gate import GatePolicy
 from .identity import GraceEntry
+from .janus import JanusPlane, Member
 from .liveness import ActiveConfig, LivenessPolicy, PassiveConfig
 from .lockout import LockoutTracker
 from .node_metrics import NodeMetrics
@@ -111,10 +112,15 @@ class Hub:
         self.metrics = NodeMetrics(self)
         self.executor.on_job_done = self.metrics.job_done
         self.draining = False
+        # Janus as the media plane for rooms configured so (docs/janus.md).
+        media = settings.media
+        self.janus = JanusPlane(media, on_intruder=self.janus_intruder) if media.urls else None
 
     def start(self) -> None:
         self._housekeeping = asyncio.create_task(self._housekeeping_loop(), name="housekeeping")
         self.metrics.start()
+        if self.janus is not None:
+            self.janus.start()
 
     # -- galleries (1:N) --
 
@@ -139,6 +145,11 @@ class Hub:
             while len(self._galleries) > GALLERY_CACHE_ROOMS:
                 self.forget_gallery(next(iter(self._galleries)))
             return index
+
+    def janus_intruder(self, room_id: str, member: Member) -> None:
+        """The sweep found someone in a Janus room without a current pass and kicked them."""
+        details = {"feed": member.feed, "display": member.display[:64]}
+        self.audit_trail.room_event("janus.intruder_kicked", details, room_id, None)
 
     def forget_gallery(self, room_id: str) -> None:
         """Drop a room's cached gallery (room deleted, evicted, idle)."""
@@ -431,6 +442,8 @@ class Hub:
                 await member.wait_closed(5.0)
             await runtime.close()
         await self.dashboard.close()
+        if self.janus is not None:
+            await self.janus.close()
         await asyncio.get_running_loop().run_in_executor(None, self.audit_trail.close)
         await self.webhooks.close()
         if self.cluster is not None:

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .gate import Observation
 from .presence import PresenceCheck
 from .roles import CloseReason
 from .signalling import ClientMessage
+
+if TYPE_CHECKING:
+    from .rtc.forward import Publisher
 
 
 @dataclass(frozen=True)
@@ -97,8 +101,16 @@ class CloseRequest:
     message: str = ""
 
 
+@dataclass(frozen=True)
+class PresenceSource:
+    """The server's own subscription to this participant's feed on Janus: presence
+    checks judge what Janus forwards to the others (docs/janus.md)."""
+
+    publisher: Publisher
+
+
 Input = (
     ClientMessage | FrameResult | AnalysisError | PresenceResult | PcStateChanged
     | RenegotiateRequest | ReverifyRequest | HostAdmit | HostSendToLobby | HostReset
-    | CloseRequest
+    | CloseRequest | PresenceSource
 )  # fmt: skip

@@ -87,6 +87,9 @@ class MediaLink:
         self.publisher: Publisher | None = None
         self.sampler: FrameSampler | None = None
         self._probe: asyncio.Task[None] | None = None
+        # Janus rooms: the server's subscription to this participant's feed on Janus;
+        # presence checks judge it while it lasts (docs/janus.md).
+        self.presence_source: Publisher | None = None
 
     @property
     def connected(self) -> bool:
@@ -205,9 +208,10 @@ class MediaLink:
         """Decode a short run from a requested keyframe and check a random frame of it
         against the admitted person (1:1, the room's engines) in the executor (a stream
         that shows the face only in keyframes is caught); the result goes on the queue."""
-        if self.probing or self.publisher is None:
+        source = self.presence_source
+        publisher = source if source is not None and not source.closed else self.publisher
+        if self.probing or publisher is None:
             return
-        publisher = self.publisher
         checker = FaceChecker(engine, identity.target)
         presence = self._settings.presence
         loop = asyncio.get_running_loop()

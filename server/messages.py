@@ -139,13 +139,26 @@ class Redirect:
     url: str
 
 
+@dataclass(frozen=True)
+class JanusJoin:
+    """Admitted in a room whose media Janus forwards (docs/janus.md): one pass to enter
+    the Janus room once, as ``feed``, with ``token``; a new one after a re-verification."""
+
+    TYPE: ClassVar[str] = "janus"
+    url: str
+    room: int
+    token: str
+    feed: int
+    display: str
+
+
 OutMessage = (
     Welcome | SdpAnswer | SdpOffer | StateMessage | ProgressMessage | PromptMessage | Verdict
-    | Peers | Error | Bye | Reverify | FlashMessage | HostLobby | Redirect
+    | Peers | Error | Bye | Reverify | FlashMessage | HostLobby | Redirect | JanusJoin
 )  # fmt: skip
 MESSAGE_TYPES: tuple[type[Any], ...] = (
     Welcome, SdpAnswer, SdpOffer, StateMessage, ProgressMessage, PromptMessage, Verdict,
-    Peers, Error, Bye, Reverify, FlashMessage, HostLobby, Redirect,
+    Peers, Error, Bye, Reverify, FlashMessage, HostLobby, Redirect, JanusJoin,
 )  # fmt: skip
 
 

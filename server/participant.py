@@ -36,17 +36,25 @@ from .inputs import (
     Input,
     PcStateChanged,
     PresenceResult,
+    PresenceSource,
     RenegotiateRequest,
     ReverifyRequest,
 )
 from .media_link import MediaError, MediaLink
 from .messages import Bye, Error, OutMessage, SdpAnswer, SdpOffer
 from .netinfo import record_netinfo
-from .presence import PresenceEvent, PresenceMonitor
+from .presence import PresenceMonitor
 from .roles import CloseReason, RoomHandle
 from .rtc.forward import Publisher
 from .rtc.sampler import FrameSampler
-from .session_actions import apply_actions, dashboard_row, media_state, start_reverify
+from .session_actions import (
+    apply_actions,
+    dashboard_row,
+    media_state,
+    on_presence,
+    probe_presence,
+    start_reverify,
+)
 from .signalling import Answer, Candidate, Leave, MediaState, NetInfo, Offer, Ready
 from .verify import FaceChecker
 
@@ -156,6 +164,10 @@ class Participant:
         self.enqueue(RenegotiateRequest(done))
         await done
 
+    def watch_presence(self, publisher: Publisher) -> None:
+        """Janus rooms: presence checks sample this stream (what Janus forwards)."""
+        self.enqueue(PresenceSource(publisher))
+
     async def request_reverify(self) -> bool:
         """The host asks this admitted participant to verify again (dashboard, API)."""
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -245,7 +257,7 @@ class Participant:
             return
         due = self.presence.next_due
         if self.admitted and self.identity is not None and due is not None and now >= due:
-            self._probe_presence()
+            probe_presence(self)
 
     async def _dispatch(self, item: Input) -> None:
         if isinstance(item, FrameResult):
@@ -255,7 +267,9 @@ class Participant:
                 await self._apply(self.gate.handle(g.Start(item.now)))
             await self._apply(self.gate.handle(g.AnalysisFailed(item.now, item.detail)))
         elif isinstance(item, PresenceResult):
-            self._on_presence(item)
+            on_presence(self, item)
+        elif isinstance(item, PresenceSource):
+            self.media.presence_source = item.publisher
         elif isinstance(item, PcStateChanged):
             if item.state in ("failed", "closed"):
                 await self.teardown(CloseReason.DISCONNECTED, grace=True)
@@ -383,29 +397,6 @@ class Participant:
             return
         if self.resume is not None or self.gate.state is not g.State.LOBBY:
             self._media_deadline = None
-
-    def _probe_presence(self) -> None:
-        identity = self.identity
-        if identity is None or not identity.checkable:
-            return
-        self.media.probe_presence(self.services.engine, identity)
-
-    def _on_presence(self, item: PresenceResult) -> None:
-        if not self.admitted:
-            return
-        for event in self.presence.feed(item.check):
-            self.presence_event(event)
-        self.runtime.notify_dashboard()
-
-    def presence_event(self, event: PresenceEvent) -> None:
-        details: dict[str, object] = {
-            "faces": event.faces,
-            "checks": event.checks,
-            "distance": None if event.distance is None else round(event.distance, 4),
-        }
-        if event.cleared:
-            details["cleared"] = list(event.cleared)
-        self.services.audit(self, event.kind, details)
 
     # -- gate actions --
 

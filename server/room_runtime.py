@@ -16,7 +16,10 @@ import logging
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
+from .janus.seating import JanusSeating
+from .media_settings import room_backend
 from .messages import Peer, Peers
+from .presence.monitor import MISMATCH
 from .roles import RoomMember
 from .rtc.room import SfuRoom
 from .seats import take_seat
@@ -39,6 +42,13 @@ class RoomRuntime:
         self.had_admission = False
         self._paused_viewers: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Media through Janus instead of our SFU (docs/janus.md); None = the builtin SFU.
+        plane = (
+            hub.janus
+            if room_backend(room.media_backend, hub.settings.media, hub.janus) == "janus"
+            else None
+        )
+        self.janus = JanusSeating(plane, room, self._spawn) if plane is not None else None
 
     def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> None:
         async def guarded() -> None:
@@ -73,6 +83,10 @@ class RoomRuntime:
         self.had_admission = True
         if self.hub.cluster is not None:  # its rejoin token, for any node (docs/scale.md)
             self.hub.cluster.seated(member, self.room.id)
+        if self.janus is not None:
+            self.janus.admit(member)  # a pass to Janus; our SFU forwards nothing here
+            self.broadcast_peers()  # no renegotiation round sends the others their list
+            return
         self._spawn(self.sfu.attach(member.id, member.pc, member.publisher), "admit")
         for viewer in self._paused_viewers:
             self.sfu.pause_viewer(viewer)  # new legs to someone being re-verified: held too
@@ -89,6 +103,8 @@ class RoomRuntime:
             self.hub.cluster.ended(member.rejoin_token)
         if self.sfu.is_admitted(member.id):
             self._spawn(self.sfu.detach(member.id), "remove")
+        if self.janus is not None:
+            self.janus.remove(member, last=not self.participants)
         self.notify_dashboard()
         if not self.participants:
             self.hub.forget_room(self)
@@ -105,10 +121,20 @@ class RoomRuntime:
         """While ``member`` re-verifies, no room media reaches it."""
         self._paused_viewers.add(member.id)
         self.sfu.pause_viewer(member.id)
+        if self.janus is not None:  # no pause on Janus: out, and a new pass after passing
+            self.janus.remove(member, last=False)
 
     def resume_viewer(self, member: RoomMember) -> None:
         self._paused_viewers.discard(member.id)
         self.sfu.resume_viewer(member.id)
+        if self.janus is not None:
+            self.janus.admit(member)
+
+    def presence_event(self, member: RoomMember, kind: str) -> None:
+        """A presence event (server/presence): with Janus, someone else on the camera
+        takes the participant out of the Janus room until they verify again."""
+        if self.janus is not None and kind == MISMATCH:
+            self.janus.presence_mismatch(member)
 
     def admitted(self) -> list[RoomMember]:
         return [p for p in self.participants.values() if p.admitted]

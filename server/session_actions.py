@@ -25,7 +25,9 @@ from .roles import CloseReason
 from .verify import FaceChecker
 
 if TYPE_CHECKING:
+    from .inputs import PresenceResult
     from .participant import Participant
+    from .presence import PresenceEvent
 
 
 async def apply_actions(p: Participant, actions: list[g.Action]) -> None:
@@ -203,9 +205,38 @@ def media_state(p: Participant, audio: bool, video: bool) -> None:
     monitor reports ``presence.camera_off`` instead of ``presence.lost``."""
     for event in p.presence.camera(video, time.monotonic()):
         if p.admitted:
-            p.presence_event(event)
+            presence_event(p, event)
     p.audio_on, p.video_on = audio, video
     p.runtime.broadcast_peers()
+
+
+def probe_presence(p: Participant) -> None:
+    """A presence check is due: sample the next keyframe against the pinned identity."""
+    identity = p.identity
+    if identity is None or not identity.checkable:
+        return
+    p.media.probe_presence(p.services.engine, identity)
+
+
+def on_presence(p: Participant, item: PresenceResult) -> None:
+    if not p.admitted:
+        return
+    for event in p.presence.feed(item.check):
+        presence_event(p, event)
+    p.runtime.notify_dashboard()
+
+
+def presence_event(p: Participant, event: PresenceEvent) -> None:
+    """Audited, and the room told (a Janus room re-verifies on a mismatch)."""
+    details: dict[str, object] = {
+        "faces": event.faces,
+        "checks": event.checks,
+        "distance": None if event.distance is None else round(event.distance, 4),
+    }
+    if event.cleared:
+        details["cleared"] = list(event.cleared)
+    p.services.audit(p, event.kind, details)
+    p.runtime.presence_event(p, event.kind)
 
 
 def dashboard_row(p: Participant) -> dict[str, object]:

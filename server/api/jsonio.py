@@ -76,6 +76,7 @@ def room_json(room: Room, base: str, default_threshold: float) -> dict[str, Any]
         },
         "presence_interval_s": room.presence_interval_s,
         "no_flashing": room.no_flashing,
+        "media_backend": room.media_backend,
         "link": f"{base}/r/{room.link}",
         # a link made before links had a random part still works as /r/<slug>
         "legacy_link": room.legacy_link,

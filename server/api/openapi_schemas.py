@@ -9,6 +9,7 @@ from ..store.records import (
     EXTERNAL_ID_MAX,
     LIVENESS_POLICIES,
     MAX_ATTEMPTS_RANGE,
+    MEDIA_BACKENDS,
     NAME_MAX,
     PRESENCE_INTERVAL_RANGE,
     ROOM_MODES,
@@ -141,6 +142,13 @@ ROOM_SETTINGS: J = {
         "description": "never flash the participant's screen (photosensitive people): "
         "light policies run the head-movement challenge instead",
     },
+    "media_backend": {
+        "type": "string",
+        "enum": [*MEDIA_BACKENDS, None],
+        "nullable": True,
+        "description": "media plane: builtin (our SFU) or janus (docs/janus.md); "
+        "null = the server's [media] backend",
+    },
 }
 
 # Loose on purpose: the signed report's shape is documented in docs/presence.md and
@@ -200,6 +208,7 @@ SCHEMAS: J = {
             "calibration",
             "presence_interval_s",
             "no_flashing",
+            "media_backend",
             "link",
             "legacy_link",
             "created",

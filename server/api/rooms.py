@@ -13,7 +13,7 @@ from .errors import ApiError
 from .jsonio import base_url, invite_json, read_json, room_json
 
 ROOM_FIELDS = {"name", "mode", "threshold", "liveness_policy", "max_attempts", "retain_photos",
-               "engine", "presence_interval_s", "no_flashing"}  # fmt: skip
+               "engine", "presence_interval_s", "no_flashing", "media_backend"}  # fmt: skip
 MIN_TTL_S = 60.0
 MAX_TTL_S = 365 * 86400.0
 

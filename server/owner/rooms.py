@@ -17,7 +17,7 @@ from ..backfill import blocking_engines, reenrol_needed
 from ..hostdesk import room_locks
 from ..report.sentences import sentence
 from ..store import LIVENESS_POLICIES, Owner, Room, StoreError
-from ..store.records import ENGINES, MAX_ATTEMPTS_RANGE
+from ..store.records import ENGINES, MAX_ATTEMPTS_RANGE, MEDIA_BACKENDS
 from .calibration import calibration, engine_calibrations
 from .common import flash, form_str, not_found, render, signed_in
 from .presence import meeting_summaries, webhook_context
@@ -138,6 +138,9 @@ def settings_context(request: web.Request, room: Room) -> dict[str, Any]:
         "attempts_range": range(MAX_ATTEMPTS_RANGE[0], MAX_ATTEMPTS_RANGE[1] + 1),
         "default_presence_interval": h.settings.presence.interval_s,
         "api_base": f"{base_url(request, h.settings.server.public_url)}/api/v1",
+        "media_backends": MEDIA_BACKENDS,
+        "default_media_backend": h.settings.media.backend,
+        "janus_configured": h.janus is not None,
         **webhook_context(request, room.id),
     }
 
@@ -170,6 +173,7 @@ def parse_settings(form: Any) -> dict[str, Any]:
         "engine": form_str(form, "engine"),
         "retain_photos": form_str(form, "retain_photos") == "on",
         "no_flashing": form_str(form, "no_flashing") == "on",
+        "media_backend": form_str(form, "media_backend") or None,
     }
     threshold = form_str(form, "threshold").strip()
     attempts = form_str(form, "max_attempts").strip()

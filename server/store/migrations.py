@@ -170,4 +170,9 @@ MIGRATIONS: list[str] = [
     ALTER TABLE templates ADD COLUMN source_name TEXT;
     ALTER TABLE templates ADD COLUMN quality TEXT
     """,
+    # 10: which media plane forwards a room's media (issue 18): NULL = the server's
+    # ``[media] backend``; 'builtin' (our SFU) or 'janus' (Janus VideoRoom, docs/janus.md).
+    """
+    ALTER TABLE rooms ADD COLUMN media_backend TEXT
+    """,
 ]

@@ -142,4 +142,8 @@ PG_MIGRATIONS: list[str] = [
     ALTER TABLE templates ADD COLUMN source_name TEXT;
     ALTER TABLE templates ADD COLUMN quality TEXT
     """,
+    # 3: SQLite's 10: the media plane a room uses (NULL = the server's [media] backend).
+    """
+    ALTER TABLE rooms ADD COLUMN media_backend TEXT
+    """,
 ]

@@ -17,6 +17,8 @@ DEFAULT_LIVENESS_POLICY = "active+passive"
 ROOM_MODES = ("invite", "open")  # invite = 1:1 claimed identity, open = 1:N identify
 # A room's engine setting (server.face.scoring): one engine, both must accept, or fused.
 ENGINES = ("dlib", "sface", "both", "fused")
+#: media planes a room can use (docs/janus.md); a room's None means the server default
+MEDIA_BACKENDS = ("builtin", "janus")
 # The descriptor engines templates are stored for (one template per engine per photo).
 TEMPLATE_ENGINES = ("dlib", "sface")
 
@@ -89,6 +91,8 @@ class Room:
     link_token: str = ""
     #: the room predates link tokens: its bare ``/r/<slug>`` link still works
     legacy_link: bool = False
+    #: 'builtin' or 'janus' (docs/janus.md); None = the server's ``[media] backend``
+    media_backend: str | None = None
 
     @property
     def link(self) -> str:
@@ -307,6 +311,12 @@ def clean_room_settings(changes: dict[str, Any]) -> dict[str, Any]:
                     f"presence interval must be empty or {low_s:g}-{high_s:g} seconds",
                 )
             out["presence_interval_s"] = None if value is None else float(value)
+        elif key == "media_backend":
+            if value is not None and value not in MEDIA_BACKENDS:
+                raise StoreError(
+                    "bad_media_backend", f"media backend must be empty or one of {MEDIA_BACKENDS}"
+                )
+            out["media_backend"] = value
         elif key == "engine":
             if value not in ENGINES:
                 raise StoreError("bad_engine", f"engine must be one of {ENGINES}")

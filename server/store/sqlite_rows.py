@@ -158,6 +158,7 @@ def _room(row: Row) -> Room:
         link_token=row["link_token"] or "",
         legacy_link=bool(row["legacy_link"]),
         no_flashing=bool(row["no_flashing"]),
+        media_backend=row["media_backend"],
     )
 
 

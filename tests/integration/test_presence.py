@@ -24,6 +24,7 @@ from aiohttp.test_utils import TestServer
 from server.app import HUB
 from server.client import GateClient, SwitchableTrack, clip_frames
 from server.face.engine import FaceEngine
+from server.hostdesk import signed_report
 from server.hub import Hub
 from server.report import verify_report
 from server.store import SqliteStore
@@ -310,7 +311,7 @@ async def test_signed_report_and_webhooks(gk: Gatekeeper, faces_dir: Path, scene
         room = gk.store.room(gk.room_id)
         (meeting,) = gk.store.meetings(gk.room_id)
         assert meeting.ended is not None
-        envelope = hub_of(gk).signed_report(room, meeting.id)
+        envelope = signed_report(hub_of(gk), room, meeting.id)
         (person,) = envelope["report"]["participants"]
         assert person["name"] == "Lestari" and person["joined"] and person["left"]
         assert person["admitted"] and person["verifications"][0]["result"] == "passed"

@@ -36,7 +36,7 @@ function peerCaption(peer) {
 }
 
 /** One tile per admitted peer, showing the tracks forwarded for it (`peers` message). */
-export function renderTiles(grid, peers, streamsByMid) {
+export function renderTiles(grid, peers, streamsByMid, extraTracks = () => []) {
   const wanted = new Set(peers.map((p) => p.id));
   for (const tile of grid.querySelectorAll(".tile.peer")) {
     if (!wanted.has(tile.dataset.peer)) tile.remove();
@@ -61,6 +61,7 @@ export function renderTiles(grid, peers, streamsByMid) {
       const stream = streamsByMid.get(mid);
       if (stream) tracks.push(...stream.getTracks());
     }
+    tracks.push(...extraTracks(peer.id)); // rooms whose media Janus forwards
     tile.dataset.tracks = tracks.map((t) => t.id).join();
     const video = tile.querySelector("video");
     const current = video.srcObject ? video.srcObject.getTracks().map((t) => t.id).join() : "";

@@ -11,6 +11,7 @@ import { runFlash, stopFlash } from "./flash.js";
 import { Camera, cameraHelp } from "./prejoin.js";
 import { GuidedCheck, VerdictBox, announcer, refusalText } from "./check.js";
 import { layoutGrid, renderTiles, setTileCamera, watchSpeakers } from "./meeting.js";
+import { joinJanus, janusTracks, leaveJanus } from "./janus-client.js";
 
 const app = document.getElementById("app");
 const roomSlug = app.dataset.room;
@@ -205,7 +206,7 @@ async function onServerOffer(sdp) {
 }
 
 function renderGrid() {
-  renderTiles($("grid"), peers, streamsByMid);
+  renderTiles($("grid"), peers, streamsByMid, janusTracks);
   $("room-status").textContent = peers.length
     ? `${peers.length} other ${peers.length === 1 ? "person" : "people"} in the room.`
     : "You are the only one here so far.";
@@ -318,6 +319,10 @@ function onMessage(msg) {
       peers = msg.peers;
       renderGrid();
       break;
+    case "janus": // the room's media flows through Janus: enter it with this pass
+      joinJanus(msg, camera.stream, iceServers, renderGrid)
+        .catch((err) => setStatus("Could not reach the room's media server: " + err.message));
+      break;
     case "reverify":
       leaveMeetingView();
       $("lobby").hidden = false;
@@ -415,12 +420,14 @@ function resetPeerConnection() {
   clearTimeout(disconnectTimer);
   if (pc) pc.close();
   pc = null;
+  leaveJanus();
   streamsByMid.clear();
   peers = [];
 }
 
 function backToLobby(text) {
   admitted = false;
+  leaveJanus();
   peers = [];
   renderGrid();
   leaveMeetingView();
