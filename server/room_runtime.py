@@ -24,6 +24,7 @@ from .roles import RoomMember
 from .rtc.room import SfuRoom
 from .seats import take_seat
 from .store import Room
+from .tasks import spawn_logged
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -51,17 +52,8 @@ class RoomRuntime:
         self.janus = JanusSeating(plane, room, self._spawn) if plane is not None else None
 
     def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> None:
-        async def guarded() -> None:
-            try:
-                await coro
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("room %s: %s failed", self.room.id, what)
-
-        task = asyncio.create_task(guarded(), name=f"room-{self.room.id}-{what}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        name = f"room-{self.room.id}-{what}"
+        spawn_logged(self._tasks, coro, name, log, f"room {self.room.id}: {what} failed")
 
     async def _renegotiate(self, participant_id: str) -> None:
         member = self.participants.get(participant_id)

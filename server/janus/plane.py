@@ -33,6 +33,7 @@ import aiohttp
 
 from ..media_settings import MediaSettings
 from ..rtc.forward import Publisher
+from ..tasks import spawn_logged
 from . import protocol as jp
 from .client import JanusClient
 from .watch import EventSession, FeedWatch
@@ -329,14 +330,4 @@ class JanusPlane:
                     log.warning("janus sweep %s: %s", room_id, exc)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        async def guarded() -> None:
-            try:
-                await coro
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("janus task failed")
-
-        task = asyncio.create_task(guarded(), name="janus-watch")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        spawn_logged(self._tasks, coro, "janus-watch", log, "janus task failed")

@@ -16,7 +16,7 @@ from ..api.context import hub
 from ..hostdesk import signed_report
 from ..report import report_csv
 from ..report.attendance import attendance_csv, zone
-from ..store import Meeting, Owner, Repository, StoreError
+from ..store import Meeting, Owner, Repository, Room, StoreError
 from ..store.records import WEBHOOK_EVENTS
 from ..webhooks.guard import refuse_internal_url
 from .common import flash, form_str, not_found, render, signed_in, wants_json
@@ -68,15 +68,23 @@ async def meetings(request: web.Request, owner: Owner) -> web.StreamResponse:
     )
 
 
-@signed_in
-async def report(request: web.Request, owner: Owner) -> web.StreamResponse:
-    """The signed JSON report, or its CSV, as a download."""
+def _owned_report(request: web.Request, owner: Owner) -> tuple[Room, dict[str, Any]] | None:
+    """The owner's room and the meeting's signed report (None: not theirs or unknown)."""
     h = hub(request)
     try:
         room = h.store.room(request.match_info["room_id"], owner.id)
-        envelope = signed_report(h, room, request.match_info["meeting_id"])
+        return room, signed_report(h, room, request.match_info["meeting_id"])
     except StoreError:
+        return None
+
+
+@signed_in
+async def report(request: web.Request, owner: Owner) -> web.StreamResponse:
+    """The signed JSON report, or its CSV, as a download."""
+    found = _owned_report(request, owner)
+    if found is None:
         return not_found(request, "meeting")
+    room, envelope = found
     fmt = request.match_info["fmt"]
     name = f"attendance-{room.slug}-{envelope['report']['meeting']['id'][:8]}.{fmt}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
@@ -100,12 +108,10 @@ async def report(request: web.Request, owner: Owner) -> web.StreamResponse:
 @signed_in
 async def attendance_page(request: web.Request, owner: Owner) -> web.StreamResponse:
     """The meeting's attendance list to read or print, with a certificate per person."""
-    h = hub(request)
-    try:
-        room = h.store.room(request.match_info["room_id"], owner.id)
-        envelope = signed_report(h, room, request.match_info["meeting_id"])
-    except StoreError:
+    found = _owned_report(request, owner)
+    if found is None:
         return not_found(request, "meeting")
+    room, envelope = found
     report = envelope["report"]
     context = {
         "room": room,
@@ -120,12 +126,10 @@ async def attendance_page(request: web.Request, owner: Owner) -> web.StreamRespo
 @signed_in
 async def certificate(request: web.Request, owner: Owner) -> web.StreamResponse:
     """A printable certificate of attendance for one person, with how to verify it."""
-    h = hub(request)
-    try:
-        room = h.store.room(request.match_info["room_id"], owner.id)
-        envelope = signed_report(h, room, request.match_info["meeting_id"])
-    except StoreError:
+    found = _owned_report(request, owner)
+    if found is None:
         return not_found(request, "meeting")
+    room, envelope = found
     report = envelope["report"]
     wanted = request.match_info["who"]
     row = next((r for r in report["attendance"]["people"] if row_key(r) == wanted), None)
