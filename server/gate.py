@@ -102,6 +102,23 @@ class Gate(ChallengeSteps):
             return True
         return attempt.confirm_deadline is not None
 
+    def sample_fps(self, now: float, base: float) -> float:
+        """Frames a second the edge should analyse at ``now``, given its base rate
+        (``[gate] sample_fps``): more while the screen flashes (several frames per
+        colour) and during expression steps (a blink lasts 100-150 ms). The server's
+        sampler and the offline eval both read this, so they sample alike."""
+        attempt = self._attempt
+        if self.state is not State.CHALLENGE or attempt is None:
+            return base
+        if attempt.confirm_deadline is not None:
+            return base
+        light = attempt.light
+        if light is not None and light.verdict is None:
+            return max(base, self.policy.flash.sample_fps) if now < light.decide_at else base
+        if attempt.challenge is not None:
+            return attempt.challenge.sample_fps(base)
+        return base
+
     def next_deadline(self) -> float | None:
         """When the gate next needs a ``Tick`` (None: nothing is timed now)."""
         attempt = self._attempt

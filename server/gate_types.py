@@ -199,7 +199,8 @@ class Flash:
     """Fill the participant's screen with ``steps`` from ``lead_s`` after this action.
 
     The light check decides at gate time ``deadline`` (for the edge's timers); until
-    then the edge should analyse ``sample_fps`` frames a second.
+    then the edge should analyse ``sample_fps`` frames a second (what
+    ``Gate.sample_fps`` answers meanwhile: the sampler reads that).
     """
 
     steps: tuple[FlashStep, ...]

@@ -165,11 +165,18 @@ class MediaLink:
 
     # -- sampling for the gate --
 
-    def start_sampling(self, observe: Observe, wants: Callable[[], bool | None]) -> None:
+    def start_sampling(
+        self,
+        observe: Observe,
+        wants: Callable[[], bool | None],
+        rate: Callable[[float, float], float] | None = None,
+    ) -> None:
         """Decode and analyse up to ``sample_fps`` frames a second.
 
         ``wants()`` is read before each analysis: None = skip this frame (nothing is
-        being checked), else whether the frame needs an embedding.
+        being checked), else whether the frame needs an embedding. ``rate(now, base)``
+        (``Gate.sample_fps``) is read after each: the gate asks for more frames while
+        the screen flashes and during expression steps.
         """
         assert self.publisher is not None
         video = self.publisher.start_decoding()
@@ -189,7 +196,9 @@ class MediaLink:
             observation = dataclasses.replace(observation, taken_at=received_at)
             self._enqueue(FrameResult(time.monotonic(), observation))
 
-        self.sampler = FrameSampler(video, self._sample_fps, analyse)
+        base = self._sample_fps
+        wanted = None if rate is None else (lambda now: rate(now, base))
+        self.sampler = FrameSampler(video, base, analyse, rate=wanted)
         self.sampler.start()
 
     async def stop_sampling(self) -> None:

@@ -278,7 +278,9 @@ class Participant:
             self._idle_deadline = None
             await self._apply(self.gate.handle(g.Start(time.monotonic())))
             if self.gate.state is g.State.CHECKING and self.media.sampler is None:
-                self.media.start_sampling(self.checker_observe, self.wants_frame)
+                self.media.start_sampling(
+                    self.checker_observe, self.wants_frame, self.gate.sample_fps
+                )
         elif isinstance(msg, MediaState):
             self.audio_on, self.video_on = msg.audio, msg.video
             self.runtime.broadcast_peers()
@@ -307,7 +309,7 @@ class Participant:
             identity = self.resume
             await self._apply(self.gate.resume_admitted(identity.person_id, identity.distance))
             return
-        self.media.start_sampling(self.checker_observe, self.wants_frame)
+        self.media.start_sampling(self.checker_observe, self.wants_frame, self.gate.sample_fps)
 
     def checker_observe(self, frame: object, embed: bool) -> g.Observation:
         """Executor: decode to RGB and analyse (``server/verify.py``)."""
