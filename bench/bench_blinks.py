@@ -12,9 +12,13 @@ expression_fps``), frames picked by the server sampler's rule
 Print attacks: every shared photo and spoof still, warped as a flat print moved in front
 of a camera (perspective tilt up to 40 degrees both ways, in-plane rotation, zoom and
 pan, 48 frames at 12 fps), fed to a BLINK challenge; any completion is a false blink.
+``--attacks DIR``: every clip of the print-attack generator's set
+(``python -m server.liveness.attacks``) fed whole to a BLINK challenge, at every frame
+and at the gate's rate; any completion is a false blink.
 Counts, not timings: this is a measurement script, not a test.
 
     .venv/bin/python bench/bench_blinks.py [--mesh] [--fps 0 8 4] [--no-gate]
+        [--no-candidates] [--no-prints] [--attacks var/attacks]
 """
 
 from __future__ import annotations
@@ -173,6 +177,8 @@ def main() -> None:
     )
     parser.add_argument("--no-prints", action="store_true")
     parser.add_argument("--no-gate", action="store_true", help="skip the gate's-rate column")
+    parser.add_argument("--no-candidates", action="store_true")
+    parser.add_argument("--attacks", type=Path, default=None, help="generated print clips")
     args = parser.parse_args()
     engine = FaceEngine.load(landmarks="mesh" if args.mesh else "landmarker")
     settings = load_settings()
@@ -183,7 +189,7 @@ def main() -> None:
         gate = f"gate {settings.gate.sample_fps:g}/{config.expression_fps:g}"
         rates.append((gate, settings.gate.sample_fps, config))
     t0 = time.perf_counter()
-    rows = candidates(engine, rates)
+    rows = {} if args.no_candidates else candidates(engine, rates)
     labels = [label for label, _, _ in rates]
     print(f"{'clip':34s} " + " ".join(f"{label:>10s}" for label in labels))
     totals = dict.fromkeys(labels, 0)
@@ -215,7 +221,19 @@ def main() -> None:
             f"print attacks (flat photo moved, 48 frames each): {len(false)} false blinks "
             f"of {len(prints)}" + (f": {false}" if false else "")
         )
+    generated: dict[str, dict[str, bool]] = {}
+    if args.attacks is not None:
+        for clip in sorted(args.attacks.glob("*.mp4")):
+            track = clip_track(engine, clip)
+            generated[clip.name] = {
+                label: blink_challenge(track, config, base) for label, base, config in rates
+            }
+        for label in labels:
+            false = [k for k, v in generated.items() if v[label]]
+            print(f"generated prints at {label}: {len(false)} false blinks of {len(generated)}"
+                  + (f": {false}" if false else ""))
     result = {
+        "generated_prints": generated,
         "landmarks": "mesh" if args.mesh else "landmarker",
         "rates": labels,
         "expression_fps": config.expression_fps,

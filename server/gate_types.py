@@ -88,6 +88,16 @@ class Observation:
     taken_at: float | None = None
 
 
+@dataclass(frozen=True)
+class FrameNeeds:
+    """What the next analysed frame must carry, as the gate's state asks: an embedding
+    (identity frames, the confirming frame; ~7 ms) and the skin's chroma (only while the
+    screen-light challenge collects it). Work nobody reads is not done."""
+
+    embed: bool = True
+    light: bool = False
+
+
 # ---- events -----------------------------------------------------------------
 
 

@@ -22,7 +22,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from .config import Settings
 from .face.engine import FaceEngine
-from .gate import Observation
+from .gate import FrameNeeds, Observation
 from .identity import AdmittedIdentity
 from .inputs import (
     AnalysisError,
@@ -47,7 +47,7 @@ from .verify import FaceChecker
 
 log = logging.getLogger(__name__)
 
-Observe = Callable[[Any, bool], Observation]
+Observe = Callable[[Any, FrameNeeds], Observation]
 
 
 class MediaError(Exception):
@@ -168,13 +168,13 @@ class MediaLink:
     def start_sampling(
         self,
         observe: Observe,
-        wants: Callable[[], bool | None],
+        wants: Callable[[], FrameNeeds | None],
         rate: Callable[[float, float], float] | None = None,
     ) -> None:
         """Decode and analyse up to ``sample_fps`` frames a second.
 
         ``wants()`` is read before each analysis: None = skip this frame (nothing is
-        being checked), else whether the frame needs an embedding. ``rate(now, base)``
+        being checked), else what the frame's analysis must include. ``rate(now, base)``
         (``Gate.sample_fps``) is read after each: the gate asks for more frames while
         the screen flashes and during expression steps.
         """
@@ -183,11 +183,11 @@ class MediaLink:
         loop = asyncio.get_running_loop()
 
         async def analyse(frame: Any, received_at: float) -> None:
-            embed = wants()
-            if embed is None:
+            needs = wants()
+            if needs is None:
                 return
             try:
-                observation = await loop.run_in_executor(self._executor, observe, frame, embed)
+                observation = await loop.run_in_executor(self._executor, observe, frame, needs)
             except Exception as exc:
                 log.exception("frame analysis failed for participant %s", self.participant_id)
                 self._enqueue(AnalysisError(time.monotonic(), f"{type(exc).__name__}: {exc}"))

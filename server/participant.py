@@ -311,16 +311,16 @@ class Participant:
             return
         self.media.start_sampling(self.checker_observe, self.wants_frame, self.gate.sample_fps)
 
-    def checker_observe(self, frame: object, embed: bool) -> g.Observation:
+    def checker_observe(self, frame: object, needs: g.FrameNeeds) -> g.Observation:
         """Executor: decode to RGB and analyse (``server/verify.py``)."""
         rgb = frame.to_ndarray(format="rgb24")  # type: ignore[attr-defined]
-        return self.checker.observe(rgb, embed=embed)
+        return self.checker.observe(rgb, embed=needs.embed, light=needs.light)
 
-    def wants_frame(self) -> bool | None:
+    def wants_frame(self) -> g.FrameNeeds | None:
         """Read by the sampler before each analysis: None skips the frame."""
         if self._closed or self.gate.state not in _BUSY:
             return None
-        return self.gate.wants_embedding
+        return self.gate.frame_needs
 
     async def _on_answer(self, sdp: str) -> None:
         pc, pending = self.media.pc, self._negotiation

@@ -10,8 +10,21 @@ from __future__ import annotations
 import dataclasses
 import random
 
-from server.gate import Flash, FrameAnalysed, Gate, GatePolicy, LockoutTracker, Start, State
-from server.liveness import ChallengeAction, LivenessPolicy
+import numpy as np
+import pytest
+
+from server.gate import (
+    Flash,
+    FrameAnalysed,
+    FrameNeeds,
+    Gate,
+    GatePolicy,
+    LockoutTracker,
+    Start,
+    State,
+    Tick,
+)
+from server.liveness import ChallengeAction, LivenessPolicy, parallax
 from server.liveness.challenge import ActiveConfig
 
 from .test_gate import DOING, LIVE, gate_with, into_challenge, live, mid, sample
@@ -58,3 +71,43 @@ def test_the_light_window_is_sampled_faster_until_its_decision_time() -> None:
     flash = next(a for a in actions if isinstance(a, Flash))
     assert gate.sample_fps(1.0, BASE) == flash.sample_fps == policy.flash.sample_fps > BASE
     assert gate.sample_fps(flash.deadline + 0.01, BASE) == BASE
+
+
+def test_skin_chroma_is_asked_for_only_while_the_light_challenge_collects_it() -> None:
+    policy = GatePolicy(liveness=LivenessPolicy.LIGHT, frames_required=3)
+    gate = Gate(policy, LockoutTracker(), rng=random.Random(3))
+    gate.handle(Start(0))
+    assert gate.frame_needs == FrameNeeds(embed=True, light=False)  # identity frames
+    actions = [a for t in (0.25, 0.5, 0.75) for a in gate.handle(FrameAnalysed(t, live()))]
+    flash = next(a for a in actions if isinstance(a, Flash))
+    assert gate.frame_needs.light
+    gate.handle(Tick(flash.deadline + 0.01))  # decided (nothing lit: refused)
+    assert not gate.frame_needs.light
+    pose = gate_with(A.BLINK, A.SMILE)
+    into_challenge(pose)
+    assert pose.frame_needs == FrameNeeds(embed=False, light=False)
+
+
+def test_parallax_pairs_stay_at_the_base_rate_when_the_sampler_runs_faster(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Expression steps are sampled at 15 fps; the parallax cue (a Lucas-Kanade pair per
+    kept frame, ~2 ms) still compares frames ~0.25 s apart, as at the base 4 fps."""
+    calls: list[float] = []
+
+    def pair(*_args: object) -> dict[str, float]:
+        calls.append(0.0)
+        return {"rigid": 0.0, "nose": 0.0, "eyes": 0.0, "mouth": 0.0}
+
+    monkeypatch.setattr(parallax, "pair_motion", pair)
+    patch = np.zeros((parallax.PATCH_SIZE, parallax.PATCH_SIZE), np.uint8)
+    points = np.zeros((len(parallax.TRACK_POINTS), 2), np.float32)
+    pairs = []
+    for fps in (BASE, 15.0):
+        calls.clear()
+        track = parallax.ParallaxTrack()
+        for k in range(round(3 * fps)):
+            track.add(k / fps, patch, points)
+        pairs.append(len(calls))
+    assert pairs[0] >= 8
+    assert pairs[1] <= pairs[0] + 1

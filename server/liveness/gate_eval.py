@@ -226,7 +226,7 @@ def enrol_gallery(
     return None, "none"
 
 
-Cache = dict[tuple[int, bool], Observation]
+Cache = dict[tuple[int, bool, bool], Observation]
 
 
 def run_gate(
@@ -239,8 +239,9 @@ def run_gate(
     one the server's sampler would take at the rate the gate then asks for
     (``Gate.sample_fps`` over the base ``fps``). Returns (verdict, reason, detail,
     decision time in s from Start, frames fed). Observations are cached per (frame,
-    embed): the checker is stateless and the engine deterministic, so a looped frame is
-    analysed once, and runs of the same clip under several policies share ``cache``.
+    what the gate asked of it: ``Gate.frame_needs``): the checker is stateless and the
+    engine deterministic, so a looped frame is analysed once, and runs of the same clip
+    under several policies share ``cache``.
     A list of frames is a clip rendered at ``fps``.
     """
     if isinstance(clip, list):
@@ -256,9 +257,11 @@ def run_gate(
             break
         actions = list(gate.handle(Tick(now)))
         if not any(isinstance(a, Admitted | Refused) for a in actions):
-            key = (n % len(clip), gate.wants_embedding)
+            needs = gate.frame_needs  # what the server's sampler asks the executor for
+            key = (n % len(clip), needs.embed, needs.light)
             if key not in cache:
-                cache[key] = checker.observe(clip.rgb(key[0]), embed=key[1])
+                cache[key] = checker.observe(clip.rgb(key[0]), embed=needs.embed,
+                                             light=needs.light)
             actions += gate.handle(FrameAnalysed(now, cache[key]))
         k += 1
         wake = now + 1.0 / gate.sample_fps(now, fps)

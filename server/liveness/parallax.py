@@ -60,6 +60,10 @@ MIN_RIGID = 10
 MIN_TEXTURE = 0.3  # texture_strength below this x the rigid points' median: not tracked
 PAIR_GAP_S = 0.5  # frames compared are about this far apart ...
 PAIR_MIN_S, PAIR_MAX_S = 0.4, 1.0  # ... within these bounds
+# Frames closer than this to the last one the track kept are not tracked: when the
+# sampler runs faster (expression steps at 15 fps, the light window at 8) the cue keeps
+# the base rate's pairs, so its cost and its p90 over pairs stay what they are at 4 fps.
+KEEP_EVERY_S = 0.2
 
 
 def face_patch(rgb: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -223,6 +227,8 @@ class ParallaxTrack:
 
     def add(self, now: float, patch: np.ndarray | None, points: np.ndarray | None) -> None:
         if patch is None or points is None or len(points) != len(TRACK_POINTS):
+            return
+        if self._history and now - self._history[-1][0] < KEEP_EVERY_S:
             return
         older = [h for h in self._history if PAIR_MIN_S <= now - h[0] <= PAIR_MAX_S]
         if older:

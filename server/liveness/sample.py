@@ -111,9 +111,11 @@ class LivenessSample:
 
 
 def sample_from_face(
-    rgb: np.ndarray, face: Face, *, pixels: bool = True
+    rgb: np.ndarray, face: Face, *, pixels: bool = True, light: bool = True
 ) -> LivenessSample | None:
-    """Reduce an engine ``Face`` (mesh must have run) to a sample; ``None`` without mesh."""
+    """Reduce an engine ``Face`` (mesh must have run) to a sample; ``None`` without mesh.
+    ``light=False`` skips the skin chroma (``measure_light``: only the light challenge
+    reads it)."""
     if face.measures is None or face.mesh is None:
         return None
     height, width = rgb.shape[:2]
@@ -130,7 +132,7 @@ def sample_from_face(
         embedding=face.embedding,
         pixels=pixel_cues(rgb, face.box, face.measures.roll) if pixels else None,
         patch=patch,
-        light=measure_light(rgb, face.box),
+        light=measure_light(rgb, face.box) if light else None,
         blendshapes=face.blendshapes,
         width_px=x1 - x0,
     )
