@@ -6,9 +6,10 @@ Issue #13's cost target compares everything the server does for one analysed fra
   cues (pixel cues + the v1 planar homography on 78 mesh points against the previous
   frame) and a challenge's ``feed`` on EAR rules;
 - **v2**: ``FaceChecker.observe`` with the Face Landmarker (BlazeFace + 478 points +
-  52 blendshapes, then the liveness sample: pixel cues, light meter, face patch, and
-  the parallax pair when the executor computes it), then the gate's side: the passive
-  check's ``add`` + ``verdict`` and a challenge's ``feed`` on blendshapes.
+  52 blendshapes, then the liveness sample: pixel cues, face patch, and the parallax
+  pair, as ``Participant.checker_observe`` does in the executor; the light meter runs
+  only during a light challenge), then the event loop's side: the passive check's
+  ``add`` + ``verdict`` and a challenge's ``feed`` on blendshapes.
 
 Both run on the same frames, interleaved frame by frame (alternating which goes first)
 so the shared machine's load hits both alike. Frames are taken at the gate's base rate
@@ -31,6 +32,7 @@ import random
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -45,6 +47,8 @@ from server.face.engine import FaceEngine  # noqa: E402
 from server.face.landmarks import FaceMeasures  # noqa: E402
 from server.face.matcher import DEFAULT_THRESHOLD  # noqa: E402
 from server.liveness import Challenge, LivenessSample, PassiveCheck, pixel_cues  # noqa: E402
+from server.liveness.parallax import PairMaker  # noqa: E402
+from server.liveness.sample import paired  # noqa: E402
 from server.verify import CheckTarget, FaceChecker  # noqa: E402
 
 DATA = Path(os.environ.get("VIDEOGATE_TEST_DATA", REPO.parent / "shared" / "data"))
@@ -93,13 +97,17 @@ class V2:
         gallery = np.zeros((1, 128), np.float32)
         self.checker = FaceChecker(engine, CheckTarget("p", {"p": gallery}, DEFAULT_THRESHOLD))
         self.embed = embed
+        self.pairs = PairMaker()
         self.check = PassiveCheck()
         self.challenge: Challenge | None = None
         self.ms: dict[str, list[float]] = {"total": [], "executor": [], "gate": []}
 
     def frame(self, rgb: np.ndarray, now: float) -> None:
         t0 = time.perf_counter()
-        obs = self.checker.observe(rgb, embed=self.embed)
+        # As the server's executor: light only during a light challenge (not here), the
+        # parallax pair measured with the frame (participant.checker_observe).
+        obs = self.checker.observe(rgb, embed=self.embed, light=False)
+        obs = replace(obs, liveness=paired(obs.liveness, self.pairs, now))
         t1 = time.perf_counter()
         if obs.liveness is not None:
             self.check.add(obs.liveness, now)
@@ -152,7 +160,7 @@ def main() -> None:
             landmarker.analyse(rgb, embed=args.embed)
         for rep in range(args.repeat):
             v1.challenge = v2.challenge = None
-            v2.check = PassiveCheck()
+            v2.check, v2.pairs = PassiveCheck(), PairMaker()
             v1.last = None
             for i, (t, rgb) in enumerate(frames):
                 now = t + rep * 1000.0

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import secrets
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
@@ -34,6 +35,8 @@ from .inputs import (
     RenegotiateRequest,
     ReverifyRequest,
 )
+from .liveness.parallax import PairMaker
+from .liveness.sample import paired
 from .media_link import MediaError, MediaLink
 from .messages import Bye, Error, OutMessage, SdpAnswer, SdpOffer
 from .netinfo import record_netinfo
@@ -77,6 +80,7 @@ class Participant:
         self.runtime = runtime
         self.outbox = outbox
         self.checker = checker
+        self.pairs = PairMaker()  # the parallax cue's image work, in checker_observe only
         self.name = name
         self.claimed_person = person_id
         self.ip = ip
@@ -312,9 +316,11 @@ class Participant:
         self.media.start_sampling(self.checker_observe, self.wants_frame, self.gate.sample_fps)
 
     def checker_observe(self, frame: object, needs: g.FrameNeeds) -> g.Observation:
-        """Executor: decode to RGB and analyse (``server/verify.py``)."""
+        """Executor: decode to RGB, analyse (``server/verify.py``) and measure the
+        parallax pair, so the gate does no image work on the event loop."""
         rgb = frame.to_ndarray(format="rgb24")  # type: ignore[attr-defined]
-        return self.checker.observe(rgb, embed=needs.embed, light=needs.light)
+        obs = self.checker.observe(rgb, embed=needs.embed, light=needs.light)
+        return replace(obs, liveness=paired(obs.liveness, self.pairs, time.monotonic()))
 
     def wants_frame(self) -> g.FrameNeeds | None:
         """Read by the sampler before each analysis: None skips the frame."""

@@ -55,8 +55,9 @@ from ..rtc.sampler import SamplerClock
 from ..verify import CheckTarget, FaceChecker
 from .attacks import PHOTO_EXTS
 from .challenge import ActiveConfig
+from .parallax import PairMaker
 from .passive import PassiveCheck, PassiveConfig
-from .sample import LivenessPolicy, sample_from_face
+from .sample import LivenessPolicy, paired, sample_from_face
 
 BONA_FIDE = "bona_fide"
 KNOWN_SPECIES = frozenset(
@@ -251,6 +252,7 @@ def run_gate(
     cache = {} if cache is None else cache
     horizon = policy.attempt_timeout_s + policy.active.step_time_s * (policy.active.max_steps + 2)
     clock, wake, k = clip.clock(), 0.0, 0
+    pairs = PairMaker()  # the participant's executor-side parallax pairs
     while (got := clock.take(wake)) is not None:
         n, now = got
         if now > horizon:
@@ -262,7 +264,9 @@ def run_gate(
             if key not in cache:
                 cache[key] = checker.observe(clip.rgb(key[0]), embed=needs.embed,
                                              light=needs.light)
-            actions += gate.handle(FrameAnalysed(now, cache[key]))
+            obs = cache[key]
+            obs = dataclasses.replace(obs, liveness=paired(obs.liveness, pairs, now))
+            actions += gate.handle(FrameAnalysed(now, obs))
         k += 1
         wake = now + 1.0 / gate.sample_fps(now, fps)
         for action in actions:
