@@ -179,6 +179,7 @@ def main() -> None:
     parser.add_argument("--no-gate", action="store_true", help="skip the gate's-rate column")
     parser.add_argument("--no-candidates", action="store_true")
     parser.add_argument("--attacks", type=Path, default=None, help="generated print clips")
+    parser.add_argument("--every", type=int, default=1, help="every n-th generated clip")
     args = parser.parse_args()
     engine = FaceEngine.load(landmarks="mesh" if args.mesh else "landmarker")
     settings = load_settings()
@@ -223,11 +224,12 @@ def main() -> None:
         )
     generated: dict[str, dict[str, bool]] = {}
     if args.attacks is not None:
-        for clip in sorted(args.attacks.glob("*.mp4")):
+        for clip in sorted(args.attacks.glob("*.mp4"))[:: args.every]:
             track = clip_track(engine, clip)
             generated[clip.name] = {
                 label: blink_challenge(track, config, base) for label, base, config in rates
             }
+            print(clip.name, generated[clip.name], file=sys.stderr)
         for label in labels:
             false = [k for k, v in generated.items() if v[label]]
             print(f"generated prints at {label}: {len(false)} false blinks of {len(generated)}"
