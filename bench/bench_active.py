@@ -2,7 +2,11 @@
 
 For every bona fide clip with observed actions in ``video_observations.json`` (blinks;
 head turns from its yaw range, as ``python -m server.liveness eval`` derives them) a
-:class:`Challenge` of those actions (at most three) is fed the clip sampled at ``--fps``.
+:class:`Challenge` of those actions (at most three) is fed the clip as the server's
+sampler would take it: ``--fps`` (default ``[gate] sample_fps``), raised during
+expression steps to ``--expression-fps`` (default ``[liveness] expression_fps``; 0 =
+never raised) by the challenge itself (``Challenge.sample_fps``), frames picked by
+``server.rtc.sampler.SamplerClock``. ``--fps 0`` feeds every frame.
 
 A recording does not answer prompts: it blinks and turns when it does, and the
 challenge rightly fails a turn made before the prompted one (``wrong``) or a blink
@@ -25,16 +29,18 @@ Both engines run in the same process on the same frames: the 468-point mesh with
 EAR rules (``[face] landmarks = "mesh"``) and the face landmarker with blendshapes (the
 default). Prints a table and writes JSON to bench/out/.
 
-    .venv/bin/python bench/bench_active.py [--fps 8] [--mode prompted|loop]
+    .venv/bin/python bench/bench_active.py [--fps 4] [--expression-fps 15] [--mode prompted|loop]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +49,7 @@ import av
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from server.config import load_settings  # noqa: E402
 from server.face.engine import FaceEngine  # noqa: E402
 from server.liveness import (  # noqa: E402
     ActiveConfig,
@@ -55,6 +62,7 @@ from server.liveness import (  # noqa: E402
 )
 from server.liveness.challenge import detect  # noqa: E402
 from server.liveness.evaluate import observed_actions, run_active  # noqa: E402
+from server.rtc.sampler import SamplerClock  # noqa: E402
 
 DATA = Path(os.environ.get("VIDEOGATE_TEST_DATA", REPO.parent / "shared" / "data")) / "faces"
 Track = list[tuple[float, LivenessSample]]
@@ -66,15 +74,12 @@ def observed(obs: dict[str, Any]) -> list[ChallengeAction]:
     return observed_actions(obs)[:3]
 
 
-def tracks(engines: dict[str, FaceEngine], path: Path, fps: float) -> dict[str, Track]:
+def tracks(engines: dict[str, FaceEngine], path: Path) -> dict[str, Track]:
+    """Every frame's one face, per engine (the sampling happens when it is fed)."""
     out: dict[str, Track] = {name: [] for name in engines}
-    next_t = -1.0
     with av.open(str(path)) as container:
         for frame in container.decode(video=0):
             t = float(frame.time or 0.0)
-            if fps > 0 and t + 1e-6 < next_t:
-                continue
-            next_t = t + 1.0 / fps if fps > 0 else t
             rgb = frame.to_ndarray(format="rgb24")
             for name, engine in engines.items():
                 faces = engine.analyse(rgb, mesh=True, embed=False).faces
@@ -108,8 +113,19 @@ def turn_stretches(
     return out
 
 
+def at_rate(stretch: Track, challenge: Challenge, base: float) -> Iterator[tuple[float, Any]]:
+    """The frames of ``stretch`` the sampler would take (every frame when ``base`` is 0)."""
+    if base <= 0:
+        yield from stretch
+        return
+    clock = SamplerClock([t for t, _ in stretch])
+    for n, _ in clock.frames(stretch[0][0], lambda: challenge.sample_fps(base)):
+        yield stretch[n]
+
+
 def run_prompted(
-    track: Track, actions: list[ChallengeAction], blinks: list[float], cfg: ActiveConfig
+    track: Track, actions: list[ChallengeAction], blinks: list[float], cfg: ActiveConfig,
+    base: float,
 ) -> tuple[str, str]:
     """Each step fed the stretches of the clip where it performs that action."""
     if len(track) < cfg.baseline_frames + 1:
@@ -129,7 +145,7 @@ def run_prompted(
                 continue
             challenge._last = None  # the cut between stretches is not a face swap
             start, fed = stretch[0][0], now
-            for t, sample in stretch:
+            for t, sample in at_rate(stretch, challenge, base):
                 fed = now + (t - start)
                 outcome = challenge.feed(sample, fed)
                 if outcome.status is StepStatus.DONE:
@@ -138,7 +154,8 @@ def run_prompted(
                     return "fail", f"{outcome.status.value}:{outcome.detail}"
                 if outcome.status is StepStatus.PASSED:
                     break
-            now = fed + 1.0 / 8  # the next stretch follows on the challenge's clock
+            # The next stretch follows on the challenge's clock.
+            now = fed + 1.0 / challenge.sample_fps(base or 30.0)
             if challenge.step > step:
                 break
         if challenge.step <= step:
@@ -146,54 +163,66 @@ def run_prompted(
     return "fail", "unfinished"
 
 
-def run(track: Track, actions: list[ChallengeAction], cfg: ActiveConfig) -> tuple[str, str]:
+def run(
+    track: Track, actions: list[ChallengeAction], cfg: ActiveConfig, base: float
+) -> tuple[str, str]:
     """The eval's loop (``server.liveness.evaluate.run_active``): baseline from the first
     frames, the clip looped until time is up."""
-    return run_active([(t, 1, sample) for t, sample in track], actions, cfg)
+    return run_active([(t, 1, sample) for t, sample in track], actions, cfg, base or 1e3)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--fps", type=float, default=8.0, help="0 = every frame")
-    parser.add_argument("--mode", choices=("prompted", "loop"), default="prompted")
+    settings = load_settings()
+    parser.add_argument("--fps", type=float, default=settings.gate.sample_fps,
+                        help="base rate (default [gate] sample_fps); 0 = every frame")
+    parser.add_argument("--expression-fps", type=float,
+                        default=settings.liveness.expression_fps,
+                        help="rate during expression steps (default [liveness] "
+                             "expression_fps); 0 = the base rate throughout")
+    parser.add_argument("--mode", choices=("prompted", "loop", "both"), default="prompted")
+    parser.add_argument("--no-mesh", action="store_true", help="the landmarker alone")
     args = parser.parse_args()
-    engines = {
-        "mesh": FaceEngine.load(landmarks="mesh"),
-        "landmarker": FaceEngine.load(landmarks="landmarker"),
-    }
-    cfg = ActiveConfig()
+    engines = {"landmarker": FaceEngine.load(landmarks="landmarker")}
+    if not args.no_mesh:
+        engines = {"mesh": FaceEngine.load(landmarks="mesh"), **engines}
+    modes = ("prompted", "loop") if args.mode == "both" else (args.mode,)
+    cfg = dataclasses.replace(ActiveConfig(), expression_fps=args.expression_fps or 1e-3)
     cases = [
         row for row in (DATA / "video_cases.csv").read_text().splitlines()[1:] if "bona_fide" in row
     ]
     videos = json.loads((DATA / "video_observations.json").read_text())["videos"]
     rows: list[dict[str, Any]] = []
-    passed = dict.fromkeys(engines, 0)
-    print(f"{'clip':34s} {'mesh (EAR)':32s} {'landmarker (blendshapes)':32s}")
+    columns = [f"{name}/{mode}" for name in engines for mode in modes]
+    passed = dict.fromkeys(columns, 0)
+    print(f"{'clip':34s} " + " ".join(f"{c:32s}" for c in columns))
     for line in cases:
         rel = line.split(",")[0]
         actions = observed(videos.get(rel, {}))
         if not actions:
             continue
-        per = tracks(engines, DATA / rel, args.fps)
+        per = tracks(engines, DATA / rel)
         row: dict[str, Any] = {"clip": rel}
         cells = []
         blinks = list(videos.get(rel, {}).get("blink_times_s") or [])
         for name, track in per.items():
-            if args.mode == "loop":
-                verdict, detail = run(track, actions, cfg)
-            else:
-                verdict, detail = run_prompted(track, actions, blinks, cfg)
-            passed[name] += verdict == "pass"
-            row[name] = {"verdict": verdict, "detail": detail}
-            cells.append(f"{verdict} {detail}"[:32])
+            for mode in modes:
+                if mode == "loop":
+                    verdict, detail = run(track, actions, cfg, args.fps)
+                else:
+                    verdict, detail = run_prompted(track, actions, blinks, cfg, args.fps)
+                passed[f"{name}/{mode}"] += verdict == "pass"
+                row[f"{name}/{mode}"] = {"verdict": verdict, "detail": detail}
+                cells.append(f"{verdict} {detail}"[:32])
         row["actions"] = [a.value for a in actions]
         rows.append(row)
-        print(f"{rel:34s} {cells[0]:32s} {cells[1]:32s} {','.join(row['actions'])}")
+        print(f"{rel:34s} " + " ".join(f"{c:32s}" for c in cells) + ",".join(row["actions"]))
     total = len(rows)
-    print(f"{'passed':34s} {passed['mesh']}/{total:<30d} {passed['landmarker']}/{total}")
+    print(f"{'passed':34s} " + " ".join(f"{f'{passed[c]}/{total}':32s}" for c in columns))
     out = REPO / "bench" / "out" / f"bench_active-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    result = {"fps": args.fps, "mode": args.mode, "passed": passed, "cases": rows}
+    result = {"fps": args.fps, "expression_fps": args.expression_fps, "mode": args.mode,
+              "passed": passed, "cases": rows}
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}")
 

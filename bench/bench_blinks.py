@@ -3,20 +3,28 @@
 For every blink candidate in ``video_observations.json`` a BLINK-only
 :class:`Challenge` starts 1.2 s before it (baseline: the first three face samples) and
 is fed the clip's frames up to 0.6 s after it; the candidate counts as detected when the
-challenge completes. Run at the clip's full frame rate and at sampled rates (the gate
-samples at 4 fps; ``python -m server.liveness eval`` at 8 fps for active runs).
+challenge completes. Run at the clip's full frame rate, at fixed sampled rates, and at
+the gate's own rate (``gate``: ``[gate] sample_fps`` for the baseline, then what the
+challenge asks for its expression step, ``Challenge.sample_fps`` = ``[liveness]
+expression_fps``), frames picked by the server sampler's rule
+(``server.rtc.sampler.SamplerClock``).
 
 Print attacks: every shared photo and spoof still, warped as a flat print moved in front
 of a camera (perspective tilt up to 40 degrees both ways, in-plane rotation, zoom and
 pan, 48 frames at 12 fps), fed to a BLINK challenge; any completion is a false blink.
+``--attacks DIR``: every clip of the print-attack generator's set
+(``python -m server.liveness.attacks``) fed whole to a BLINK challenge, at every frame
+and at the gate's rate; any completion is a false blink.
 Counts, not timings: this is a measurement script, not a test.
 
-    .venv/bin/python bench/bench_blinks.py [--mesh] [--fps 0 8 4]
+    .venv/bin/python bench/bench_blinks.py [--mesh] [--fps 0 8 4] [--no-gate]
+        [--no-candidates] [--no-prints] [--attacks var/attacks]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -32,6 +40,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from server.config import load_settings  # noqa: E402
 from server.face.engine import FaceEngine  # noqa: E402
 from server.face.imageio import decode_image  # noqa: E402
 from server.liveness import (  # noqa: E402
@@ -42,6 +51,7 @@ from server.liveness import (  # noqa: E402
     StepStatus,
     sample_from_face,
 )
+from server.rtc.sampler import SamplerClock  # noqa: E402
 
 DATA = Path(os.environ.get("VIDEOGATE_TEST_DATA", REPO.parent / "shared" / "data")) / "faces"
 Track = list[tuple[float, LivenessSample | None]]
@@ -59,27 +69,33 @@ def clip_track(engine: FaceEngine, path: Path) -> Track:
     return out
 
 
-def subsample(track: Track, fps: float) -> Track:
-    if fps <= 0:
-        return track
-    out: Track = []
-    next_t = -1.0
-    for t, s in track:
-        if t + 1e-6 >= next_t:
-            out.append((t, s))
-            next_t = t + 1.0 / fps
-    return out
+Rate = tuple[str, float, ActiveConfig]  # (label, base fps or 0 = every frame, config)
 
 
-def blink_challenge(track: Track, config: ActiveConfig) -> bool:
-    """Whether a BLINK challenge started on ``track`` (baseline: first 3 faces) completes."""
-    faces = [(t, s) for t, s in track if s is not None]
-    if len(faces) < config.baseline_frames + 1:
+def blink_challenge(track: Track, config: ActiveConfig, base: float = 0.0) -> bool:
+    """Whether a BLINK challenge started on ``track`` completes. The sampler takes frames
+    at ``base`` fps (0: every frame) until the baseline (three faces) is in, then at the
+    challenge's rate (``Challenge.sample_fps``)."""
+    if not track:
         return False
     challenge = Challenge((ChallengeAction.BLINK,), config)
-    base = faces[: config.baseline_frames]
-    challenge.start([s for _, s in base], base[-1][0])
-    for t, s in faces[config.baseline_frames :]:
+    clock = SamplerClock([t for t, _ in track])
+    baseline: list[LivenessSample] = []
+
+    def rate() -> float:  # the gate's rule once the challenge runs
+        if not base:
+            return 1e3
+        return challenge.sample_fps(base) if challenge.baseline is not None else base
+
+    for n, _ in clock.frames(track[0][0], rate):
+        t, s = track[n]
+        if s is None:
+            continue
+        if len(baseline) < config.baseline_frames:
+            baseline.append(s)
+            if len(baseline) == config.baseline_frames:
+                challenge.start(baseline, t)
+            continue
         outcome = challenge.feed(s, t)
         if outcome.status is StepStatus.DONE:
             return True
@@ -88,7 +104,7 @@ def blink_challenge(track: Track, config: ActiveConfig) -> bool:
     return False
 
 
-def candidates(engine: FaceEngine, rates: list[float], config: ActiveConfig) -> dict[str, Any]:
+def candidates(engine: FaceEngine, rates: list[Rate]) -> dict[str, Any]:
     videos = json.loads((DATA / "video_observations.json").read_text())["videos"]
     rows: dict[str, Any] = {}
     for rel, obs in videos.items():
@@ -97,10 +113,10 @@ def candidates(engine: FaceEngine, rates: list[float], config: ActiveConfig) -> 
             continue
         track = clip_track(engine, DATA / rel)
         per_rate: dict[str, list[bool]] = {}
-        for fps in rates:
-            sampled = subsample(track, fps)
-            per_rate[str(fps)] = [
-                blink_challenge([(t, s) for t, s in sampled if c - 1.2 <= t <= c + 0.6], config)
+        for label, base, config in rates:
+            per_rate[label] = [
+                blink_challenge([(t, s) for t, s in track if c - 1.2 <= t <= c + 0.6],
+                                config, base)
                 for c in times
             ]
         rows[rel] = {"candidates": times, "detected": per_rate}
@@ -160,28 +176,37 @@ def main() -> None:
         help="sampling rates (0 = every frame)",
     )
     parser.add_argument("--no-prints", action="store_true")
+    parser.add_argument("--no-gate", action="store_true", help="skip the gate's-rate column")
+    parser.add_argument("--no-candidates", action="store_true")
+    parser.add_argument("--attacks", type=Path, default=None, help="generated print clips")
+    parser.add_argument("--every", type=int, default=1, help="every n-th generated clip")
     args = parser.parse_args()
     engine = FaceEngine.load(landmarks="mesh" if args.mesh else "landmarker")
-    config = ActiveConfig()
+    settings = load_settings()
+    config = dataclasses.replace(ActiveConfig(), expression_fps=settings.liveness.expression_fps)
+    fixed = dataclasses.replace(config, expression_fps=1e-3)  # never raised
+    rates: list[Rate] = [("all" if f == 0 else f"{f:g} fps", f, fixed) for f in args.fps]
+    if not args.no_gate:
+        gate = f"gate {settings.gate.sample_fps:g}/{config.expression_fps:g}"
+        rates.append((gate, settings.gate.sample_fps, config))
     t0 = time.perf_counter()
-    rows = candidates(engine, args.fps, config)
-    print(
-        f"{'clip':34s} " + " ".join(f"{('all' if f == 0 else f'{f:g} fps'):>8s}" for f in args.fps)
-    )
-    totals = {str(f): 0 for f in args.fps}
+    rows = {} if args.no_candidates else candidates(engine, rates)
+    labels = [label for label, _, _ in rates]
+    print(f"{'clip':34s} " + " ".join(f"{label:>10s}" for label in labels))
+    totals = dict.fromkeys(labels, 0)
     count = 0
     for rel, row in rows.items():
         n = len(row["candidates"])
         count += n
         cells = []
-        for f in args.fps:
-            hit = sum(row["detected"][str(f)])
-            totals[str(f)] += hit
-            cells.append(f"{hit:>3d}/{n:<4d}")
-        first = row["detected"][str(args.fps[0])]
+        for label in labels:
+            hit = sum(row["detected"][label])
+            totals[label] += hit
+            cells.append(f"{hit:>5d}/{n:<4d}")
+        first = row["detected"][labels[0]]
         missed = [c for c, d in zip(row["candidates"], first, strict=True) if not d]
         print(f"{rel:34s} " + " ".join(cells) + (f"  missed {missed}" if missed else ""))
-    print(f"{'total':34s} " + " ".join(f"{totals[str(f)]:>3d}/{count:<4d}" for f in args.fps))
+    print(f"{'total':34s} " + " ".join(f"{totals[label]:>5d}/{count:<4d}" for label in labels))
     prints: dict[str, bool] = {}
     if not args.no_prints:
         photos = (
@@ -197,9 +222,23 @@ def main() -> None:
             f"print attacks (flat photo moved, 48 frames each): {len(false)} false blinks "
             f"of {len(prints)}" + (f": {false}" if false else "")
         )
+    generated: dict[str, dict[str, bool]] = {}
+    if args.attacks is not None:
+        for clip in sorted(args.attacks.glob("*.mp4"))[:: args.every]:
+            track = clip_track(engine, clip)
+            generated[clip.name] = {
+                label: blink_challenge(track, config, base) for label, base, config in rates
+            }
+            print(clip.name, generated[clip.name], file=sys.stderr)
+        for label in labels:
+            false = [k for k, v in generated.items() if v[label]]
+            print(f"generated prints at {label}: {len(false)} false blinks of {len(generated)}"
+                  + (f": {false}" if false else ""))
     result = {
+        "generated_prints": generated,
         "landmarks": "mesh" if args.mesh else "landmarker",
-        "rates_fps": args.fps,
+        "rates": labels,
+        "expression_fps": config.expression_fps,
         "clips": rows,
         "detected": totals,
         "candidates": count,

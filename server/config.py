@@ -77,6 +77,9 @@ class LivenessSettings:
     # Number of actions per challenge is drawn between these.
     min_steps: int = 2
     max_steps: int = 3
+    # Frames analysed per second during blink / smile / open-mouth steps (a blink is
+    # 100-150 ms: at [gate] sample_fps it falls between frames). Only for those steps.
+    expression_fps: float = 15.0
     # Combined passive score above which a face is refused (1.0 = calibrated).
     passive_threshold: float = 1.0
     # TEST ONLY: a non-negative value seeds the challenge draw so tests can predict it.
@@ -388,6 +391,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("[liveness] need 1 <= min_steps <= max_steps <= 6")
     if live.step_time_s <= 0:
         raise ConfigError("[liveness] step_time_s must be > 0")
+    if not 0 < live.expression_fps <= 30:
+        raise ConfigError("[liveness] expression_fps must be in (0, 30]")
     presence = settings.presence
     if (
         presence.interval_s < 0

@@ -46,6 +46,7 @@ from .gate_types import (
     Event,
     Flash,
     FrameAnalysed,
+    FrameNeeds,
     Leave,
     LockedOut,
     Match,
@@ -67,9 +68,9 @@ from .lockout import LockoutTracker, key_scope
 
 __all__ = [  # the vocabulary is re-exported: callers import it from here
     "MESSAGES", "Action", "Admitted", "AnalysisFailed", "Event", "Flash", "FrameAnalysed", "Gate",
-    "GatePolicy", "HOST_ADMITTABLE", "Leave", "LockedOut", "LockoutTracker", "Match",
-    "Observation", "Progress", "Prompt", "Reason", "Refused", "ReverifyRequested", "Start",
-    "State", "StateChanged", "Tick",
+    "FrameNeeds", "GatePolicy", "HOST_ADMITTABLE", "Leave", "LockedOut", "LockoutTracker",
+    "Match", "Observation", "Progress", "Prompt", "Reason", "Refused", "ReverifyRequested",
+    "Start", "State", "StateChanged", "Tick",
 ]  # fmt: skip
 
 
@@ -108,6 +109,35 @@ class Gate(ChallengeSteps):
         if self.state is not State.CHALLENGE or attempt is None:
             return True
         return attempt.confirm_deadline is not None
+
+    @property
+    def frame_needs(self) -> FrameNeeds:
+        """What the next frame's analysis must include (read by the edge before it)."""
+        attempt = self._attempt
+        light = (
+            self.state is State.CHALLENGE
+            and attempt is not None
+            and attempt.light is not None
+            and attempt.light.verdict is None
+        )
+        return FrameNeeds(self.wants_embedding, light)
+
+    def sample_fps(self, now: float, base: float) -> float:
+        """Frames a second the edge should analyse at ``now``, given its base rate
+        (``[gate] sample_fps``): more while the screen flashes (several frames per
+        colour) and during expression steps (a blink lasts 100-150 ms). The server's
+        sampler and the offline eval both read this, so they sample alike."""
+        attempt = self._attempt
+        if self.state is not State.CHALLENGE or attempt is None:
+            return base
+        if attempt.confirm_deadline is not None:
+            return base
+        light = attempt.light
+        if light is not None and light.verdict is None:
+            return max(base, self.policy.flash.sample_fps) if now < light.decide_at else base
+        if attempt.challenge is not None:
+            return attempt.challenge.sample_fps(base)
+        return base
 
     def next_deadline(self) -> float | None:
         """When the gate next needs a ``Tick`` (None: nothing is timed now)."""

@@ -88,6 +88,16 @@ class Observation:
     taken_at: float | None = None
 
 
+@dataclass(frozen=True)
+class FrameNeeds:
+    """What the next analysed frame must carry, as the gate's state asks: an embedding
+    (identity frames, the confirming frame; ~7 ms) and the skin's chroma (only while the
+    screen-light challenge collects it). Work nobody reads is not done."""
+
+    embed: bool = True
+    light: bool = False
+
+
 # ---- events -----------------------------------------------------------------
 
 
@@ -199,7 +209,8 @@ class Flash:
     """Fill the participant's screen with ``steps`` from ``lead_s`` after this action.
 
     The light check decides at gate time ``deadline`` (for the edge's timers); until
-    then the edge should analyse ``sample_fps`` frames a second.
+    then the edge should analyse ``sample_fps`` frames a second (what
+    ``Gate.sample_fps`` answers meanwhile: the sampler reads that).
     """
 
     steps: tuple[FlashStep, ...]

@@ -192,6 +192,7 @@ class Hub:
                 step_time_s=live.step_time_s,
                 min_steps=live.min_steps,
                 max_steps=live.max_steps,
+                expression_fps=live.expression_fps,
             ),
             passive=dataclasses.replace(PassiveConfig(), threshold=live.passive_threshold),
         )

@@ -22,7 +22,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from .config import Settings
 from .face.engine import FaceEngine
-from .gate import Observation
+from .gate import FrameNeeds, Observation
 from .identity import AdmittedIdentity
 from .inputs import (
     AnalysisError,
@@ -47,7 +47,7 @@ from .verify import FaceChecker
 
 log = logging.getLogger(__name__)
 
-Observe = Callable[[Any, bool], Observation]
+Observe = Callable[[Any, FrameNeeds], Observation]
 
 
 class MediaError(Exception):
@@ -168,22 +168,29 @@ class MediaLink:
 
     # -- sampling for the gate --
 
-    def start_sampling(self, observe: Observe, wants: Callable[[], bool | None]) -> None:
+    def start_sampling(
+        self,
+        observe: Observe,
+        wants: Callable[[], FrameNeeds | None],
+        rate: Callable[[float, float], float] | None = None,
+    ) -> None:
         """Decode and analyse up to ``sample_fps`` frames a second.
 
         ``wants()`` is read before each analysis: None = skip this frame (nothing is
-        being checked), else whether the frame needs an embedding.
+        being checked), else what the frame's analysis must include. ``rate(now, base)``
+        (``Gate.sample_fps``) is read after each: the gate asks for more frames while
+        the screen flashes and during expression steps.
         """
         assert self.publisher is not None
         video = self.publisher.start_decoding()
         loop = asyncio.get_running_loop()
 
         async def analyse(frame: Any, received_at: float) -> None:
-            embed = wants()
-            if embed is None:
+            needs = wants()
+            if needs is None:
                 return
             try:
-                observation = await loop.run_in_executor(self._executor, observe, frame, embed)
+                observation = await loop.run_in_executor(self._executor, observe, frame, needs)
             except Exception as exc:
                 log.exception("frame analysis failed for participant %s", self.participant_id)
                 self._enqueue(AnalysisError(time.monotonic(), f"{type(exc).__name__}: {exc}"))
@@ -192,7 +199,9 @@ class MediaLink:
             observation = dataclasses.replace(observation, taken_at=received_at)
             self._enqueue(FrameResult(time.monotonic(), observation))
 
-        self.sampler = FrameSampler(video, self._sample_fps, analyse)
+        base = self._sample_fps
+        wanted = None if rate is None else (lambda now: rate(now, base))
+        self.sampler = FrameSampler(video, base, analyse, rate=wanted)
         self.sampler.start()
 
     async def stop_sampling(self) -> None:

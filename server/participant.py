@@ -18,6 +18,7 @@ import asyncio
 import logging
 import secrets
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
@@ -40,6 +41,8 @@ from .inputs import (
     RenegotiateRequest,
     ReverifyRequest,
 )
+from .liveness.parallax import PairMaker
+from .liveness.sample import paired
 from .media_link import MediaError, MediaLink
 from .messages import Bye, Error, OutMessage, SdpAnswer, SdpOffer
 from .netinfo import record_netinfo
@@ -90,6 +93,7 @@ class Participant:
         self.runtime = runtime
         self.outbox = outbox
         self.checker = checker
+        self.pairs = PairMaker()  # the parallax cue's image work, in checker_observe only
         self.name = name
         self.claimed_person = person_id
         self.ip = ip
@@ -309,7 +313,9 @@ class Participant:
             await self.services.sync_lockout(self.gate.lockout_keys, failed=False)
             await self._apply(self.gate.handle(g.Start(time.monotonic())))
             if self.gate.state is g.State.CHECKING and self.media.sampler is None:
-                self.media.start_sampling(self.checker_observe, self.wants_frame)
+                self.media.start_sampling(
+                    self.checker_observe, self.wants_frame, self.gate.sample_fps
+                )
         elif isinstance(msg, MediaState):
             media_state(self, msg.audio, msg.video)
         elif isinstance(msg, Leave):
@@ -337,18 +343,20 @@ class Participant:
             identity = self.resume
             await self._apply(self.gate.resume_admitted(identity.person_id, identity.distance))
             return
-        self.media.start_sampling(self.checker_observe, self.wants_frame)
+        self.media.start_sampling(self.checker_observe, self.wants_frame, self.gate.sample_fps)
 
-    def checker_observe(self, frame: object, embed: bool) -> g.Observation:
-        """Executor: decode to RGB and analyse (``server/verify.py``)."""
+    def checker_observe(self, frame: object, needs: g.FrameNeeds) -> g.Observation:
+        """Executor: decode to RGB, analyse (``server/verify.py``) and measure the
+        parallax pair, so the gate does no image work on the event loop."""
         rgb = frame.to_ndarray(format="rgb24")  # type: ignore[attr-defined]
-        return self.checker.observe(rgb, embed=embed)
+        obs = self.checker.observe(rgb, embed=needs.embed, light=needs.light)
+        return replace(obs, liveness=paired(obs.liveness, self.pairs, time.monotonic()))
 
-    def wants_frame(self) -> bool | None:
+    def wants_frame(self) -> g.FrameNeeds | None:
         """Read by the sampler before each analysis: None skips the frame."""
         if self._closed or self.gate.state not in _BUSY:
             return None
-        return self.gate.wants_embedding
+        return self.gate.frame_needs
 
     async def _on_answer(self, sdp: str) -> None:
         pc, pending = self.media.pc, self._negotiation

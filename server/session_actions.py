@@ -51,9 +51,8 @@ async def apply_actions(p: Participant, actions: list[g.Action]) -> None:
             p.send(progress_message(action))
         elif isinstance(action, g.Flash):
             # Screen-light challenge (docs/protocol.md `flash`): the page shows the
-            # colours; the sampler analyses more frames until the gate decides.
-            if p.media.sampler is not None:
-                p.media.sampler.boost(action.sample_fps, action.deadline)
+            # colours; the sampler analyses more frames until the gate decides
+            # (``Gate.sample_fps``, read by the sampler).
             sequence = [FlashStep(s.css, s.ms) for s in action.steps]
             p.send(FlashMessage(sequence, round(action.lead_s * 1000)))
         elif isinstance(action, g.Admitted):
@@ -194,7 +193,7 @@ async def start_reverify(p: Participant) -> bool:
         publisher.pause_forwarding()
     p.runtime.pause_viewer(p)  # someone being re-verified receives no room media
     p.send(Reverify(publisher.paused))
-    p.media.start_sampling(p.checker_observe, p.wants_frame)
+    p.media.start_sampling(p.checker_observe, p.wants_frame, p.gate.sample_fps)
     await apply_actions(p, actions)
     p.runtime.broadcast_peers()
     return True

@@ -159,9 +159,12 @@ class FaceChecker:
                 self._index = EngineGallery(galleries, self.scorer)
         return self._index
 
-    def observe(self, rgb: np.ndarray, *, embed: bool = True, pixels: bool = True) -> Observation:
+    def observe(
+        self, rgb: np.ndarray, *, embed: bool = True, pixels: bool = True, light: bool = True
+    ) -> Observation:
         """Analyse one frame. ``embed=False`` skips the embedding (~7 ms; mid-challenge
-        frames only need the mesh); ``pixels=False`` skips the passive pixel cues."""
+        frames only need the mesh); ``pixels=False`` skips the passive pixel cues;
+        ``light=False`` the skin chroma (the gate wants it during its light window only)."""
         analysis = self.engine.analyse(rgb, mesh=True, embed=embed, engines=self.scorer.engines)
         faces = analysis.faces
         if len(faces) != 1:
@@ -171,7 +174,7 @@ class FaceChecker:
         x0, y0, x1, y1 = face.box
         center = ((x0 + x1) / 2 / width, (y0 + y1) / 2 / height)
         face_width = (x1 - x0) / width
-        sample = sample_from_face(rgb, face, pixels=pixels)
+        sample = sample_from_face(rgb, face, pixels=pixels, light=light)
         if sample is not None and sample.embedding is None and face.embeddings:
             # sface rooms run no dlib: the challenge's same-face check (dlib distance)
             # gets SFace's vector in dlib's unit instead

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from server.rtc.sampler import FrameSampler
+import pytest
+
+from server.rtc.sampler import FrameSampler, SamplerClock
 
 
 class FastSource:
@@ -76,18 +78,42 @@ async def test_stop_from_inside_analysis_does_not_cancel_the_caller() -> None:
     await sampler.stop()
 
 
-async def test_boost_raises_the_rate_until_its_end() -> None:
-    """The screen-light challenge asks for more frames for a few seconds (Flash action)."""
+async def test_rate_raised_by_the_gate_takes_effect_and_falls_back() -> None:
+    """The gate asks for more frames during its light and expression steps
+    (``Gate.sample_fps``); the sampler reads that after every analysis."""
     count = 0
+    boosted_until = time.monotonic() + 0.4
 
     async def analyse(_frame: int, _t: float) -> None:
         nonlocal count
         count += 1
 
-    sampler = FrameSampler(FastSource(10_000), fps=0.5, analyse=analyse)
-    sampler.boost(50.0, until=time.monotonic() + 60.0)
+    def rate(now: float) -> float:
+        return 50.0 if now < boosted_until else 0.5
+
+    sampler = FrameSampler(FastSource(10_000), fps=0.5, analyse=analyse, rate=rate)
     sampler.start()
     await asyncio.sleep(0.4)
+    raised = count
+    await asyncio.sleep(0.6)
     await sampler.stop()
     # At 0.5 fps only the first frame would be analysed in 0.4 s.
-    assert count >= 2
+    assert raised >= 2
+    # Back at 0.5 fps: at most the one frame in flight when the boost ended.
+    assert count - raised <= 1
+
+
+def test_sampler_clock_takes_the_newest_frame_or_waits_for_the_next() -> None:
+    """The offline copy of the sampler's rule (eval, benches): the newest frame that
+    arrived by the wake-up and is newer than the last taken, else the next one."""
+    times = [k / 30 for k in range(30)]  # a 30 fps camera, 1 s
+    clock = SamplerClock(times)
+    assert clock.take(0.0) == (0, 0.0)
+    assert clock.take(0.25) == (7, 0.25)  # frame 7 arrived at 0.233
+    assert clock.take(0.25) == (8, pytest.approx(8 / 30))  # none newer yet: wait
+    taken = [n for n, _ in clock.frames(0.3, lambda: 15.0)]
+    assert taken[:4] == [9, 11, 13, 15] and taken[-1] == 29  # every other frame
+    # A looping clip goes on: frame n is clip frame n % 30, one period later.
+    loop = SamplerClock(times, period=1.0)
+    assert loop.take(1.5) == (45, 1.5)
+    assert loop.time_of(45) == pytest.approx(1.5)

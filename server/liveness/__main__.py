@@ -1,10 +1,12 @@
 """``python -m server.liveness eval --policy P [--json OUT]``: the gate's liveness decisions.
 
-With ``--policy`` (off, passive, active, active+passive) every shared clip, every
+With ``--policy`` (any liveness policy; several comma-separated) every shared clip, every
 generated print attack (``--attacks DIR``, rendered there first if missing) and every
 still is run through the real gate (:mod:`server.liveness.gate_eval`). Without it, the
 older cue-level report (:mod:`server.liveness.evaluate`) scores whole clips and runs
-challenges scheduled from each clip's observed actions.
+challenges scheduled from each clip's observed actions. ``--shard i/n`` runs every n-th
+case (parallel processes, stills in shard 0 only); ``report A.json B.json ...`` prints
+the shards' reports combined.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ def _gate_eval(args: argparse.Namespace) -> int:
             generate_set(args.data, args.attacks)
         generated = ge.read_cases(args.attacks)
         cases += generated[: args.limit] if args.limit else generated
+    shard, shards = (int(x) for x in args.shard.split("/"))
+    cases = [c for k, c in enumerate(cases) if k % shards == shard]
     reports = [ge.Report(p.liveness.value, fps) for p in policies]
     galleries: dict[Path, tuple[np.ndarray | None, str]] = {}
     for n, case in enumerate(cases, 1):
@@ -60,7 +64,7 @@ def _gate_eval(args: argparse.Namespace) -> int:
             print(f"[{n}/{len(cases)}] {case.name}: {said}", file=sys.stderr)
     summaries = []
     for policy, report in zip(policies, reports, strict=True):
-        if policy.liveness.passive:
+        if policy.liveness.passive and shard == 0:
             for still in sorted((args.data / "spoof").glob("*.*")):
                 report.cases.append(ge.run_still(engine, still, policy.passive))
         summary = report.summary()
@@ -71,6 +75,24 @@ def _gate_eval(args: argparse.Namespace) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(summaries[0] if len(summaries) == 1 else summaries,
                                         indent=2))
+    return 0
+
+
+def _report(paths: list[Path], brief: bool) -> int:
+    """The shards' JSON reports combined, one per policy."""
+    from . import gate_eval as ge
+
+    reports: dict[str, ge.Report] = {}
+    for path in paths:
+        loaded = json.loads(path.read_text())
+        for summary in loaded if isinstance(loaded, list) else [loaded]:
+            report = reports.setdefault(
+                summary["policy"], ge.Report(summary["policy"], summary["sample_fps"])
+            )
+            report.cases += [ge.CaseResult(**c) for c in summary["per_case"]]
+    for report in reports.values():
+        ge.print_report(report.summary(), all_cases=not brief)
+        print()
     return 0
 
 
@@ -95,7 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--progress", action="store_true", help="one line per case on stderr")
     ev.add_argument("--fps", type=float, default=None,
                     help="sampling rate (default: [gate] sample_fps; 5 for the cue report)")
+    ev.add_argument("--shard", default="0/1", help="i/n: every n-th case (gate eval)")
+    rp = sub.add_parser("report", help="combine gate-eval JSON reports (shards)")
+    rp.add_argument("json", type=Path, nargs="+")
+    rp.add_argument("--brief", action="store_true", help="omit refused generated prints")
     args = parser.parse_args(argv)
+    if args.command == "report":
+        return _report(args.json, args.brief)
     if not (args.data / "video_cases.csv").is_file():
         print(f"{args.data}/video_cases.csv not found", file=sys.stderr)
         return 2

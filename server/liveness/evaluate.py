@@ -5,7 +5,8 @@ Every clip in ``DIR/video_cases.csv`` is decoded, sampled as the gate samples
 :class:`PassiveCheck`; the stills in ``DIR/spoof/`` are judged on their single frame
 (pixel cues only). Clips whose ``video_observations.json`` entry lists observed actions
 (blinks, head turns) are also run through an active :class:`Challenge` scheduled from
-those actions, looping the clip as the tests do. Prints APCER per attack type and
+those actions, looping the clip as the tests do and sampling it as the server's sampler
+would (``--fps``, raised during expression steps). Prints APCER per attack type and
 BPCER (ISO/IEC 30107-3 style: attacks accepted / bona fide refused) and each case's
 verdict and deciding cue.
 """
@@ -25,6 +26,7 @@ import numpy as np
 
 from ..face.engine import FaceEngine
 from ..face.imageio import decode_image
+from ..rtc.sampler import SamplerClock
 from .challenge import ActiveConfig, Challenge, ChallengeAction, StepStatus
 from .gate_eval import species_of
 from .passive import PassiveCheck, PassiveConfig
@@ -96,27 +98,50 @@ def run_active(
     samples: list[tuple[float, int, LivenessSample | None]],
     actions: list[ChallengeAction],
     config: ActiveConfig,
+    base_fps: float,
 ) -> tuple[str, str]:
-    """Feed the (looped) clip to a challenge of ``actions``; ('pass'|'fail', detail)."""
-    usable = [(t, s) for t, n, s in samples if n == 1 and s is not None]
-    if len(usable) < config.baseline_frames + 1:
+    """Feed the looped clip to a challenge of ``actions``; ('pass'|'fail', detail).
+
+    ``samples`` are the clip's analysed frames (every frame, or a denser sampling than
+    the gate's); the challenge sees the ones the server's sampler would take at
+    ``base_fps`` raised as the challenge asks (``Challenge.sample_fps``: expression
+    steps), by the sampler's own rule (``SamplerClock``). The baseline is the first
+    usable frames at ``base_fps``, as the gate's identity frames are.
+    """
+    if sum(1 for _, n, s in samples if n == 1 and s is not None) < config.baseline_frames + 1:
         return "fail", "no usable face"
-    duration = samples[-1][0] + 1e-3
+    times = [t for t, _, _ in samples]
+    steps = np.diff(times) if len(times) > 1 else np.array([1.0 / base_fps])
+    clock = SamplerClock(times, times[-1] + float(np.median(steps)))
     challenge = Challenge(tuple(actions), config)
-    challenge.start([s for _, s in usable[: config.baseline_frames]], usable[0][0])
-    stream = usable[config.baseline_frames :]
-    offset = 0.0
+    baseline: list[LivenessSample] = []
     limit = config.step_time_s * len(actions) + 1.0
-    while offset <= limit:
-        for t, sample in stream:
-            outcome = challenge.feed(sample, t + offset)
-            if outcome.status is StepStatus.DONE:
-                return "pass", ""
-            if outcome.status not in (StepStatus.WAITING, StepStatus.PASSED):
-                return "fail", f"{outcome.status.value}:{outcome.detail}"
-        offset += duration
-        stream = usable  # loop from the beginning, as a looping fake camera would
-        challenge._last = None  # the loop's jump back is the clip's seam, not a swap
+    started: float | None = None
+    loop = 0
+
+    def rate() -> float:  # the gate's: base until the challenge runs, then what it asks
+        return challenge.sample_fps(base_fps) if started is not None else base_fps
+
+    for n, now in clock.frames(times[0], rate):
+        _, faces, sample = samples[n % len(samples)]
+        if started is not None and now - started > limit:
+            break
+        if n // len(samples) != loop:
+            loop = n // len(samples)
+            challenge._last = None  # the loop's jump back is the clip's seam, not a swap
+        if faces != 1 or sample is None:
+            continue
+        if started is None:
+            baseline.append(sample)
+            if len(baseline) == config.baseline_frames:
+                challenge.start(baseline, now)
+                started = now
+            continue
+        outcome = challenge.feed(sample, now)
+        if outcome.status is StepStatus.DONE:
+            return "pass", ""
+        if outcome.status not in (StepStatus.WAITING, StepStatus.PASSED):
+            return "fail", f"{outcome.status.value}:{outcome.detail}"
     return "fail", "timed_out"
 
 
@@ -155,9 +180,13 @@ def evaluate(
         result = CaseResult(rel, kind, len(samples), face_frames, status, cue, score, cues)
         actions = observed_actions(observations.get(rel, {}))
         if actions:
-            dense = sample_clip(engine, data / rel, 8.0)[1]
+            # Dense enough for the expression steps' rate; the challenge takes from it
+            # what the sampler would at ``fps`` (raised during expression steps).
+            dense = sample_clip(engine, data / rel, active_cfg.expression_fps * 2)[1]
             result.active_actions = [a.value for a in actions[:3]]
-            result.active, result.active_detail = run_active(dense, actions[:3], active_cfg)
+            result.active, result.active_detail = run_active(
+                dense, actions[:3], active_cfg, fps
+            )
         cases.append(result)
     for still in sorted((data / "spoof").glob("*.*")):
         kind = next((k for key, k in STILL_KINDS.items() if key in still.stem), "spoof_unknown")

@@ -3,8 +3,10 @@
 Why the gate and not the cues: the gate decides on the frames it has when it has them
 (a passive verdict after ``static_window_s``, a challenge after identity), so scoring
 a whole clip measures something the server never does. Here each clip is played as a
-looping fake camera would play it: sampled at ``[gate] sample_fps`` on the clip's own
-clock, every sample analysed by the server's :class:`~server.verify.FaceChecker` (with
+looping fake camera would play it: sampled on the clip's own clock at the rate the
+server's sampler would use (``[gate] sample_fps``, raised when the gate asks:
+``Gate.sample_fps``, frames picked by ``server.rtc.sampler.SamplerClock``), every sample
+analysed by the server's :class:`~server.verify.FaceChecker` (with
 a gallery enrolled from the person's photos, or from the clip's first good frame when
 the data names none) and fed to a real :class:`~server.gate.Gate` with ``Tick`` and
 ``FrameAnalysed`` events, until the gate admits or refuses the first attempt. The
@@ -26,6 +28,7 @@ import dataclasses
 import random
 import re
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,11 +51,13 @@ from ..gate import (
     Start,
     Tick,
 )
+from ..rtc.sampler import SamplerClock
 from ..verify import CheckTarget, FaceChecker
 from .attacks import PHOTO_EXTS
 from .challenge import ActiveConfig
+from .parallax import PairMaker
 from .passive import PassiveCheck, PassiveConfig
-from .sample import LivenessPolicy, sample_from_face
+from .sample import LivenessPolicy, paired, sample_from_face
 
 BONA_FIDE = "bona_fide"
 KNOWN_SPECIES = frozenset(
@@ -78,7 +83,8 @@ def gate_policy(settings: Settings, liveness: LivenessPolicy) -> GatePolicy:
         min_motion=gate.min_motion,
         liveness=liveness,
         active=dataclasses.replace(ActiveConfig(), step_time_s=live.step_time_s,
-                                   min_steps=live.min_steps, max_steps=live.max_steps),
+                                   min_steps=live.min_steps, max_steps=live.max_steps,
+                                   expression_fps=live.expression_fps),
         passive=dataclasses.replace(PassiveConfig(), threshold=live.passive_threshold),
     )
 
@@ -128,25 +134,81 @@ def read_cases(data: Path) -> list[Case]:
     return cases
 
 
-def sampled_frames(path: Path, fps: float, max_s: float) -> list[np.ndarray]:
-    """One pass of the clip as the sampler sees it: the frame current at each 1/fps."""
-    out: list[np.ndarray] = []
-    next_t = 0.0
-    with av.open(str(path)) as container:
-        for frame in container.decode(video=0):
-            t = float(frame.time or 0.0)
-            if t > max_s:
-                break
-            if t + 1e-6 >= next_t:
-                out.append(frame.to_ndarray(format="rgb24"))
-                next_t += 1.0 / fps
-                while next_t <= t:
-                    next_t += 1.0 / fps
-    return out
+class LoopedClip:
+    """A clip as a looping fake camera plays it, decoded on demand.
+
+    Holding every frame of a 30 fps 720p clip would take ~1 GB, so frames are decoded
+    in order and only the one asked for is kept; asking for an earlier one reopens the
+    file. ``times`` (one decoding pass, no pixels) and ``period`` feed a
+    :class:`SamplerClock`.
+    """
+
+    def __init__(self, path: Path, max_s: float) -> None:
+        self.path = path
+        with av.open(str(path)) as container:
+            times = [float(f.time or 0.0) for f in container.decode(video=0)]
+        self.times = [t for t in times if t <= max_s] or times[:1]
+        steps = np.diff(times) if len(times) > 1 else np.array([1 / 30])
+        self.period: float | None = (times[-1] if times else 0.0) + float(np.median(steps))
+        if len(self.times) < len(times):
+            self.period = None  # longer than any attempt: played once
+        self._container: Any = None
+        self._frames: Any = None
+        self._index = -1
+        self._rgb: np.ndarray | None = None
+        self._held: list[np.ndarray] | None = None
+
+    @classmethod
+    def of_frames(cls, frames: list[np.ndarray], fps: float) -> LoopedClip:
+        """Frames rendered in memory (tests), one every ``1 / fps`` s, looped."""
+        clip = cls.__new__(cls)
+        clip.path = Path("-")
+        clip.times = [k / fps for k in range(len(frames))]
+        clip.period = len(frames) / fps
+        clip._container = clip._frames = clip._rgb = None
+        clip._index = -1
+        clip._held = frames
+        return clip
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def rgb(self, index: int) -> np.ndarray:
+        """Frame ``index`` of the clip (0-based), as RGB."""
+        if self._held is not None:
+            return self._held[index]
+        if index < self._index or self._container is None:
+            self.close()
+            self._container = av.open(str(self.path))
+            self._frames = self._container.decode(video=0)
+            self._index = -1
+        while self._index < index:
+            frame = next(self._frames)
+            self._index += 1
+            if self._index == index:
+                self._rgb = frame.to_ndarray(format="rgb24")
+        assert self._rgb is not None
+        return self._rgb
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+        self._container = self._frames = None
+        self._rgb = None
+
+    def clock(self) -> SamplerClock:
+        return SamplerClock(self.times, self.period)
+
+    def first_frames(self, fps: float, seconds: float) -> Iterator[np.ndarray]:
+        """The frames a sampler at ``fps`` takes in the first ``seconds`` (enrolment)."""
+        clock, wake = self.clock(), 0.0
+        while (got := clock.take(wake)) is not None and got[1] <= seconds:
+            yield self.rgb(got[0] % len(self))
+            wake = got[1] + 1.0 / fps
 
 
 def enrol_gallery(
-    engine: FaceEngine, case: Case, frames: list[np.ndarray]
+    engine: FaceEngine, case: Case, frames: Iterable[np.ndarray]
 ) -> tuple[np.ndarray | None, str]:
     """Templates for the case's person: their photos, else the clip's first good face."""
     if case.enrol is not None and case.enrol.is_dir():
@@ -165,36 +227,48 @@ def enrol_gallery(
     return None, "none"
 
 
-Cache = dict[tuple[int, bool], Observation]
+Cache = dict[tuple[int, bool, bool], Observation]
 
 
 def run_gate(
-    checker: FaceChecker, frames: list[np.ndarray], policy: GatePolicy, fps: float,
+    checker: FaceChecker, clip: LoopedClip | list[np.ndarray], policy: GatePolicy, fps: float,
     seed: int = 0, cache: Cache | None = None,
 ) -> tuple[str, str | None, str, float | None, int]:
-    """Loop ``frames`` into a fresh gate until its first attempt ends.
+    """Play ``clip`` into a fresh gate until its first attempt ends.
 
-    Returns (verdict, reason, detail, decision time in s from Start, frames fed).
-    Observations are cached per (frame, embed): the checker is stateless and the
-    engine deterministic, so a looped frame is analysed once, and runs of the same
-    clip under several policies share ``cache``.
+    The gate's clock is the clip's (looped); after each analysed frame the next is the
+    one the server's sampler would take at the rate the gate then asks for
+    (``Gate.sample_fps`` over the base ``fps``). Returns (verdict, reason, detail,
+    decision time in s from Start, frames fed). Observations are cached per (frame,
+    what the gate asked of it: ``Gate.frame_needs``): the checker is stateless and the
+    engine deterministic, so a looped frame is analysed once, and runs of the same clip
+    under several policies share ``cache``.
+    A list of frames is a clip rendered at ``fps``.
     """
+    if isinstance(clip, list):
+        clip = LoopedClip.of_frames(clip, fps)
     gate = Gate(policy, LockoutTracker(), rng=random.Random(seed))
     gate.handle(Start(0.0))
     cache = {} if cache is None else cache
     horizon = policy.attempt_timeout_s + policy.active.step_time_s * (policy.active.max_steps + 2)
-    k = 0
-    while frames:
-        now = k / fps
+    clock, wake, k = clip.clock(), 0.0, 0
+    pairs = PairMaker()  # the participant's executor-side parallax pairs
+    while (got := clock.take(wake)) is not None:
+        n, now = got
         if now > horizon:
             break
         actions = list(gate.handle(Tick(now)))
         if not any(isinstance(a, Admitted | Refused) for a in actions):
-            key = (k % len(frames), gate.wants_embedding)
+            needs = gate.frame_needs  # what the server's sampler asks the executor for
+            key = (n % len(clip), needs.embed, needs.light)
             if key not in cache:
-                cache[key] = checker.observe(frames[key[0]], embed=key[1])
-            actions += gate.handle(FrameAnalysed(now, cache[key]))
+                cache[key] = checker.observe(clip.rgb(key[0]), embed=needs.embed,
+                                             light=needs.light)
+            obs = cache[key]
+            obs = dataclasses.replace(obs, liveness=paired(obs.liveness, pairs, now))
+            actions += gate.handle(FrameAnalysed(now, obs))
         k += 1
+        wake = now + 1.0 / gate.sample_fps(now, fps)
         for action in actions:
             if isinstance(action, Admitted):
                 return "admitted", None, "", now, k
@@ -217,12 +291,25 @@ def run_case_policies(
 
     ``galleries`` caches enrolments by photo folder across cases (many generated
     prints share one person)."""
-    longest = max(p.attempt_timeout_s for p in policies)
-    frames = sampled_frames(case.video, fps, longest + 1.0)
+    longest = max(
+        p.attempt_timeout_s + p.active.step_time_s * (p.active.max_steps + 2) for p in policies
+    )
+    clip = LoopedClip(case.video, longest + 1.0)
+    try:
+        return _run_clip(engine, case, clip, policies, fps, seed, galleries)
+    finally:
+        clip.close()
+
+
+def _run_clip(
+    engine: FaceEngine, case: Case, clip: LoopedClip, policies: list[GatePolicy], fps: float,
+    seed: int, galleries: dict[Path, tuple[np.ndarray | None, str]] | None,
+) -> list[CaseResult]:
     if galleries is not None and case.enrol is not None and case.enrol in galleries:
         gallery, how = galleries[case.enrol]
     else:
-        gallery, how = enrol_gallery(engine, case, frames)
+        first = clip.first_frames(fps, max(p.attempt_timeout_s for p in policies))
+        gallery, how = enrol_gallery(engine, case, first)
         if galleries is not None and case.enrol is not None and how.endswith("photos"):
             galleries[case.enrol] = (gallery, how)
     if gallery is None:
@@ -233,7 +320,7 @@ def run_case_policies(
     cache: Cache = {}
     results = []
     for policy in policies:
-        verdict, reason, detail, when, fed = run_gate(checker, frames, policy, fps, seed, cache)
+        verdict, reason, detail, when, fed = run_gate(checker, clip, policy, fps, seed, cache)
         results.append(CaseResult(case.name, case.species, verdict, reason, detail,
                                   None if when is None else round(when, 2), fed, how))
     return results

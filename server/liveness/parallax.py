@@ -30,6 +30,7 @@ in the executor with the other pixel cues) and the points in patch coordinates.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -60,6 +61,10 @@ MIN_RIGID = 10
 MIN_TEXTURE = 0.3  # texture_strength below this x the rigid points' median: not tracked
 PAIR_GAP_S = 0.5  # frames compared are about this far apart ...
 PAIR_MIN_S, PAIR_MAX_S = 0.4, 1.0  # ... within these bounds
+# Frames closer than this to the last one the track kept are not tracked: when the
+# sampler runs faster (expression steps at 15 fps, the light window at 8) the cue keeps
+# the base rate's pairs, so its cost and its p90 over pairs stay what they are at 4 fps.
+KEEP_EVERY_S = 0.2
 
 
 def face_patch(rgb: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -205,33 +210,102 @@ def pair_motion(
     return out
 
 
+# (time, frame number, patch, points) of the frames a track keeps.
+Kept = tuple[float, int, np.ndarray, np.ndarray]
+
+
+def _partner(history: list[Kept], now: float) -> Kept | None:
+    """The frame a new one at ``now`` is compared with (None: not kept, or no partner
+    yet; ``history`` must not be empty for the first case to apply)."""
+    older = [h for h in history if PAIR_MIN_S <= now - h[0] <= PAIR_MAX_S]
+    return older[-1] if older else None  # the most recent frame far enough back
+
+
+def _keeps(history: list[Kept], now: float) -> bool:
+    return not history or now - history[-1][0] >= KEEP_EVERY_S
+
+
+def _kept(history: list[Kept], entry: Kept) -> list[Kept]:
+    return [h for h in history if entry[0] - h[0] <= PAIR_MAX_S] + [entry]
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A parallax pair measured in the executor: this frame's motion against frame
+    number ``partner`` (None: untrackable)."""
+
+    partner: int
+    motion: dict[str, float] | None
+
+
+class PairMaker:
+    """The executor's half of :class:`ParallaxTrack` (one per participant, fed in order).
+
+    The Lucas-Kanade pair (~2 ms) is image work: it belongs with the rest of the frame's
+    analysis in the executor, not on the event loop. This keeps the same history by the
+    same rules and numbers every frame; the gate's track uses a pair when its own choice
+    of partner is the same frame (always, unless the gate skipped that frame or started
+    a new track), and measures the pair itself otherwise, so the cue is unchanged.
+    """
+
+    def __init__(self) -> None:
+        self._history: list[Kept] = []
+        self._count = 0
+
+    def measure(
+        self, now: float, patch: np.ndarray | None, points: np.ndarray | None
+    ) -> tuple[int, Pair | None]:
+        """(this frame's number, its pair or None) for a frame analysed at ``now``."""
+        frame = self._count
+        self._count += 1
+        if patch is None or points is None or len(points) != len(TRACK_POINTS):
+            return frame, None
+        if not _keeps(self._history, now):
+            return frame, None
+        partner = _partner(self._history, now)
+        pair = None
+        if partner is not None:
+            pair = Pair(partner[1], pair_motion(partner[2], partner[3], patch, points))
+        self._history = _kept(self._history, (now, frame, patch, points))
+        return frame, pair
+
+
 class ParallaxTrack:
     """Non-planar motion over one face track, between frames ~``PAIR_GAP_S`` apart.
 
     Half a second apart rather than consecutive: parallax grows with how far the head
     turned, the tracker's noise does not, and a blink (0.1-0.3 s) is still caught as
     the closed frame against an open one. Pairs are chosen by time so the cue means
-    the same at the gate's 4 fps as at a challenge's 8.
+    the same at the gate's 4 fps as at a challenge's 8. A pair the executor measured
+    (:class:`PairMaker`) is used when it compares the same two frames.
     """
 
     def __init__(self) -> None:
-        self._history: list[tuple[float, np.ndarray, np.ndarray]] = []
+        self._history: list[Kept] = []
         self._pairs: list[dict[str, float]] = []
+        self.measured_here = 0  # pairs measured on the caller's thread (no executor pair)
 
     def __len__(self) -> int:
         return len(self._pairs)
 
-    def add(self, now: float, patch: np.ndarray | None, points: np.ndarray | None) -> None:
+    def add(
+        self, now: float, patch: np.ndarray | None, points: np.ndarray | None,
+        frame: int = -1, pair: Pair | None = None,
+    ) -> None:
         if patch is None or points is None or len(points) != len(TRACK_POINTS):
             return
-        older = [h for h in self._history if PAIR_MIN_S <= now - h[0] <= PAIR_MAX_S]
-        if older:
-            _, patch_a, pts_a = older[-1]  # the most recent frame far enough back
-            motion = pair_motion(patch_a, pts_a, patch, points)
+        if not _keeps(self._history, now):
+            return
+        partner = _partner(self._history, now)
+        if partner is not None:
+            if pair is not None and partner[1] >= 0 and pair.partner == partner[1]:
+                motion = pair.motion
+            else:
+                self.measured_here += 1
+                motion = pair_motion(partner[2], partner[3], patch, points)
             if motion is not None:
                 self._pairs.append(motion)
-        self._history = [h for h in self._history if now - h[0] <= PAIR_MAX_S]
-        self._history.append((now, patch, points))
+        self._history = _kept(self._history, (now, frame, patch, points))
 
     def motion(self, percentile: float = 90.0) -> dict[str, float]:
         """Per region, the ``percentile`` of its per-pair residual over the track."""

@@ -133,7 +133,7 @@ class PassiveCheck:
             self._pixel_scores["gamut"].append(px.gamut / cfg.gamut)
         self._times.append(now)
         self._mouth_open.append(sample.measures.mouth_open)
-        self._track.add(now, sample.patch, sample.points)
+        self._track.add(now, sample.patch, sample.points, sample.frame, sample.pair)
         self._last = sample
 
     def motion(self) -> dict[str, float]:

@@ -9,7 +9,7 @@ time passed in.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,7 +17,7 @@ import numpy as np
 from ..face.blendshapes import blink_score, jaw_open_score, smile_score
 from .cues import PixelCues, pixel_cues
 from .lightmeter import LightSample, measure_light
-from .parallax import TRACK_POINTS, face_patch
+from .parallax import TRACK_POINTS, Pair, PairMaker, face_patch
 
 if TYPE_CHECKING:  # the gate imports this module; keep it free of model imports
     from ..face.engine import Face
@@ -91,6 +91,10 @@ class LivenessSample:
     light: LightSample | None = None
     blendshapes: np.ndarray | None = None
     width_px: float = 0.0  # face box width in frame pixels (0: unknown)
+    # Set in the executor by a participant's PairMaker (``paired``): this frame's number
+    # and its parallax pair, so the gate does no Lucas-Kanade work on the event loop.
+    frame: int = -1
+    pair: Pair | None = None
 
     @property
     def ear(self) -> float:
@@ -111,9 +115,11 @@ class LivenessSample:
 
 
 def sample_from_face(
-    rgb: np.ndarray, face: Face, *, pixels: bool = True
+    rgb: np.ndarray, face: Face, *, pixels: bool = True, light: bool = True
 ) -> LivenessSample | None:
-    """Reduce an engine ``Face`` (mesh must have run) to a sample; ``None`` without mesh."""
+    """Reduce an engine ``Face`` (mesh must have run) to a sample; ``None`` without mesh.
+    ``light=False`` skips the skin chroma (``measure_light``: only the light challenge
+    reads it)."""
     if face.measures is None or face.mesh is None:
         return None
     height, width = rgb.shape[:2]
@@ -130,7 +136,16 @@ def sample_from_face(
         embedding=face.embedding,
         pixels=pixel_cues(rgb, face.box, face.measures.roll) if pixels else None,
         patch=patch,
-        light=measure_light(rgb, face.box),
+        light=measure_light(rgb, face.box) if light else None,
         blendshapes=face.blendshapes,
         width_px=x1 - x0,
     )
+
+
+def paired(sample: LivenessSample | None, maker: PairMaker, now: float) -> LivenessSample | None:
+    """``sample`` with its frame number and parallax pair from ``maker`` (executor side:
+    one maker per participant, frames in order, ``now`` on one clock)."""
+    if sample is None:
+        return None
+    frame, pair = maker.measure(now, sample.patch, sample.points)
+    return replace(sample, frame=frame, pair=pair)

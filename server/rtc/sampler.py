@@ -2,17 +2,22 @@
 
 The reader drains the track as fast as frames arrive (an undrained aiortc track
 queues without bound) and keeps only the newest frame; the worker hands that
-frame to the analyser at most ``fps`` times a second. When analysis is slower
-than the camera, old frames are dropped rather than queued: a decision on a
-fresh frame beats a complete one on stale frames.
+frame to the analyser at most ``fps`` times a second (or at ``rate(now)``, which the
+gate raises during its light and expression steps: ``Gate.sample_fps``). When analysis
+is slower than the camera, old frames are dropped rather than queued: a decision on a
+fresh frame beats a complete one on stale frames. :class:`SamplerClock` is the same
+rule for offline runs (the liveness eval and benches), so they analyse the frames the
+server would.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
+import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -40,11 +45,12 @@ class FrameSampler:
         fps: float,
         analyse: Analyse,
         clock: Callable[[], float] = time.monotonic,
+        rate: Callable[[float], float] | None = None,
     ) -> None:
         self._source = source
         self._interval = 1.0 / fps
-        self._boost_interval = self._interval
-        self._boost_until = float("-inf")
+        # Frames a second wanted at a time of ``clock`` (never below ``fps``).
+        self._rate = rate
         self._analyse = analyse
         self._clock = clock
         self._latest: tuple[Any, float] | None = None
@@ -72,13 +78,6 @@ class FrameSampler:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
-
-    def boost(self, fps: float, until: float) -> None:
-        """Analyse up to ``fps`` frames a second until ``until`` (this sampler's clock),
-        then fall back to the normal rate: the screen-light challenge needs several
-        frames per colour for a few seconds (docs/liveness.md)."""
-        self._boost_interval = 1.0 / fps
-        self._boost_until = until
 
     async def _read(self) -> None:
         try:
@@ -117,7 +116,51 @@ class FrameSampler:
             took = self._clock() - started
             self.stats.last_analysis_ms = took * 1000
             interval = self._interval
-            if self._clock() < self._boost_until:
-                interval = min(interval, self._boost_interval)
+            if self._rate is not None:
+                interval = min(interval, 1.0 / self._rate(self._clock()))
             if took < interval:
                 await asyncio.sleep(interval - took)
+
+
+class SamplerClock:
+    """Which frame :class:`FrameSampler` analyses next, and when, for offline runs.
+
+    The sampler analyses a frame, waits until ``1 / rate`` after that analysis began,
+    then takes the newest frame that arrived since the one it took last, or waits for
+    the next to arrive. Here analysis takes no time and frame ``n`` arrives at
+    ``times[n]`` (a looping camera when ``period`` is given: frame ``n`` is clip frame
+    ``n % len(times)``, arriving ``n // len(times)`` periods later).
+    """
+
+    def __init__(self, times: Sequence[float], period: float | None = None) -> None:
+        if not times:
+            raise ValueError("no frames")
+        self.times = list(times)
+        self.period = period
+        self.last = -1
+
+    def time_of(self, n: int) -> float:
+        loop, i = divmod(n, len(self.times))
+        return self.times[i] + (loop * self.period if self.period is not None else 0.0)
+
+    def take(self, wake: float) -> tuple[int, float] | None:
+        """(frame number, time of its analysis) when the sampler wakes at ``wake``;
+        None once a clip played once has no frame left."""
+        count = len(self.times)
+        loop = 0 if self.period is None else max(0, math.floor(wake / self.period))
+        offset = loop * self.period if self.period is not None else 0.0
+        newest = loop * count + bisect.bisect_right(self.times, wake - offset + 1e-9) - 1
+        n = max(newest, self.last + 1)
+        if self.period is None and n >= count:
+            return None
+        self.last = n
+        return n, max(wake, self.time_of(n))
+
+    def frames(self, start: float, rate: Callable[[], float]) -> Iterator[tuple[int, float]]:
+        """(frame number, time) of each analysis from ``start`` while ``rate()`` (read
+        after the caller has handled each frame, as the sampler reads the gate's) sets
+        the pace; endless for a looping clip."""
+        wake = start
+        while (got := self.take(wake)) is not None:
+            yield got
+            wake = got[1] + 1.0 / rate()

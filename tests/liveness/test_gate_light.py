@@ -43,7 +43,8 @@ def run_gate(
         faces = engine.analyse(rgb, mesh=False, embed=False).faces
         box = faces[0].box if faces else (0.0, 0.0, 1.0, 1.0)
         now, shot = camera.shoot(rgb, box, t, sequence if lit else None, start)
-        obs = checker.observe(shot, embed=gate.wants_embedding)
+        needs = gate.frame_needs  # as the server's sampler asks: light only when collected
+        obs = checker.observe(shot, embed=needs.embed, light=needs.light)
         new = gate.handle(g.FrameAnalysed(now, obs))
         for action in new:
             if isinstance(action, g.Flash):
