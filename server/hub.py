@@ -32,6 +32,7 @@ from .face.multimatch import EngineGallery
 from .gate import GatePolicy
 from .identity import GraceEntry
 from .janus import JanusPlane, Member
+from .janus.plane import stable_placement
 from .liveness import ActiveConfig, LivenessPolicy, PassiveConfig
 from .lockout import LockoutTracker
 from .node_metrics import NodeMetrics
@@ -114,7 +115,9 @@ class Hub:
         self.draining = False
         # Janus as the media plane for rooms configured so (docs/janus.md).
         media = settings.media
-        self.janus = JanusPlane(media, on_intruder=self.janus_intruder) if media.urls else None
+        place = self.cluster.node.registry.janus_instance if self.cluster else stable_placement
+        plane = JanusPlane(media, on_intruder=self.janus_intruder, placement=place)
+        self.janus = plane if media.urls else None
 
     def start(self) -> None:
         self._housekeeping = asyncio.create_task(self._housekeeping_loop(), name="housekeeping")

@@ -13,13 +13,18 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from ..janus.protocol import instance_index
 
 log = logging.getLogger(__name__)
 
 PREFIX = "vg:"
 NODES = PREFIX + "nodes"
+# How long a room -> Janus instance entry outlives its last use (renewed on each).
+JANUS_PLACEMENT_S = 86_400
 
 # KEYS[1] room key; ARGV: candidate, lease ms, node key prefix. The owner if alive,
 # else the candidate (now the owner).
@@ -77,6 +82,20 @@ class Registry:
         self._place = redis.register_script(_PLACE)
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
+
+    async def janus_instance(self, room_id: str, urls: Sequence[str]) -> int:
+        """Which of ``urls`` carries the room's Janus VideoRoom (docs/janus.md): the
+        first node to ask places it (the stable hash's choice), every other node gets
+        that answer; an instance no longer configured here is replaced."""
+        key = PREFIX + "janus:" + room_id
+        suggested = urls[instance_index(room_id, len(urls))]
+        if not await self.redis.set(key, suggested, nx=True, ex=JANUS_PLACEMENT_S):
+            current = await self.redis.get(key)
+            if current in urls:
+                await self.redis.expire(key, JANUS_PLACEMENT_S)
+                return list(urls).index(current)
+            await self.redis.set(key, suggested, ex=JANUS_PLACEMENT_S)
+        return list(urls).index(suggested)
 
     async def heartbeat(self, load: int, rooms: list[str]) -> None:
         """Renew this node's lease (with its load) and its rooms' leases."""

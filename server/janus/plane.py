@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +48,14 @@ IntruderHook = Callable[[str, jp.Member], None]
 WatchHook = Callable[[Publisher], None]
 MONITOR = "__videogate_monitor__"
 PUBLISH_WAIT_S = 30.0
-Placement = Callable[[str, int], int]
+# Which of the configured Janus URLs carries a room: the stable hash by default, the
+# cluster's registry when Redis is configured (every node then agrees on the first
+# placement even if their janus_urls lists differ in order).
+Placement = Callable[[str, Sequence[str]], Awaitable[int]]
+
+
+async def stable_placement(room_id: str, urls: Sequence[str]) -> int:
+    return jp.instance_index(room_id, len(urls))
 
 
 @dataclass(frozen=True)
@@ -94,7 +101,7 @@ class JanusPlane:
         media: MediaSettings,
         *,
         on_intruder: IntruderHook | None = None,
-        placement: Placement = jp.instance_index,
+        placement: Placement = stable_placement,
     ) -> None:
         self.media = media
         self.on_intruder = on_intruder
@@ -135,7 +142,10 @@ class JanusPlane:
             room = self._rooms.get(room_id)
             if room is not None:
                 return room
-            index = self.placement(room_id, len(self._clients))
+            urls = self.media.urls
+            index = await self.placement(room_id, urls)
+            if not 0 <= index < len(self._clients):  # a registry answer this node lacks
+                index = jp.instance_index(room_id, len(self._clients))
             client = self._clients[index]
             number = jp.room_number(room_id)
             secret = jp.room_secret(self.media.janus_admin_key, room_id)

@@ -137,6 +137,26 @@ async def test_revocation_drops_the_tokens_of_a_room_or_person(
     assert await grace.claim("d") == record("r2", "p3")
 
 
+async def test_nodes_agree_on_a_rooms_janus_instance(redis_client: aioredis.Redis) -> None:
+    """Issue 18: with Redis the room -> Janus instance mapping is the registry's, so
+    nodes whose janus_urls differ in order (or a node that learned of a new instance)
+    still send a room's people to one Janus; an instance no longer configured is
+    replaced."""
+    a = Registry(redis_client, "a", "http://127.0.0.1:1", lease_s=30.0)
+    b = Registry(redis_client, "b", "http://127.0.0.1:2", lease_s=30.0)
+    urls = ["http://j1/janus", "http://j2/janus", "http://j3/janus"]
+    for room in ("r1", "r2", "r3", "r4", "r5"):
+        first = urls[await a.janus_instance(room, urls)]
+        reordered = list(reversed(urls))
+        assert reordered[await b.janus_instance(room, reordered)] == first
+        assert await redis_client.ttl(f"vg:janus:{room}") > 0
+    # The instance r1 lives on is gone from b's configuration: placed again, for all.
+    placed = urls[await a.janus_instance("r1", urls)]
+    remaining = [u for u in urls if u != placed]
+    moved = remaining[await b.janus_instance("r1", remaining)]
+    assert moved != placed and urls[await a.janus_instance("r1", urls)] == moved
+
+
 async def test_rooms_go_to_the_least_loaded_live_node_and_stay(
     redis_client: aioredis.Redis,
 ) -> None:
