@@ -38,10 +38,11 @@ from .engine import Face, FaceEngine, FrameAnalysis
 from .landmarks import measures_from_mesh
 from .quality import face_issues, face_stats
 
-# Points that move with the skull, not with expressions (brows, eye corners, nose
-# bridge, forehead, cheekbones): the same rigid set as the parallax cue's.
-RIGID = (70, 63, 105, 66, 107, 336, 296, 334, 293, 300, 33, 133, 263, 362, 168, 6, 197,
-         151, 9, 108, 337, 50, 280, 187, 411, 98, 327)  # fmt: skip
+# Points that move with the skull, not with expressions: eye corners, nose bridge and
+# sides, forehead, cheekbones. The parallax cue's rigid set less the brows, which drop
+# when the eyes close: with them a blink shrank the carried box by up to 16 % and
+# broke the blink rule's steadiness check (``blink_steady_scale``) on zubair_real.
+RIGID = (33, 133, 263, 362, 168, 6, 197, 151, 9, 108, 337, 50, 280, 187, 411, 98, 327)
 
 
 @dataclass(frozen=True)
@@ -76,11 +77,14 @@ def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 def carry_detection(det: Detection, m: np.ndarray) -> Detection:
     """The detector's box and keypoints moved by ``m``: the centre follows the face, the
-    box scales with it and stays upright (BlazeFace boxes are axis-aligned)."""
+    box keeps the detector's size and stays upright (BlazeFace boxes are axis-aligned).
+    Scaling it with the rigid points instead shrank it by up to 20 % against the next
+    detector box while zubair_real turned and blinked (2-D points foreshorten under yaw,
+    the detector's box less), which broke the blink rule's steadiness check
+    (``blink_steady_scale`` 1.12); the size now changes only on detector frames."""
     x0, y0, x1, y1 = det.box
-    scale = math.hypot(float(m[0, 0]), float(m[1, 0]))
     cx, cy = m[:, :2] @ np.array([(x0 + x1) / 2, (y0 + y1) / 2]) + m[:, 2]
-    hw, hh = (x1 - x0) * scale / 2, (y1 - y0) * scale / 2
+    hw, hh = (x1 - x0) / 2, (y1 - y0) / 2
     kps = (det.keypoints.astype(np.float64) @ m[:, :2].T + m[:, 2]).astype(np.float32)
     box = (float(cx - hw), float(cy - hh), float(cx + hw), float(cy + hh))
     return Detection(box=box, keypoints=kps, score=det.score)
