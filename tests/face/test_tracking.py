@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from server.config import load_settings
 from server.face.engine import FaceEngine
 from server.face.matcher import DEFAULT_THRESHOLD
 from server.face.tracking import FaceTracker
@@ -134,3 +135,17 @@ def test_a_lost_face_falls_back_to_the_detector(engine: FaceEngine, faces_dir: P
     assert not tracker.last_tracked  # no track after a frame without a face
     tracker.analyse(frames[3][1], frames[3][0], embed=False, engines=("dlib",))
     assert tracker.last_tracked
+
+
+def test_off_by_default_and_only_with_the_samplers_clock(
+    engine: FaceEngine, faces_dir: Path
+) -> None:
+    # Off by default: tracking missed one prompted blink (docs/liveness.md "Cost").
+    assert load_settings(env={}).face.track_landmarks is False
+    assert FaceChecker(engine, CheckTarget("p", {}, DEFAULT_THRESHOLD)).tracker is None
+    checker = tracking_checker(engine)
+    tracker = checker.tracker
+    assert tracker is not None
+    for _, rgb in clip_frames(faces_dir / "videos/sadtalker_aoc.mp4", 15.0, 4):
+        checker.observe(rgb, embed=False, light=False)  # no clock: every frame detected
+        assert tracker.detected == tracker.tracked == 0
