@@ -240,7 +240,8 @@ def run_gate(
     one the server's sampler would take at the rate the gate then asks for
     (``Gate.sample_fps`` over the base ``fps``). Returns (verdict, reason, detail,
     decision time in s from Start, frames fed). Observations are cached per (frame,
-    what the gate asked of it: ``Gate.frame_needs``): the checker is stateless and the
+    what the gate asked of it: ``Gate.frame_needs``): the checker is stateless (unless it
+    tracks landmarks, ``[face] track_landmarks``: then every frame is analysed) and the
     engine deterministic, so a looped frame is analysed once, and runs of the same clip
     under several policies share ``cache``.
     A list of frames is a clip rendered at ``fps``.
@@ -266,10 +267,10 @@ def run_gate(
             if checker.tracker is not None:  # a track has state: every frame is analysed
                 obs = checker.observe(clip.rgb(key[0]), embed=needs.embed, light=needs.light,
                                       now=now)
-            elif key not in cache:
-                cache[key] = checker.observe(clip.rgb(key[0]), embed=needs.embed,
-                                             light=needs.light)
-            if checker.tracker is None:
+            else:
+                if key not in cache:
+                    cache[key] = checker.observe(clip.rgb(key[0]), embed=needs.embed,
+                                                 light=needs.light)
                 obs = cache[key]
             obs = dataclasses.replace(obs, liveness=paired(obs.liveness, pairs, now))
             actions += gate.handle(FrameAnalysed(now, obs))
