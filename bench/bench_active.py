@@ -30,6 +30,7 @@ EAR rules (``[face] landmarks = "mesh"``) and the face landmarker with blendshap
 default). Prints a table and writes JSON to bench/out/.
 
     .venv/bin/python bench/bench_active.py [--fps 4] [--expression-fps 15] [--mode prompted|loop]
+        [--track]   # adds a column: the landmarker with landmark tracking
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ sys.path.insert(0, str(REPO))
 
 from server.config import load_settings  # noqa: E402
 from server.face.engine import FaceEngine  # noqa: E402
+from server.face.tracking import FaceTracker  # noqa: E402
 from server.liveness import (  # noqa: E402
     ActiveConfig,
     Baseline,
@@ -75,14 +77,22 @@ def observed(obs: dict[str, Any]) -> list[ChallengeAction]:
 
 
 def tracks(engines: dict[str, FaceEngine], path: Path) -> dict[str, Track]:
-    """Every frame's one face, per engine (the sampling happens when it is fed)."""
+    """Every frame's one face, per engine (the sampling happens when it is fed). An
+    engine named ``tracking`` tracks the landmarks between detector frames (every
+    frame of the clip in order, so its region comes from the clip's previous frame,
+    closer than the sampler's: server/face/tracking.py)."""
     out: dict[str, Track] = {name: [] for name in engines}
+    trackers = {name: FaceTracker(e) for name, e in engines.items() if name == "tracking"}
     with av.open(str(path)) as container:
         for frame in container.decode(video=0):
             t = float(frame.time or 0.0)
             rgb = frame.to_ndarray(format="rgb24")
             for name, engine in engines.items():
-                faces = engine.analyse(rgb, mesh=True, embed=False).faces
+                if name in trackers:
+                    found = trackers[name].analyse(rgb, t, embed=False, engines=("dlib",))
+                    faces = found.faces
+                else:
+                    faces = engine.analyse(rgb, mesh=True, embed=False).faces
                 if len(faces) == 1:
                     s = sample_from_face(rgb, faces[0], pixels=False)
                     assert s is not None
@@ -182,8 +192,12 @@ def main() -> None:
                              "expression_fps); 0 = the base rate throughout")
     parser.add_argument("--mode", choices=("prompted", "loop", "both"), default="prompted")
     parser.add_argument("--no-mesh", action="store_true", help="the landmarker alone")
+    parser.add_argument("--track", action="store_true",
+                        help="also the landmarker with landmark tracking ([face] track_landmarks)")
     args = parser.parse_args()
     engines = {"landmarker": FaceEngine.load(landmarks="landmarker")}
+    if args.track:
+        engines["tracking"] = engines["landmarker"]
     if not args.no_mesh:
         engines = {"mesh": FaceEngine.load(landmarks="mesh"), **engines}
     modes = ("prompted", "loop") if args.mode == "both" else (args.mode,)

@@ -153,6 +153,7 @@ def create_app(
             settings.model_cache,
             embedder=settings.face.embedder,
             landmarks=settings.face.landmarks,
+            track_landmarks=settings.face.track_landmarks,
         )
         hub = Hub(settings, the_store, the_engine)
         await hub.start_cluster()  # a cluster node that cannot reach Redis does not start

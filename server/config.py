@@ -138,10 +138,14 @@ class FaceSettings:
     """[face]: "onnx" runs dlib's ResNet ported to ONNX; "dlib" runs the reference.
 
     ``landmarks``: "landmarker" (MediaPipe Face Landmarker, 478 points + blendshapes, the
-    liveness default) or "mesh" (the 468-point mesh alone; expressions from geometry)."""
+    liveness default) or "mesh" (the 468-point mesh alone; expressions from geometry).
+    ``track_landmarks``: landmark tracking between detector frames (landmarker only)."""
 
     embedder: Literal["onnx", "dlib"] = "onnx"
     landmarks: Literal["landmarker", "mesh"] = "landmarker"
+    # Skip BlazeFace between detector frames (at least every 0.5 s), taking the face
+    # region from the previous frame's landmarks as MediaPipe does (face/tracking.py).
+    track_landmarks: bool = False
 
 
 @dataclass(frozen=True)

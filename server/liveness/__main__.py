@@ -43,7 +43,9 @@ def _gate_eval(args: argparse.Namespace) -> int:
             p.passive, enclosure=math.inf, glare=math.inf, moire=math.inf, gamut=math.inf))
             for p in policies]
     fps = args.fps or settings.gate.sample_fps
-    engine = FaceEngine.load(settings.model_cache, embedder=settings.face.embedder)
+    track = settings.face.track_landmarks if args.track is None else args.track == "on"
+    engine = FaceEngine.load(settings.model_cache, embedder=settings.face.embedder,
+                             track_landmarks=track)
     cases = ge.read_cases(args.data)
     if args.attacks is not None:
         if not (args.attacks / "video_cases.csv").is_file():
@@ -112,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--limit", type=int, default=0, help="only the first N generated attacks")
     ev.add_argument("--seed", type=int, default=0, help="challenge draw (gate eval)")
     ev.add_argument("--brief", action="store_true", help="omit refused generated prints")
+    ev.add_argument("--track", choices=("on", "off"),
+                    help="landmark tracking between detector frames (default: [face] "
+                         "track_landmarks)")
     ev.add_argument("--parallax-only", action="store_true",
                     help="ablation: switch the passive pixel cues off (gate eval)")
     ev.add_argument("--progress", action="store_true", help="one line per case on stderr")

@@ -240,7 +240,8 @@ def run_gate(
     one the server's sampler would take at the rate the gate then asks for
     (``Gate.sample_fps`` over the base ``fps``). Returns (verdict, reason, detail,
     decision time in s from Start, frames fed). Observations are cached per (frame,
-    what the gate asked of it: ``Gate.frame_needs``): the checker is stateless and the
+    what the gate asked of it: ``Gate.frame_needs``): the checker is stateless (unless it
+    tracks landmarks, ``[face] track_landmarks``: then every frame is analysed) and the
     engine deterministic, so a looped frame is analysed once, and runs of the same clip
     under several policies share ``cache``.
     A list of frames is a clip rendered at ``fps``.
@@ -253,6 +254,8 @@ def run_gate(
     horizon = policy.attempt_timeout_s + policy.active.step_time_s * (policy.active.max_steps + 2)
     clock, wake, k = clip.clock(), 0.0, 0
     pairs = PairMaker()  # the participant's executor-side parallax pairs
+    if checker.tracker is not None:
+        checker.tracker.reset()  # a new participant's track
     while (got := clock.take(wake)) is not None:
         n, now = got
         if now > horizon:
@@ -261,10 +264,14 @@ def run_gate(
         if not any(isinstance(a, Admitted | Refused) for a in actions):
             needs = gate.frame_needs  # what the server's sampler asks the executor for
             key = (n % len(clip), needs.embed, needs.light)
-            if key not in cache:
-                cache[key] = checker.observe(clip.rgb(key[0]), embed=needs.embed,
-                                             light=needs.light)
-            obs = cache[key]
+            if checker.tracker is not None:  # a track has state: every frame is analysed
+                obs = checker.observe(clip.rgb(key[0]), embed=needs.embed, light=needs.light,
+                                      now=now)
+            else:
+                if key not in cache:
+                    cache[key] = checker.observe(clip.rgb(key[0]), embed=needs.embed,
+                                                 light=needs.light)
+                obs = cache[key]
             obs = dataclasses.replace(obs, liveness=paired(obs.liveness, pairs, now))
             actions += gate.handle(FrameAnalysed(now, obs))
         k += 1

@@ -115,11 +115,13 @@ class LivenessSample:
 
 
 def sample_from_face(
-    rgb: np.ndarray, face: Face, *, pixels: bool = True, light: bool = True
+    rgb: np.ndarray, face: Face, *, pixels: bool = True, light: bool = True, cues: bool = True
 ) -> LivenessSample | None:
     """Reduce an engine ``Face`` (mesh must have run) to a sample; ``None`` without mesh.
     ``light=False`` skips the skin chroma (``measure_light``: only the light challenge
-    reads it)."""
+    reads it). ``cues=False`` keeps the parallax patch but skips the pixel cues: their
+    thresholds were set on the detector's box, which a tracking frame does not have
+    (server/face/tracking.py)."""
     if face.measures is None or face.mesh is None:
         return None
     height, width = rgb.shape[:2]
@@ -134,7 +136,7 @@ def sample_from_face(
         width=(x1 - x0) / width,
         points=points,
         embedding=face.embedding,
-        pixels=pixel_cues(rgb, face.box, face.measures.roll) if pixels else None,
+        pixels=pixel_cues(rgb, face.box, face.measures.roll) if pixels and cues else None,
         patch=patch,
         light=measure_light(rgb, face.box) if light else None,
         blendshapes=face.blendshapes,
