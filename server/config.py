@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from .clientaddr import HEADERS, parse_trusted
 from .config_scale import ClusterSettings, StoreSettings, scale_problem
-from .iceservers import IceSettingsError, validate_ice_settings
+from .iceservers import IceSettings, IceSettingsError, validate_ice_settings
 from .media_settings import MediaSettings, MediaSettingsError, validate_media_settings
 from .store.records import LIVENESS_POLICIES
 
@@ -219,31 +219,6 @@ class OwnerSettings:
     # Password hashes computed at once (argon2id costs ~64 MiB each); more wait briefly,
     # then get "busy" before any hashing is done.
     hash_concurrency: int = 2
-
-
-@dataclass(frozen=True)
-class IceSettings:
-    """[ice]: how participants and the server find a media path (docs/deploy.md).
-
-    Lists are comma-separated strings so one environment variable can carry them.
-    """
-
-    # STUN URLs, e.g. "stun:turn.example.org:3478".
-    stun_urls: str = ""
-    # TURN URLs, e.g. "turn:turn.example.org:3478?transport=udp,
-    # turn:turn.example.org:3478?transport=tcp, turns:turn.example.org:443?transport=tcp".
-    turn_urls: str = ""
-    # coturn's static-auth-secret (use-auth-secret): credentials are minted per join.
-    turn_secret: str = ""
-    # Lifetime of minted TURN credentials; an allocation made in time outlives them.
-    credential_ttl_s: int = 3600
-    # The server's own peer also gathers a TURN relay candidate (first TURN URL).
-    server_turn: bool = True
-    # Public IPv4 address a 1:1 NAT maps to this host: host candidates advertise it.
-    announced_address: str = ""
-    # UDP ports the server's host candidates bind to (0 and 0 = any ephemeral port).
-    port_min: int = 0
-    port_max: int = 0
 
 
 @dataclass(frozen=True)

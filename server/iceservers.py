@@ -23,10 +23,11 @@ import hashlib
 import hmac
 import ipaddress
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .config import IceSettings, Settings
+    from .config import Settings
 
 # RFC 7064 / 7065 URIs, as browsers accept them (no user info, optional port and
 # transport). The host may be a name, an IPv4 address or a bracketed IPv6 address.
@@ -34,6 +35,31 @@ _URL = re.compile(
     r"(?P<scheme>stuns?|turns?):(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)"
     r"(?::(?P<port>[0-9]{1,5}))?(?:\?transport=(?P<transport>udp|tcp))?"
 )
+
+
+@dataclass(frozen=True)
+class IceSettings:
+    """[ice]: how participants and the server find a media path (docs/deploy.md).
+
+    Lists are comma-separated strings so one environment variable can carry them.
+    """
+
+    # STUN URLs, e.g. "stun:turn.example.org:3478".
+    stun_urls: str = ""
+    # TURN URLs, e.g. "turn:turn.example.org:3478?transport=udp,
+    # turn:turn.example.org:3478?transport=tcp, turns:turn.example.org:443?transport=tcp".
+    turn_urls: str = ""
+    # coturn's static-auth-secret (use-auth-secret): credentials are minted per join.
+    turn_secret: str = ""
+    # Lifetime of minted TURN credentials; an allocation made in time outlives them.
+    credential_ttl_s: int = 3600
+    # The server's own peer also gathers a TURN relay candidate (first TURN URL).
+    server_turn: bool = True
+    # Public IPv4 address a 1:1 NAT maps to this host: host candidates advertise it.
+    announced_address: str = ""
+    # UDP ports the server's host candidates bind to (0 and 0 = any ephemeral port).
+    port_min: int = 0
+    port_max: int = 0
 
 
 class IceSettingsError(ValueError):
