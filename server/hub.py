@@ -31,8 +31,7 @@ from .face.matcher import DEFAULT_THRESHOLD
 from .face.multimatch import EngineGallery
 from .gate import GatePolicy
 from .identity import GraceEntry
-from .janus import JanusPlane, Member
-from .janus.plane import stable_placement
+from .janus import janus_plane
 from .liveness import ActiveConfig, LivenessPolicy, PassiveConfig
 from .lockout import LockoutTracker
 from .node_metrics import NodeMetrics
@@ -114,10 +113,7 @@ class Hub:
         self.executor.on_job_done = self.metrics.job_done
         self.draining = False
         # Janus as the media plane for rooms configured so (docs/janus.md).
-        media = settings.media
-        place = self.cluster.node.registry.janus_instance if self.cluster else stable_placement
-        plane = JanusPlane(media, on_intruder=self.janus_intruder, placement=place)
-        self.janus = plane if media.urls else None
+        self.janus = janus_plane(settings.media, self.audit_trail, self.cluster)
 
     def start(self) -> None:
         self._housekeeping = asyncio.create_task(self._housekeeping_loop(), name="housekeeping")
@@ -148,11 +144,6 @@ class Hub:
             while len(self._galleries) > GALLERY_CACHE_ROOMS:
                 self.forget_gallery(next(iter(self._galleries)))
             return index
-
-    def janus_intruder(self, room_id: str, member: Member) -> None:
-        """The sweep found someone in a Janus room without a current pass and kicked them."""
-        details = {"feed": member.feed, "display": member.display[:64]}
-        self.audit_trail.room_event("janus.intruder_kicked", details, room_id, None)
 
     def forget_gallery(self, room_id: str) -> None:
         """Drop a room's cached gallery (room deleted, evicted, idle)."""
