@@ -45,7 +45,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import av
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,6 +52,7 @@ sys.path.insert(0, str(REPO))
 
 from bench_liveness import V1_POINTS, v1_planar  # noqa: E402
 
+from server.client import timed_clip_frames  # noqa: E402
 from server.face.engine import FaceEngine  # noqa: E402
 from server.face.landmarks import FaceMeasures  # noqa: E402
 from server.face.matcher import DEFAULT_THRESHOLD  # noqa: E402
@@ -139,20 +139,6 @@ def feed(pipe: V1 | V2, sample: LivenessSample, now: float) -> None:
         pipe.challenge.feed(sample, now)
 
 
-def frames_of(path: Path, fps: float, count: int) -> list[tuple[float, np.ndarray]]:
-    out: list[tuple[float, np.ndarray]] = []
-    next_t = 0.0
-    with av.open(str(path)) as container:
-        for frame in container.decode(video=0):
-            t = float(frame.time or 0.0)
-            if t + 1e-6 >= next_t:
-                out.append((t, frame.to_ndarray(format="rgb24")))
-                next_t += 1.0 / fps
-            if len(out) >= count:
-                break
-    return out
-
-
 def agreement(engine: FaceEngine, frames: list[tuple[float, np.ndarray]]) -> dict[str, float]:
     """Tracking frames against the detector on the same frames: box corners (in face
     widths, and the previous detector box's for scale), landmarks (mean, in inter-ocular
@@ -200,14 +186,14 @@ def main() -> None:
     landmarker = FaceEngine.load()
     if args.agreement:
         for clip in args.clip:
-            found = agreement(landmarker, frames_of(clip, args.fps, args.frames))
+            found = agreement(landmarker, timed_clip_frames(clip, args.fps, args.frames))
             print(clip.name, json.dumps(found))
         return
     mesh = FaceEngine.load(landmarks="mesh")
     result: dict[str, object] = {"embed": args.embed, "fps": args.fps, "clips": {}}
     ratios = []
     for clip in args.clip:
-        frames = frames_of(clip, args.fps, args.frames)
+        frames = timed_clip_frames(clip, args.fps, args.frames)
         v1, v2 = V1(mesh, args.embed), V2(landmarker, args.embed)
         v2t = V2(landmarker, args.embed, track=True)
         for _, rgb in frames[:3]:  # first LiteRT / ONNX invocations allocate

@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -88,6 +89,22 @@ def clip_frames(
             frames.append(frame.to_ndarray(format="rgb24"))
             next_t = t + 1.0 / fps
     return frames
+
+
+def timed_clip_frames(path: Path, fps: float, count: int) -> list[tuple[float, np.ndarray]]:
+    """The first ``count`` RGB frames at about ``fps``, each with the clip's own
+    timestamp (what the sampler's clock sees: benches and tests of per-frame stages)."""
+    out: list[tuple[float, np.ndarray]] = []
+    next_t = 0.0
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            t = float(frame.time or 0.0)
+            if t + 1e-6 >= next_t:
+                out.append((t, frame.to_ndarray(format="rgb24")))
+                next_t += 1.0 / fps
+            if len(out) >= count:
+                break
+    return out
 
 
 MAX_REDIRECTS = 3

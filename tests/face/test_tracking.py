@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
 
+from server.client import timed_clip_frames
 from server.config import load_settings
 from server.face.engine import FaceEngine
 from server.face.matcher import DEFAULT_THRESHOLD
@@ -16,21 +16,6 @@ from server.face.tracking import FaceTracker
 from server.verify import CheckTarget, FaceChecker
 
 BOUND_S = 0.5  # the documented bound (docs/liveness.md "Cost"), not read from the code
-
-
-def clip_frames(path: Path, fps: float, count: int) -> list[tuple[float, np.ndarray]]:
-    """Frames at the sampler's rate, with the clip's own timestamps."""
-    out: list[tuple[float, np.ndarray]] = []
-    next_t = 0.0
-    with av.open(str(path)) as container:
-        for frame in container.decode(video=0):
-            t = float(frame.time or 0.0)
-            if t + 1e-6 >= next_t:
-                out.append((t, frame.to_ndarray(format="rgb24")))
-                next_t += 1.0 / fps
-            if len(out) >= count:
-                break
-    return out
 
 
 def tracking_checker(engine: FaceEngine) -> FaceChecker:
@@ -45,7 +30,7 @@ def test_tracked_frames_agree_with_the_detector(
 ) -> None:
     tracker = FaceTracker(engine)
     compared = 0
-    for t, rgb in clip_frames(faces_dir / "videos" / clip, 4.0, 12):
+    for t, rgb in timed_clip_frames(faces_dir / "videos" / clip, 4.0, 12):
         got = tracker.analyse(rgb, t, embed=False, engines=("dlib",)).faces
         if not tracker.last_tracked:
             continue
@@ -77,7 +62,9 @@ def test_detector_runs_within_the_bound_and_on_frames_that_need_it(
     tracker = checker.tracker
     assert tracker is not None
     detected_at: list[float] = []
-    for k, (t, rgb) in enumerate(clip_frames(faces_dir / "videos/sadtalker_aoc.mp4", 15.0, 30)):
+    for k, (t, rgb) in enumerate(
+        timed_clip_frames(faces_dir / "videos/sadtalker_aoc.mp4", 15.0, 30)
+    ):
         embed, light = k == 12, k in (20, 21)
         obs = checker.observe(rgb, embed=embed, light=light, now=t)
         assert obs.faces == 1 and obs.liveness is not None
@@ -96,9 +83,11 @@ def test_detector_runs_within_the_bound_and_on_frames_that_need_it(
 
 
 def test_a_second_face_is_counted_within_the_bound(
-    engine: FaceEngine, faces_dir: Path, load_photo  # type: ignore[no-untyped-def]
+    engine: FaceEngine,
+    faces_dir: Path,
+    load_photo,  # type: ignore[no-untyped-def]
 ) -> None:
-    frames = clip_frames(faces_dir / "videos/sadtalker_aoc.mp4", 15.0, 24)
+    frames = timed_clip_frames(faces_dir / "videos/sadtalker_aoc.mp4", 15.0, 24)
     h, w = frames[0][1].shape[:2]
     other = cv2.resize(load_photo("faces/obama/1.jpg"), (w, h), interpolation=cv2.INTER_AREA)
     appears = frames[4][0]
@@ -125,7 +114,7 @@ def test_a_second_face_is_counted_within_the_bound(
 
 
 def test_a_lost_face_falls_back_to_the_detector(engine: FaceEngine, faces_dir: Path) -> None:
-    frames = clip_frames(faces_dir / "videos/sadtalker_aoc.mp4", 15.0, 4)
+    frames = timed_clip_frames(faces_dir / "videos/sadtalker_aoc.mp4", 15.0, 4)
     tracker = FaceTracker(engine)
     tracker.analyse(frames[0][1], frames[0][0], embed=False, engines=("dlib",))
     blank = np.full_like(frames[1][1], 128)
@@ -146,6 +135,6 @@ def test_off_by_default_and_only_with_the_samplers_clock(
     checker = tracking_checker(engine)
     tracker = checker.tracker
     assert tracker is not None
-    for _, rgb in clip_frames(faces_dir / "videos/sadtalker_aoc.mp4", 15.0, 4):
+    for _, rgb in timed_clip_frames(faces_dir / "videos/sadtalker_aoc.mp4", 15.0, 4):
         checker.observe(rgb, embed=False, light=False)  # no clock: every frame detected
         assert tracker.detected == tracker.tracked == 0
