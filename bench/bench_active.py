@@ -30,7 +30,10 @@ EAR rules (``[face] landmarks = "mesh"``) and the face landmarker with blendshap
 default). Prints a table and writes JSON to bench/out/.
 
     .venv/bin/python bench/bench_active.py [--fps 4] [--expression-fps 15] [--mode prompted|loop]
-        [--track]   # adds a column: the landmarker with landmark tracking
+        [--track]   # adds a column: the landmarker with landmark tracking ([face]
+                    # track_landmarks, the default): pose steps on tracked frames, the
+                    # baseline and expression steps on detector frames (FrameNeeds.detect);
+                    # prompted mode only
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ from server.liveness import (  # noqa: E402
     StepStatus,
     sample_from_face,
 )
-from server.liveness.challenge import detect  # noqa: E402
+from server.liveness.challenge import EXPRESSION_ACTIONS, detect  # noqa: E402
 from server.liveness.evaluate import observed_actions, run_active  # noqa: E402
 from server.rtc.sampler import SamplerClock  # noqa: E402
 
@@ -135,22 +138,27 @@ def at_rate(stretch: Track, challenge: Challenge, base: float) -> Iterator[tuple
 
 def run_prompted(
     track: Track, actions: list[ChallengeAction], blinks: list[float], cfg: ActiveConfig,
-    base: float,
+    base: float, detected: Track | None = None,
 ) -> tuple[str, str]:
-    """Each step fed the stretches of the clip where it performs that action."""
-    if len(track) < cfg.baseline_frames + 1:
+    """Each step fed the stretches of the clip where it performs that action.
+    ``detected``: the detector's track of the same clip, for the baseline (the gate's
+    identity frames) and expression steps, when ``track`` is a tracking one (the gate
+    asks for the detector there: ``FrameNeeds.detect``)."""
+    detected = track if detected is None else detected
+    if len(detected) < cfg.baseline_frames + 1:
         return "fail", "no usable face"
     challenge = Challenge(tuple(actions), cfg)
-    now = track[cfg.baseline_frames - 1][0]
-    challenge.start([s for _, s in track[: cfg.baseline_frames]], now)
+    now = detected[cfg.baseline_frames - 1][0]
+    challenge.start([s for _, s in detected[: cfg.baseline_frames]], now)
     for step, action in enumerate(actions):
+        source = detected if action in EXPRESSION_ACTIONS else track
         spans = (
             [(c - 1.0, c) for c in blinks]
             if action is A.BLINK
-            else turn_stretches(track, action, cfg)
+            else turn_stretches(source, action, cfg)
         )
         for begin, centre in spans:
-            stretch = [(t, s) for t, s in track if begin <= t <= centre + 0.8]
+            stretch = [(t, s) for t, s in source if begin <= t <= centre + 0.8]
             if not stretch:
                 continue
             challenge._last = None  # the cut between stretches is not a face swap
@@ -221,10 +229,15 @@ def main() -> None:
         blinks = list(videos.get(rel, {}).get("blink_times_s") or [])
         for name, track in per.items():
             for mode in modes:
-                if mode == "loop":
+                detected = per["landmarker"] if name == "tracking" else None
+                if mode == "loop" and detected is not None:
+                    verdict, detail = "n/a", "loop: one track per run"
+                elif mode == "loop":
                     verdict, detail = run(track, actions, cfg, args.fps)
                 else:
-                    verdict, detail = run_prompted(track, actions, blinks, cfg, args.fps)
+                    verdict, detail = run_prompted(
+                        track, actions, blinks, cfg, args.fps, detected
+                    )
                 passed[f"{name}/{mode}"] += verdict == "pass"
                 row[f"{name}/{mode}"] = {"verdict": verdict, "detail": detail}
                 cells.append(f"{verdict} {detail}"[:32])

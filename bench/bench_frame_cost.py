@@ -11,21 +11,26 @@ Issue #13's cost target compares everything the server does for one analysed fra
   only during a light challenge), then the event loop's side: the passive check's
   ``add`` + ``verdict`` and a challenge's ``feed`` on blendshapes.
 
-- **v2 tracking**: the same with ``[face] track_landmarks`` (server/face/tracking.py):
-  BlazeFace at least every 0.5 s, the landmarks' region from the previous frame's
-  points in between, pixel cues on detector frames only.
+- **v2 tracking** (the default, ``[face] track_landmarks``, server/face/tracking.py):
+  the same, with BlazeFace at least every 0.5 s and the landmarks' region from the
+  previous frame's points in between, pixel cues on detector frames only; during
+  expression steps (``--expression``) the gate asks for the detector on every frame
+  (``FrameNeeds.detect``), so there it costs what v2 does.
 
 All three run on the same frames, interleaved frame by frame (rotating which goes
 first) so the shared machine's load hits them alike. A v2-tracking frame costs either
 a detector frame or a tracking frame (bimodal), so the mean per frame is the figure to
 compare; medians are printed too. Frames are taken at the gate's base rate
-(``--fps``, 4) so the parallax pairs are the gate's. Mid-challenge frames (no
-embedding) are the common case; ``--embed`` measures identity frames (embedding on,
-the 468-point mesh then also runs in v2 for alignment). Prints medians and p90s per
-stage and the v2/v1 ratio (target <= 1.5), writes JSON to bench/out/. Timings never
-go into pass/fail tests.
+(``--fps``, 4) so the parallax pairs are the gate's: a pose step's frames.
+``--expression`` takes them at ``[liveness] expression_fps`` (15) instead, as the gate
+samples blink, smile and open-mouth steps, with the detector on every v2 frame.
+Mid-challenge frames (no embedding) are the common case; ``--embed`` measures identity
+frames (embedding on, the 468-point mesh then also runs in v2 for alignment). Prints
+medians and p90s per stage and the v2/v1 ratio (target <= 1.5), writes JSON to
+bench/out/. Timings never go into pass/fail tests.
 
     .venv/bin/python bench/bench_frame_cost.py [--clip PATH ...] [--frames N] [--embed]
+        [--expression]
     .venv/bin/python bench/bench_frame_cost.py --agreement   # tracked box vs detector's
 
 ``--agreement`` times nothing: on every tracking frame it also runs the detector and
@@ -53,10 +58,12 @@ sys.path.insert(0, str(REPO))
 from bench_liveness import V1_POINTS, v1_planar  # noqa: E402
 
 from server.client import timed_clip_frames  # noqa: E402
+from server.config import load_settings  # noqa: E402
 from server.face.engine import FaceEngine  # noqa: E402
 from server.face.landmarks import FaceMeasures  # noqa: E402
 from server.face.matcher import DEFAULT_THRESHOLD  # noqa: E402
 from server.face.tracking import FaceTracker  # noqa: E402
+from server.gate import FrameNeeds  # noqa: E402
 from server.liveness import Challenge, LivenessSample, PassiveCheck, pixel_cues  # noqa: E402
 from server.liveness.parallax import PairMaker  # noqa: E402
 from server.liveness.sample import paired  # noqa: E402
@@ -104,11 +111,13 @@ class V1:
 class V2:
     """The server's executor step (FaceChecker.observe) + the gate's liveness step."""
 
-    def __init__(self, engine: FaceEngine, embed: bool, track: bool = False) -> None:
+    def __init__(
+        self, engine: FaceEngine, embed: bool, track: bool = False, detect: bool = False
+    ) -> None:
         gallery = np.zeros((1, 128), np.float32)
         self.checker = FaceChecker(engine, CheckTarget("p", {"p": gallery}, DEFAULT_THRESHOLD))
         self.checker.tracker = FaceTracker(engine) if track else None
-        self.embed = embed
+        self.embed, self.detect = embed, detect
         self.pairs = PairMaker()
         self.check = PassiveCheck()
         self.challenge: Challenge | None = None
@@ -118,7 +127,8 @@ class V2:
         t0 = time.perf_counter()
         # As the server's executor: light only during a light challenge (not here), the
         # parallax pair measured with the frame (participant.checker_observe).
-        obs = self.checker.observe(rgb, embed=self.embed, light=False, now=now)
+        needs = FrameNeeds(embed=self.embed, light=False, detect=self.detect)
+        obs = self.checker.observe_needs(rgb, needs, now)
         obs = replace(obs, liveness=paired(obs.liveness, self.pairs, now))
         t1 = time.perf_counter()
         if obs.liveness is not None:
@@ -177,12 +187,18 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clip", type=Path, nargs="*", default=[DATA / c for c in CLIPS])
     parser.add_argument("--frames", type=int, default=40, help="analysed frames per clip")
-    parser.add_argument("--fps", type=float, default=4.0, help="the gate's base rate")
+    parser.add_argument("--fps", type=float, default=None,
+                        help="sampling rate (default: the gate's base 4, or [liveness] "
+                             "expression_fps with --expression)")
+    parser.add_argument("--expression", action="store_true",
+                        help="an expression step's frames: faster, detector on each")
     parser.add_argument("--embed", action="store_true", help="identity frames (embedding on)")
     parser.add_argument("--repeat", type=int, default=2, help="passes over the frames")
     parser.add_argument("--agreement", action="store_true",
                         help="tracked box / landmarks / cues vs the detector's (no timing)")
     args = parser.parse_args()
+    if args.fps is None:
+        args.fps = load_settings().liveness.expression_fps if args.expression else 4.0
     landmarker = FaceEngine.load()
     if args.agreement:
         for clip in args.clip:
@@ -190,12 +206,13 @@ def main() -> None:
             print(clip.name, json.dumps(found))
         return
     mesh = FaceEngine.load(landmarks="mesh")
-    result: dict[str, object] = {"embed": args.embed, "fps": args.fps, "clips": {}}
+    result: dict[str, object] = {"embed": args.embed, "fps": args.fps,
+                                 "expression": args.expression, "clips": {}}
     ratios = []
     for clip in args.clip:
         frames = timed_clip_frames(clip, args.fps, args.frames)
         v1, v2 = V1(mesh, args.embed), V2(landmarker, args.embed)
-        v2t = V2(landmarker, args.embed, track=True)
+        v2t = V2(landmarker, args.embed, track=True, detect=args.expression)
         for _, rgb in frames[:3]:  # first LiteRT / ONNX invocations allocate
             mesh.analyse(rgb, embed=args.embed)
             landmarker.analyse(rgb, embed=args.embed)
@@ -228,7 +245,7 @@ def main() -> None:
             ("v2 total: observe + gate liveness", v2, "total"),
             ("  of which executor (detect+landmarker+sample)", v2, "executor"),
             ("  of which event loop (passive + challenge)", v2, "gate"),
-            ("v2 tracking total", v2t, "total"),
+            ("v2 tracking total (the default)", v2t, "total"),
             ("  of which executor", v2t, "executor"),
             ("  of which event loop", v2t, "gate"),
         ):

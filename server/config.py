@@ -144,8 +144,9 @@ class FaceSettings:
     embedder: Literal["onnx", "dlib"] = "onnx"
     landmarks: Literal["landmarker", "mesh"] = "landmarker"
     # Skip BlazeFace between detector frames (at least every 0.5 s), taking the face
-    # region from the previous frame's landmarks as MediaPipe does (face/tracking.py).
-    track_landmarks: bool = False
+    # region from the previous frame's landmarks as MediaPipe does (face/tracking.py);
+    # expression steps, identity and light frames keep the detector (FrameNeeds).
+    track_landmarks: bool = True
 
 
 @dataclass(frozen=True)

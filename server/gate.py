@@ -114,13 +114,12 @@ class Gate(ChallengeSteps):
     def frame_needs(self) -> FrameNeeds:
         """What the next frame's analysis must include (read by the edge before it)."""
         attempt = self._attempt
-        light = (
-            self.state is State.CHALLENGE
-            and attempt is not None
-            and attempt.light is not None
-            and attempt.light.verdict is None
-        )
-        return FrameNeeds(self.wants_embedding, light)
+        if self.state is not State.CHALLENGE or attempt is None:
+            return FrameNeeds(self.wants_embedding)
+        light = attempt.light is not None and attempt.light.verdict is None
+        challenge = attempt.challenge
+        expression = challenge is not None and challenge.expression_step
+        return FrameNeeds(self.wants_embedding, light, detect=light or expression)
 
     def sample_fps(self, now: float, base: float) -> float:
         """Frames a second the edge should analyse at ``now``, given its base rate

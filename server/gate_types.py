@@ -92,10 +92,17 @@ class Observation:
 class FrameNeeds:
     """What the next analysed frame must carry, as the gate's state asks: an embedding
     (identity frames, the confirming frame; ~7 ms) and the skin's chroma (only while the
-    screen-light challenge collects it). Work nobody reads is not done."""
+    screen-light challenge collects it). Work nobody reads is not done.
+
+    ``detect``: the face must be found by the detector on this frame, not tracked from
+    the last one ([face] track_landmarks): during expression steps, whose blendshape
+    scores are judged against a baseline taken on detector frames. The landmarks' region
+    moves those scores (zubair_real's eye closure by up to 0.19 between a tracked and a
+    detected region), so a step that mixed both could miss a blink or see one."""
 
     embed: bool = True
     light: bool = False
+    detect: bool = False
 
 
 # ---- events -----------------------------------------------------------------

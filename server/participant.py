@@ -349,7 +349,7 @@ class Participant:
         """Executor: decode to RGB, analyse (``server/verify.py``) and measure the
         parallax pair, so the gate does no image work on the event loop."""
         rgb = frame.to_ndarray(format="rgb24")  # type: ignore[attr-defined]
-        obs = self.checker.observe(rgb, embed=needs.embed, light=needs.light, now=time.monotonic())
+        obs = self.checker.observe_needs(rgb, needs, time.monotonic())
         return replace(obs, liveness=paired(obs.liveness, self.pairs, time.monotonic()))
 
     def wants_frame(self) -> g.FrameNeeds | None:

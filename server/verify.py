@@ -50,7 +50,7 @@ from .face.matcher import verify
 from .face.multimatch import EngineGallery, has_engines, verify_engines
 from .face.scoring import Scorer, continuity_vector, scorer_for
 from .face.tracking import FaceTracker
-from .gate import Match, Observation
+from .gate import FrameNeeds, Match, Observation
 from .liveness import sample_from_face
 from .presence.check import presence_check
 from .presence.monitor import PresenceCheck
@@ -172,17 +172,21 @@ class FaceChecker:
         pixels: bool = True,
         light: bool = True,
         now: float | None = None,
+        detect: bool = False,
     ) -> Observation:
         """Analyse one frame. ``embed=False`` skips the embedding (~7 ms; mid-challenge
         frames only need the mesh); ``pixels=False`` skips the passive pixel cues;
         ``light=False`` the skin chroma (the gate wants it during its light window only).
         ``now`` (the sampler's clock) lets a tracking checker skip the detector between
-        detector frames (server/face/tracking.py); without it every frame is detected."""
+        detector frames (server/face/tracking.py); without it, or with ``detect``
+        (``FrameNeeds.detect``: expression steps), every frame is detected."""
         engines = self.scorer.engines
         tracked = False
         if self.tracker is not None and now is not None:
             # The light window's frames keep the detector: its chroma is read in the box.
-            analysis = self.tracker.analyse(rgb, now, embed=embed, engines=engines, detect=light)
+            analysis = self.tracker.analyse(
+                rgb, now, embed=embed, engines=engines, detect=light or detect
+            )
             tracked = self.tracker.last_tracked
         else:
             analysis = self.engine.analyse(rgb, mesh=True, embed=embed, engines=engines)
@@ -207,6 +211,11 @@ class FaceChecker:
             missing = quality or ("face not measurable",)
             return Observation(1, None, center, face_width, missing, sample)
         return Observation(1, self.match(face), center, face_width, liveness=sample)
+
+    def observe_needs(self, rgb: np.ndarray, needs: FrameNeeds, now: float) -> Observation:
+        """The frame analysed as the gate asked (``Gate.frame_needs``), on the sampler's
+        clock: the server's executor step and the offline eval's (gate_eval.py)."""
+        return self.observe(rgb, embed=needs.embed, light=needs.light, now=now, detect=needs.detect)
 
     def match(self, face: Face) -> Match:
         probes = {e: face.embeddings[e][None, :] for e in self.scorer.engines}

@@ -81,11 +81,30 @@ def test_skin_chroma_is_asked_for_only_while_the_light_challenge_collects_it() -
     actions = [a for t in (0.25, 0.5, 0.75) for a in gate.handle(FrameAnalysed(t, live()))]
     flash = next(a for a in actions if isinstance(a, Flash))
     assert gate.frame_needs.light
+    assert gate.frame_needs.detect  # chroma is read in the detector's box
     gate.handle(Tick(flash.deadline + 0.01))  # decided (nothing lit: refused)
     assert not gate.frame_needs.light
-    pose = gate_with(A.BLINK, A.SMILE)
-    into_challenge(pose)
-    assert pose.frame_needs == FrameNeeds(embed=False, light=False)
+    expression = gate_with(A.BLINK, A.SMILE)
+    into_challenge(expression)
+    assert expression.frame_needs == FrameNeeds(embed=False, light=False, detect=True)
+
+
+def test_the_detector_is_asked_for_during_expression_steps_only() -> None:
+    """With landmark tracking ([face] track_landmarks) an expression step's frames are
+    found by the detector, as the baseline's identity frames were: a tracked region
+    moves the blendshape scores the step compares with that baseline."""
+    gate = gate_with(A.TURN_LEFT, A.SMILE, A.TURN_RIGHT)
+    gate.handle(Start(0))
+    gate.handle(FrameAnalysed(1.0, live()))
+    assert gate.frame_needs == FrameNeeds(embed=True)  # identity frames: detected anyway
+    gate.handle(FrameAnalysed(1.25, live()))
+    gate.handle(FrameAnalysed(1.5, live()))
+    assert gate.state is State.CHALLENGE
+    assert gate.frame_needs == FrameNeeds(embed=False, detect=False)  # turn left: tracked
+    gate.handle(FrameAnalysed(2.0, mid(DOING[A.TURN_LEFT])))
+    assert gate.frame_needs == FrameNeeds(embed=False, detect=True)  # smile
+    gate.handle(FrameAnalysed(2.5, mid(DOING[A.SMILE])))
+    assert gate.frame_needs == FrameNeeds(embed=False, detect=False)  # turn right
 
 
 def test_parallax_pairs_stay_at_the_base_rate_when_the_sampler_runs_faster(

@@ -265,12 +265,17 @@ class Challenge:
     def current(self) -> ChallengeAction:
         return self.actions[min(self.step, len(self.actions) - 1)]
 
+    @property
+    def expression_step(self) -> bool:
+        """Whether the step running now is an expression (blink, smile, open mouth)."""
+        return self.step < len(self.actions) and self.current in EXPRESSION_ACTIONS
+
     def sample_fps(self, base: float) -> float:
         """Frames a second the edge should analyse now, given its base rate: faster
         while the current step is an expression (``Gate.sample_fps`` asks this; the
         offline runs of ``server.rtc.sampler.SamplerClock`` too, so they see what the
         server sees)."""
-        if self.step < len(self.actions) and self.current in EXPRESSION_ACTIONS:
+        if self.expression_step:
             return max(base, self.config.expression_fps)
         return base
 

@@ -265,8 +265,7 @@ def run_gate(
             needs = gate.frame_needs  # what the server's sampler asks the executor for
             key = (n % len(clip), needs.embed, needs.light)
             if checker.tracker is not None:  # a track has state: every frame is analysed
-                obs = checker.observe(clip.rgb(key[0]), embed=needs.embed, light=needs.light,
-                                      now=now)
+                obs = checker.observe_needs(clip.rgb(key[0]), needs, now)
             else:
                 if key not in cache:
                     cache[key] = checker.observe(clip.rgb(key[0]), embed=needs.embed,

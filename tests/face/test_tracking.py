@@ -126,15 +126,32 @@ def test_a_lost_face_falls_back_to_the_detector(engine: FaceEngine, faces_dir: P
     assert tracker.last_tracked
 
 
-def test_off_by_default_and_only_with_the_samplers_clock(
-    engine: FaceEngine, faces_dir: Path
-) -> None:
-    # Off by default: tracking missed one prompted blink (docs/liveness.md "Cost").
-    assert load_settings(env={}).face.track_landmarks is False
-    assert FaceChecker(engine, CheckTarget("p", {}, DEFAULT_THRESHOLD)).tracker is None
-    checker = tracking_checker(engine)
+def test_on_by_default_and_only_with_the_samplers_clock(faces_dir: Path) -> None:
+    # On by default since expression steps keep the detector (FrameNeeds.detect).
+    assert load_settings(env={}).face.track_landmarks is True
+    engine = FaceEngine.load(track_landmarks=True)
+    checker = FaceChecker(engine, CheckTarget("p", {}, DEFAULT_THRESHOLD))
     tracker = checker.tracker
     assert tracker is not None
+    plain = FaceEngine.load(track_landmarks=False)
+    assert FaceChecker(plain, CheckTarget("p", {}, DEFAULT_THRESHOLD)).tracker is None
     for _, rgb in timed_clip_frames(faces_dir / "videos/sadtalker_aoc.mp4", 15.0, 4):
         checker.observe(rgb, embed=False, light=False)  # no clock: every frame detected
         assert tracker.detected == tracker.tracked == 0
+
+
+def test_expression_frames_are_detected_every_time(engine: FaceEngine, faces_dir: Path) -> None:
+    """``detect`` (the gate's FrameNeeds during blink, smile and open mouth): the
+    detector finds the face on each of those frames, so the step's blendshape scores come
+    from the same kind of region as its baseline's; the frames around it are tracked."""
+    checker = tracking_checker(engine)
+    tracker = checker.tracker
+    assert tracker is not None
+    frames = timed_clip_frames(faces_dir / "videos/sadtalker_aoc.mp4", 15.0, 24)
+    for k, (t, rgb) in enumerate(frames):
+        expression = 8 <= k < 16
+        obs = checker.observe(rgb, embed=False, light=False, now=t, detect=expression)
+        assert obs.faces == 1 and obs.liveness is not None
+        if expression:
+            assert not tracker.last_tracked and obs.liveness.pixels is not None
+    assert tracker.detected >= 8 and tracker.tracked >= 8
