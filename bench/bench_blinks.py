@@ -10,10 +10,10 @@ one-face frames the sampler takes at the base rate ending at c - 1.2 (at 4 fps
 c - 1.7, c - 1.45, c - 1.2; fewer faces: earlier), and the step runs from there at the
 challenge's rate (``Challenge.sample_fps``). When the clip has too few frames before
 c - 1.2 (a candidate in its first 1.7 s at 4 fps), the identity frames are the clip's
-first ones and the step starts after them, late (counted: ``late_start_s``, the
-"started late" line). Up to 2026-12-02 the identity frames were the window's own first
-three faces (``--baseline-in-window`` still runs that), which at 4 fps took its first
-0.5 s: the prompt came 0.7 s before the candidate, and a blink 0.2-0.5 s after another
+first ones and the step starts after them, late (``late_start_s``, counted in the
+"step started > 0.05 s late" line). Until 2026-12-02 12:30 the identity frames were the
+window's first three faces (``--baseline-in-window`` still runs that), at 4 fps its
+first 0.5 s: the prompt came 0.7 s before the candidate, and a blink 0.2-0.5 s after another
 fell in the baseline. Every column follows the same model, at its own rate: a fixed
 rate ``N fps`` is a gate with ``[gate] sample_fps = N`` that does not raise it for the
 step, ``all`` one analysing every frame (its identity frames are the three frames just
@@ -26,11 +26,12 @@ only tick the challenge, as in the gate (a gap over ``max_gap_s`` loses the face
 
 Two counts per candidate: ``detected``, a blink step completed in the window (what the
 gate's one-step challenge would do); ``own``, a completion (the reopening frame) at or
-after c - 0.3 s: the window is 1.8 s wide and often holds an earlier blink, which
-completes the step without saying anything about c. For ``own`` the run goes on with
-further BLINK steps after each completion (the rule's own step change). Each miss has a
-one-line reason from the score trace (rise over the open level, closure, steadiness,
-lost track).
+after c - 0.1 s (``OWN_S``): the window is 1.8 s wide and often holds an earlier blink,
+which completes the step without saying anything about c. For ``own`` the run goes on
+with further BLINK steps after each completion (the rule's own step change). ``own`` is
+approximate: candidates 0.2 s apart cannot be told apart, and it moves with ``OWN_S``.
+Each miss has a one-line reason from the score trace (rise over the open level, closure,
+steadiness, lost track).
 
 Print attacks: every shared photo and spoof still, warped as a flat print moved in front
 of a camera (perspective tilt up to 40 degrees both ways, in-plane rotation, zoom and
@@ -96,7 +97,9 @@ def clip_track(engine: FaceEngine, path: Path) -> Track:
 
 Rate = tuple[str, float, ActiveConfig]  # (label, base fps or 0 = every frame, config)
 BEFORE_S, AFTER_S = 1.2, 0.6  # the step's window around a candidate c: [c - 1.2, c + 0.6]
-OWN_S = 0.3  # a blink completed (eyes reopened) before c - 0.3 is an earlier one, not c
+# A blink completed (the eyes reopened) before c - 0.1 is an earlier one, not c: the
+# reopening comes after the closure; 0.1 s allows for the candidates' timing (EAR dips).
+OWN_S = 0.1
 STEPS = 20  # BLINK steps per candidate run: later blinks in the window are still seen
 
 
@@ -293,7 +296,7 @@ def candidates(
 ) -> dict[str, Any]:
     """Every candidate c at every rate: BLINK steps from c - 1.2 to c + 0.6 after the
     identity frames taken before c - 1.2 (``in_window``: the first frames of the window,
-    the model of the runs before 2026-12-02 14:00). ``detected``: a blink completed in
+    the model of the runs before 2026-12-02 12:30). ``detected``: a blink completed in
     the window (the first step, as a one-step challenge); ``own``: one completed at or
     after c - OWN_S (not only an earlier blink in the window)."""
     videos = json.loads((DATA / "video_observations.json").read_text())["videos"]
@@ -403,7 +406,8 @@ def main() -> None:
     t0 = time.perf_counter()
     rows = {} if args.no_candidates else candidates(engine, rates, frames, args.baseline_in_window)
     labels = [label for label, _, _ in rates]
-    print(f"{'clip (detected, own)':34s} " + " ".join(f"{label:>13s}" for label in labels))
+    if rows:
+        print(f"{'clip (detected, own)':34s} " + " ".join(f"{label:>13s}" for label in labels))
     totals = dict.fromkeys(labels, 0)
     owns = dict.fromkeys(labels, 0)
     late = dict.fromkeys(labels, 0)
@@ -419,9 +423,9 @@ def main() -> None:
             late[label] += sum(1 for v in row["late_start_s"][label] if v is None or v > 0.05)
             cells.append(f"{hit:>3d} {own:>3d}/{n:<4d}")
         print(f"{Path(rel).stem:34s} " + " ".join(cells))
-    print(f"{'total':34s} "
-          + " ".join(f"{totals[k]:>3d} {owns[k]:>3d}/{count:<4d}" for k in labels))
     if rows:
+        print(f"{'total':34s} "
+              + " ".join(f"{totals[k]:>3d} {owns[k]:>3d}/{count:<4d}" for k in labels))
         print(f"{'step started > 0.05 s late':34s} " + " ".join(f"{late[k]:>13d}" for k in labels))
         for label in (labels[0], labels[-1]):
             print(f"not detected as their own blink at {label}:")
