@@ -23,6 +23,7 @@ import argparse
 import csv
 import functools
 import math
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -274,9 +275,11 @@ def generate_set(
                 tmp.rename(target)
                 if log:
                     print(f"wrote {target}", file=sys.stderr)
+            # Relative to the csv's folder, where read_cases resolves them.
             rows.append({"video": name, "identity": identity, "presentation": "print",
-                         "enroll_with": str(data / enrol), "duration_s": f"{duration_s:.2f}",
-                         "motion": motion, "framing": framing, "photo": str(photo)})
+                         "enroll_with": os.path.relpath(data / enrol, out_dir),
+                         "duration_s": f"{duration_s:.2f}", "motion": motion,
+                         "framing": framing, "photo": os.path.relpath(photo, out_dir)})
     cases = out_dir / "video_cases.csv"
     with cases.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))

@@ -120,8 +120,8 @@ class ActiveConfig:
     mouth_open_guard: float = 0.12
     baseline_frames: int = 3
     # Frames analysed per second during an expression step (at least the base rate):
-    # blink candidates of the shared clips found 23/77 at 4 fps, 47/77 at 8, 50/77 at
-    # 12, 56/77 at 15, 59/77 on every frame (bench/bench_blinks.py, docs/liveness.md).
+    # blink candidates of the shared clips found 41/77 at 4 fps, 56/77 at 8, 60/77 at
+    # 15 as on every frame (bench/bench_blinks.py, docs/liveness.md "Blink candidates").
     expression_fps: float = 15.0
     # Continuity: largest jump of the face centre between two analysed frames (face
     # widths), largest size change (ratio), and longest time without the face.

@@ -358,11 +358,16 @@ class Report:
     cases: list[CaseResult] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
+        """Rates over the cases the gate judged; a case with nobody enrolled (no photo
+        and no clip frame gave a template) measured nothing and is only counted."""
         attacks: dict[str, list[CaseResult]] = defaultdict(list)
+        unenrolled: dict[str, int] = defaultdict(int)
         for case in self.cases:
-            if case.attack:
+            if case.verdict == "not_enrolled":
+                unenrolled[case.species] += 1
+            elif case.attack:
                 attacks[case.species].append(case)
-        bona = [c for c in self.cases if not c.attack]
+        bona = [c for c in self.cases if not c.attack and c.verdict != "not_enrolled"]
         apcer = {k: sum(c.accepted for c in v) / len(v) for k, v in sorted(attacks.items())}
         return {
             "policy": self.policy,
@@ -372,6 +377,7 @@ class Report:
             "apcer_max": max(apcer.values(), default=0.0),
             "bpcer": sum(not c.accepted for c in bona) / len(bona) if bona else 0.0,
             "bona_fide": len(bona),
+            "not_enrolled": dict(sorted(unenrolled.items())),
             "unknown_labels": sorted(k for k in attacks if k not in KNOWN_SPECIES),
             "per_case": [dataclasses.asdict(c) for c in self.cases],
         }
@@ -394,5 +400,8 @@ def print_report(summary: dict[str, Any], *, all_cases: bool = True) -> None:
     bona = summary["bona_fide"]
     print(f"BPCER {'bona_fide':14s} {summary['bpcer']:.3f}  "
           f"({round(summary['bpcer'] * bona)}/{bona} not admitted)")
+    if summary.get("not_enrolled"):
+        left = ", ".join(f"{k} {n}" for k, n in summary["not_enrolled"].items())
+        print(f"not enrolled, left out of the rates (no template from photos or clip): {left}")
     if summary["unknown_labels"]:
         print(f"unknown labels (counted as attacks): {', '.join(summary['unknown_labels'])}")

@@ -113,6 +113,41 @@ def test_every_label_but_bona_fide_is_an_attack_and_unknown_ones_are_listed() ->
     assert summary["unknown_labels"] == ["cardboard_cutout"]
 
 
+def test_cases_nobody_could_enrol_are_left_out_of_the_rates_and_counted() -> None:
+    """An attack never played against an enrolled person measured nothing: counting it
+    as refused would lower APCER; a bona fide one would raise BPCER."""
+    report = Report("passive", FPS, [
+        CaseResult("a", "bona_fide", "admitted"),
+        CaseResult("b", "bona_fide", "not_enrolled"),
+        CaseResult("c", "print", "admitted"),
+        CaseResult("d", "print", "not_enrolled"),
+        CaseResult("e", "print", "not_enrolled"),
+    ])
+    summary = report.summary()
+    assert summary["apcer"] == {"print": 1.0} and summary["attacks"] == {"print": 1}
+    assert summary["bpcer"] == 0.0 and summary["bona_fide"] == 1
+    assert summary["not_enrolled"] == {"bona_fide": 1, "print": 2}
+
+
+def test_generated_cases_enrol_from_the_persons_photos(
+    faces_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The set's video_cases.csv names each person's photo folder so that read_cases
+    finds it from the csv's own folder, whatever the paths given to the generator (the
+    documented command passes relative ones)."""
+    data = tmp_path / "data"
+    (data / "faces" / "obama").mkdir(parents=True)
+    photo = (faces_dir / "faces/obama/1.jpg").read_bytes()  # read at test time, in tmp
+    (data / "faces" / "obama" / "1.jpg").write_bytes(photo)
+    monkeypatch.chdir(tmp_path)
+    attacks.generate_set(Path("data"), Path("out"), per_photo=1, duration_s=0.25, fps=4.0,
+                         log=False)
+    (case,) = read_cases(Path("out"))
+    assert case.enrol is not None and case.enrol.is_dir()
+    assert case.enrol.resolve() == (data / "faces" / "obama").resolve()
+    assert case.video.is_file()
+
+
 
 def test_parallax_alone_refuses_a_print_cut_along_the_lips(
     faces_dir: Path, engine: FaceEngine
