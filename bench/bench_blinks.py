@@ -202,11 +202,12 @@ def blink_run(
             break
         if s is None:
             outcome = challenge.tick(t)
-            trace.append((t, None, None, challenge._closed))
+            trace.append((t, None, None, challenge.eyes_closed))
         else:
-            level = _level_now(challenge, t)
+            # the level the rule compares this score to (None while the eyes are closed)
+            level = None if challenge.eyes_closed else challenge.open_level(t)
             outcome = challenge.feed(s, t)
-            trace.append((t, s, level, challenge._closed))
+            trace.append((t, s, level, challenge.eyes_closed))
         if outcome.status in (StepStatus.PASSED, StepStatus.DONE):
             blinks.append(t)
             trace, last = [], s or last
@@ -222,18 +223,6 @@ def blink_run(
     if blinks:
         why = f"blink at {', '.join(f'{b:.2f}' for b in blinks)}; after it: {why}"
     return Run(started, status, why, blinks)
-
-
-def _level_now(challenge: Challenge, now: float) -> float | None:
-    """The open level the blink rule compares the next score to (read, for the miss
-    reasons only, as ``Challenge._blinked`` computes it; None while the eyes count as
-    closed)."""
-    if challenge._closed:
-        return None
-    recent = [v for t, v in challenge._recent if now - t <= challenge.config.blink_level_s]
-    if recent:
-        return float(np.percentile(recent, challenge.config.blink_level_pct))
-    return challenge._open_level
 
 
 def _why(

@@ -367,14 +367,27 @@ class Challenge:
                 self._closed, self._recent = False, [(now, score)]
                 return False
             return reopened
-        recent = [v for t, v in self._recent if now - t <= cfg.blink_level_s]
-        if recent:
-            level = float(np.percentile(recent, cfg.blink_level_pct))
+        level = self._level(now, level)
         self._note(now, score)
         if score - level >= cfg.blink_rise and _steady(s, prev, cfg):
             self._closed, self._peak, self._closed_at = True, score, now
             self._open_level = level
         return False
+
+    @property
+    def eyes_closed(self) -> bool:
+        """Whether the blink step has seen the eyes close and waits for them to reopen."""
+        return self._closed
+
+    def open_level(self, now: float) -> float | None:
+        """The level the next blink score's rise is measured from (None with the mesh's
+        EAR rule); read by bench/bench_blinks.py to explain a miss."""
+        return None if self._open_level is None else self._level(now, self._open_level)
+
+    def _level(self, now: float, fallback: float) -> float:
+        cfg = self.config
+        recent = [v for t, v in self._recent if now - t <= cfg.blink_level_s]
+        return float(np.percentile(recent, cfg.blink_level_pct)) if recent else fallback
 
     def _note(self, now: float, score: float) -> None:
         keep = self.config.blink_level_s
