@@ -204,8 +204,9 @@ def blink_run(
             outcome = challenge.tick(t)
             trace.append((t, None, None, challenge.eyes_closed))
         else:
-            # the level the rule compares this score to (None while the eyes are closed)
-            level = None if challenge.eyes_closed else challenge.open_level(t)
+            # the level the rule compares this score to (None while the eyes are closed,
+            # or when no recent frame is framed like this one: server/liveness/blink.py)
+            level = None if challenge.eyes_closed else challenge.open_level(t, s)
             outcome = challenge.feed(s, t)
             trace.append((t, s, level, challenge.eyes_closed))
         if outcome.status in (StepStatus.PASSED, StepStatus.DONE):
@@ -254,6 +255,10 @@ def _why(
             if best is None or rise > best[1]:
                 best = (t, rise, level, s.blink, s, prev)
         prev = s
+    unframed = sum(1 for _, s, level, closed in trace if s is not None and level is None
+                   and not closed and s.blink is not None)
+    if unframed:
+        notes.append(f"{unframed} with no recent frame framed alike")
     if closed_at is not None:
         end = next(s for _, s, _, _ in reversed(trace) if s is not None)
         notes.append(f"still closed at the window's end (score {end.blink:.2f})")

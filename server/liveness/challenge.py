@@ -35,8 +35,7 @@ import random
 import statistics
 from dataclasses import dataclass, field
 
-import numpy as np
-
+from .blink import EyeTrack
 from .sample import LivenessSample
 
 
@@ -105,6 +104,11 @@ class ActiveConfig:
     # is read on faces at least this wide (smaller faces give noisy landmarks).
     blink_max_closed_s: float = 0.8
     blink_min_face_px: float = 60.0
+    # The open level a closing frame rises from is read on recent frames framed like
+    # it: the same kind of crop, the face box within this size ratio and this many face
+    # widths of place (server/liveness/blink.py: the crop moves the score).
+    blink_level_scale: float = 1.10
+    blink_level_shift: float = 0.15
     # Smile / open mouth with the landmarker, whose geometry jitters more than the mesh's
     # (a held still reaches a 1.14 smile ratio; a tilted print a 0.28 lip-gap rise with
     # jawOpen up to 0.7). Smile: ratio >= landmarker_smile_ratio, or the smile score
@@ -247,11 +251,7 @@ class Challenge:
     step: int = 0
     deadline: float = 0.0
     baseline: Baseline | None = None
-    _closed: bool = False
-    _open_level: float | None = None  # blink: the eyes' open level when they closed
-    _recent: list[tuple[float, float]] = field(default_factory=list)  # (time, score)
-    _peak: float = 0.0  # blink: the highest closure score since the eyes closed
-    _closed_at: float = 0.0
+    _eyes: EyeTrack | None = None
     _armed: bool = False
     _last: LivenessSample | None = None
     _last_seen: float = 0.0
@@ -285,9 +285,8 @@ class Challenge:
         self.baseline = Baseline.of(baseline)
         self.step = 0
         self.deadline = now + self.config.step_time_s
-        self._closed = False
-        self._open_level = self.baseline.blink
-        self._recent = [(now, s.blink) for s in baseline if s.blink is not None]
+        self._eyes = EyeTrack(self.config, self.baseline.ear, self.baseline.blink)
+        self._eyes.begin(baseline, now)
         self._armed = True  # the head starts at its baseline
         self._last = baseline[-1]
         self._last_seen = now
@@ -321,90 +320,33 @@ class Challenge:
         wrong = wrong_action(action, s, self.baseline, cfg) if self._armed else None
         if wrong is not None:
             return StepOutcome(StepStatus.WRONG, self.step, wrong.value)
+        eyes = self._eyes
+        assert eyes is not None
         if action is ChallengeAction.BLINK:
-            if not self._blinked(s, prev, now):
+            if not eyes.feed(s, prev, now):
                 return StepOutcome(StepStatus.WAITING, self.step)
         else:
-            if s.blink is not None:  # keeps the eyes' open level current for a blink step
-                self._note(now, s.blink)
+            eyes.note(s, now)  # keeps the eyes' open level current for a blink step
             if not detect(action, s, self.baseline, cfg):
                 return StepOutcome(StepStatus.WAITING, self.step)
         done = self.step
         self.step += 1
-        self._closed = False
-        self._open_level = self.baseline.blink
+        eyes.next_step()
         self._armed = action not in POSE_ACTIONS
         if self.step >= len(self.actions):
             return StepOutcome(StepStatus.DONE, done)
         self.deadline = now + cfg.step_time_s
         return StepOutcome(StepStatus.PASSED, done)
 
-    def _blinked(self, s: LivenessSample, prev: LivenessSample | None, now: float) -> bool:
-        """Feed one sample to the blink step; True once the eyes closed and reopened.
-
-        With blendshapes the open level follows the recent scores (a low percentile of
-        the last second: a person who looked down during the baseline is not held to
-        it), and the closing frame must
-        be on a steady face: a photo waved about, or a detection jumping between faces,
-        changes scores without any eyelid moving. Eyes that stay "closed" longer than a
-        blink (a print tilted away and held) do not count: that level becomes the new
-        open level.
-        """
-        cfg = self.config
-        assert self.baseline is not None
-        score = s.blink
-        if score is None or self._open_level is None:  # mesh only: the eye aspect ratio
-            if s.ear <= self.baseline.ear * cfg.blink_closed:
-                self._closed = True
-                return False
-            return self._closed and s.ear >= self.baseline.ear * cfg.blink_open
-        level = self._open_level
-        if self._closed:
-            self._peak = max(self._peak, score)
-            reopened = score <= max(level + cfg.blink_reopen, (level + self._peak) / 2)
-            if now - self._closed_at > cfg.blink_max_closed_s:
-                # Not a blink: this drifted level becomes the eyes' level from now on.
-                self._closed, self._recent = False, [(now, score)]
-                return False
-            return reopened
-        level = self._level(now, level)
-        self._note(now, score)
-        if score - level >= cfg.blink_rise and _steady(s, prev, cfg):
-            self._closed, self._peak, self._closed_at = True, score, now
-            self._open_level = level
-        return False
-
     @property
     def eyes_closed(self) -> bool:
         """Whether the blink step has seen the eyes close and waits for them to reopen."""
-        return self._closed
+        return self._eyes is not None and self._eyes.closed
 
-    def open_level(self, now: float) -> float | None:
-        """The level the next blink score's rise is measured from (None with the mesh's
-        EAR rule); read by bench/bench_blinks.py to explain a miss."""
-        return None if self._open_level is None else self._level(now, self._open_level)
-
-    def _level(self, now: float, fallback: float) -> float:
-        cfg = self.config
-        recent = [v for t, v in self._recent if now - t <= cfg.blink_level_s]
-        return float(np.percentile(recent, cfg.blink_level_pct)) if recent else fallback
-
-    def _note(self, now: float, score: float) -> None:
-        keep = self.config.blink_level_s
-        self._recent = [(t, v) for t, v in self._recent if now - t <= keep]
-        self._recent.append((now, score))
-
-
-def _steady(s: LivenessSample, prev: LivenessSample | None, cfg: ActiveConfig) -> bool:
-    if 0 < s.width_px < cfg.blink_min_face_px:
-        return False
-    if prev is None:
-        return True
-    jump = abs(complex(*s.center) - complex(*prev.center)) / max(prev.width, 1e-6)
-    scale = max(s.width, 1e-6) / max(prev.width, 1e-6)
-    turn = max(abs(s.measures.yaw - prev.measures.yaw), abs(s.measures.pitch - prev.measures.pitch))
-    return (
-        jump < cfg.blink_steady_jump
-        and 1 / cfg.blink_steady_scale < scale < cfg.blink_steady_scale
-        and turn < cfg.blink_steady_deg
-    )
+    def open_level(self, now: float, like: LivenessSample | None = None) -> float | None:
+        """The open level a blink score of a frame framed like ``like`` rises from now
+        (``EyeTrack.level``; None with the mesh's EAR rule, or when no recent frame is
+        framed alike); read by bench/bench_blinks.py to explain a miss."""
+        if self._eyes is None or self._eyes.fallback is None:
+            return None
+        return self._eyes.level(now, like)

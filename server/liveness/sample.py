@@ -95,6 +95,9 @@ class LivenessSample:
     # and its parallax pair, so the gate does no Lucas-Kanade work on the event loop.
     frame: int = -1
     pair: Pair | None = None
+    # A tracking frame (server/face/tracking.py): the landmarker's crop came from the
+    # previous frame's points, not the detector's box, which moves the blendshape scores.
+    tracked: bool = False
 
     @property
     def ear(self) -> float:
