@@ -77,6 +77,7 @@ from server.liveness import (  # noqa: E402
     StepStatus,
     sample_from_face,
 )
+from server.liveness.sample import box_change  # noqa: E402
 from server.rtc.sampler import SamplerClock  # noqa: E402
 
 DATA = Path(os.environ.get("VIDEOGATE_TEST_DATA", REPO.parent / "shared" / "data")) / "faces"
@@ -266,8 +267,7 @@ def _why(
         t, rise, level, score, s, p = best
         text = f"largest rise {rise:.3f} at {t:.2f} (level {level:.2f}, score {score:.2f})"
         if rise >= cfg.blink_rise:
-            jump = abs(complex(*s.center) - complex(*p.center)) / max(p.width, 1e-6)
-            scale = max(s.width, 1e-6) / max(p.width, 1e-6)
+            scale, jump = box_change(s, p)
             turn = max(abs(s.measures.yaw - p.measures.yaw),
                        abs(s.measures.pitch - p.measures.pitch))
             failed = [

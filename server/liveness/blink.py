@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .sample import LivenessSample
+from .sample import LivenessSample, box_change
 
 if TYPE_CHECKING:
     from .challenge import ActiveConfig
@@ -37,8 +37,7 @@ def framed_alike(a: LivenessSample, b: LivenessSample, cfg: ActiveConfig) -> boo
     kind (detector or tracked) and a face box of nearly the same size and place."""
     if a.tracked != b.tracked:
         return False
-    scale = max(a.width, 1e-6) / max(b.width, 1e-6)
-    shift = abs(complex(*a.center) - complex(*b.center)) / max(b.width, 1e-6)
+    scale, shift = box_change(a, b)
     return 1 / cfg.blink_level_scale <= scale <= cfg.blink_level_scale and (
         shift <= cfg.blink_level_shift
     )
@@ -51,8 +50,7 @@ def steady(s: LivenessSample, prev: LivenessSample | None, cfg: ActiveConfig) ->
         return False
     if prev is None:
         return True
-    jump = abs(complex(*s.center) - complex(*prev.center)) / max(prev.width, 1e-6)
-    scale = max(s.width, 1e-6) / max(prev.width, 1e-6)
+    scale, jump = box_change(s, prev)
     turn = max(abs(s.measures.yaw - prev.measures.yaw), abs(s.measures.pitch - prev.measures.pitch))
     return (
         jump < cfg.blink_steady_jump

@@ -36,7 +36,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from .blink import EyeTrack
-from .sample import LivenessSample
+from .sample import LivenessSample, box_change
 
 
 class ChallengeAction(enum.Enum):
@@ -307,8 +307,7 @@ class Challenge:
             return timed
         prev = self._last
         if prev is not None:
-            jump = abs(complex(*s.center) - complex(*prev.center)) / max(prev.width, 1e-6)
-            ratio = max(s.width, 1e-6) / max(prev.width, 1e-6)
+            ratio, jump = box_change(s, prev)
             if jump > cfg.max_jump or not 1 / cfg.max_scale_change <= ratio <= cfg.max_scale_change:
                 return StepOutcome(StepStatus.LOST, self.step, "face track broke")
         self._last, self._last_seen = s, now

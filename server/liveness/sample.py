@@ -117,6 +117,14 @@ class LivenessSample:
         return None if self.blendshapes is None else jaw_open_score(self.blendshapes)
 
 
+def box_change(s: LivenessSample, ref: LivenessSample) -> tuple[float, float]:
+    """(size ratio, centre shift in ``ref``'s face widths) of ``s``'s face box against
+    ``ref``'s: the continuity, steadiness and framing checks all read these two."""
+    scale = max(s.width, 1e-6) / max(ref.width, 1e-6)
+    shift = abs(complex(*s.center) - complex(*ref.center)) / max(ref.width, 1e-6)
+    return scale, shift
+
+
 def sample_from_face(
     rgb: np.ndarray, face: Face, *, pixels: bool = True, light: bool = True, cues: bool = True
 ) -> LivenessSample | None:
