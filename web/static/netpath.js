@@ -27,6 +27,11 @@ export const FAILURE_TEXT = {
     "network; if it keeps failing, tell the organiser (the server's media ports may be closed).",
 };
 
+// While connected the page re-reads the selected pair this often, besides following
+// "selectedcandidatepairchange": a switch that happened while the connection was not
+// "connected", or whose stats lagged the event, is shown within this time anyway.
+export const PATH_REFRESH_MS = 2000;
+
 // Candidates gathered by then go in the offer; later ones (a TURN relay over TLS, a
 // slow STUN answer) follow as "candidate" messages (trickle ICE).
 export const OFFER_GATHER_MS = 500;

@@ -4,7 +4,7 @@
 // this script only runs for a link that can be used.
 
 import {
-  CONNECT_TIMEOUT_MS, DISCONNECTED_REJOIN_MS, FAILURE_TEXT, PATH_TEXT,
+  CONNECT_TIMEOUT_MS, DISCONNECTED_REJOIN_MS, FAILURE_TEXT, PATH_REFRESH_MS, PATH_TEXT,
   candidateLog, failureCause, selectedPath, waitForIce,
 } from "./netpath.js";
 import { runFlash, stopFlash } from "./flash.js";
@@ -44,6 +44,8 @@ let iceServers = [];
 let gathered = [];
 let connectTimer = null;
 let disconnectTimer = null;
+let pathTimer = null;
+let pathRead = 0; // the newest path read started: an older answer arriving late is dropped
 let offerSentAt = 0;
 let pathReported = null;
 let reloadOnStart = false;
@@ -116,8 +118,9 @@ function showPath(text) {
 // Show (and report once per path) the selected candidate pair. Also called when the
 // browser moves to another pair by itself (UDP dropped: it may switch to a relay).
 async function updatePath(conn) {
+  const read = ++pathRead;
   const info = await selectedPath(conn, gathered).catch(() => null);
-  if (!info || conn !== pc) return;
+  if (!info || conn !== pc || read !== pathRead) return;
   showPath(PATH_TEXT[info.path]);
   $("app").dataset.netpath = info.path;
   if (pathReported !== info.path) {
@@ -146,6 +149,11 @@ async function onConnectionState(conn) {
     clearTimeout(connectTimer);
     clearTimeout(disconnectTimer);
     await updatePath(conn);
+    if (!pathTimer) {
+      pathTimer = setInterval(() => {
+        if (pc && pc.connectionState === "connected") updatePath(pc);
+      }, PATH_REFRESH_MS);
+    }
   } else if (state === "disconnected" && admitted) {
     // Wi-Fi to cellular, a cable pulled: give ICE a moment to recover by itself.
     clearTimeout(disconnectTimer);
@@ -418,6 +426,8 @@ function openSocket() {
 function resetPeerConnection() {
   clearTimeout(connectTimer);
   clearTimeout(disconnectTimer);
+  clearInterval(pathTimer);
+  pathTimer = null;
   if (pc) pc.close();
   pc = null;
   leaveJanus();
