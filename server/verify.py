@@ -199,9 +199,7 @@ class FaceChecker:
         center = ((x0 + x1) / 2 / width, (y0 + y1) / 2 / height)
         face_width = (x1 - x0) / width
         # Tracking frames carry no pixel cues: those are calibrated on the detector's box.
-        sample = sample_from_face(rgb, face, pixels=pixels, light=light, cues=not tracked)
-        if sample is not None and tracked:
-            sample = replace(sample, tracked=True)
+        sample = sample_from_face(rgb, face, pixels=pixels, light=light, tracked=tracked)
         if sample is not None and sample.embedding is None and face.embeddings:
             # sface rooms run no dlib: the challenge's same-face check (dlib distance)
             # gets SFace's vector in dlib's unit instead

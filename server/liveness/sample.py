@@ -126,13 +126,18 @@ def box_change(s: LivenessSample, ref: LivenessSample) -> tuple[float, float]:
 
 
 def sample_from_face(
-    rgb: np.ndarray, face: Face, *, pixels: bool = True, light: bool = True, cues: bool = True
+    rgb: np.ndarray,
+    face: Face,
+    *,
+    pixels: bool = True,
+    light: bool = True,
+    tracked: bool = False,
 ) -> LivenessSample | None:
     """Reduce an engine ``Face`` (mesh must have run) to a sample; ``None`` without mesh.
     ``light=False`` skips the skin chroma (``measure_light``: only the light challenge
-    reads it). ``cues=False`` keeps the parallax patch but skips the pixel cues: their
-    thresholds were set on the detector's box, which a tracking frame does not have
-    (server/face/tracking.py)."""
+    reads it). ``tracked`` (a tracking frame, server/face/tracking.py) marks the sample
+    and keeps the parallax patch but skips the pixel cues: their thresholds were set on
+    the detector's box, which a tracking frame does not have."""
     if face.measures is None or face.mesh is None:
         return None
     height, width = rgb.shape[:2]
@@ -147,11 +152,12 @@ def sample_from_face(
         width=(x1 - x0) / width,
         points=points,
         embedding=face.embedding,
-        pixels=pixel_cues(rgb, face.box, face.measures.roll) if pixels and cues else None,
+        pixels=pixel_cues(rgb, face.box, face.measures.roll) if pixels and not tracked else None,
         patch=patch,
         light=measure_light(rgb, face.box) if light else None,
         blendshapes=face.blendshapes,
         width_px=x1 - x0,
+        tracked=tracked,
     )
 
 

@@ -70,6 +70,8 @@ def test_detector_runs_within_the_bound_and_on_frames_that_need_it(
         assert obs.faces == 1 and obs.liveness is not None
         if embed or light:
             assert not tracker.last_tracked
+        # the blink rule reads the crop's kind (server/liveness/blink.py)
+        assert obs.liveness.tracked is tracker.last_tracked
         if tracker.last_tracked:
             # pixel cues are calibrated on the detector's box: never on a tracking frame
             assert obs.liveness.pixels is None and obs.liveness.patch is not None
